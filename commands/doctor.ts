@@ -1,0 +1,25 @@
+import type { Command } from "commander";
+import { runDoctor } from "../lib/doctor.ts";
+import { formatDoctor } from "../lib/format_doctor.ts";
+import { type Context, json, useEmoji, withDb } from "./context.ts";
+import { parseIntFlag } from "./options.ts";
+
+export function registerDoctor(program: Command, ctx: Context): void {
+  program
+    .command("doctor")
+    .description(
+      "Check the connection, the table's columns, enum and indexes, and data invariants; " +
+        "exit 1 when anything is wrong",
+    )
+    .option("--max-attempts <n>", "the dispatchers' maximum attempts", "3")
+    .option("--json", "print the report as JSON")
+    .action(async (opts: { maxAttempts: string; json?: boolean }, cmd: Command) => {
+      const maxAttempts = parseIntFlag(opts.maxAttempts, "max-attempts", 1, 1_000_000);
+      await withDb(ctx, cmd, async (db) => {
+        const report = await runDoctor(db, { maxAttempts });
+        if (opts.json) await json(ctx, report);
+        else await ctx.out(formatDoctor(report, { emoji: useEmoji(ctx, cmd) }));
+        if (!report.ok) ctx.exitCode = 1;
+      });
+    });
+}

@@ -1,0 +1,234 @@
+import postgres from "postgres";
+import { type ConnectionConfig, describeDsn, dsnPassword, parseTableName } from "./config.ts";
+import {
+  ConnectionError,
+  DatabaseError,
+  isUsageError,
+  SeedtaskError,
+  TableNotFoundError,
+} from "./errors.ts";
+import { formatDuration } from "./duration.ts";
+
+/** The postgres.js tagged-template client. */
+// deno-lint-ignore ban-types
+export type Sql = postgres.Sql<{}>;
+
+/** A connection pool bound to one task table. Every lib function takes this first. */
+export interface Db {
+  readonly sql: Sql;
+  /** The table as configured (`tasks` or `schema.tasks`); interpolate with `db.sql(db.table)`. */
+  readonly table: string;
+  readonly schema?: string;
+  readonly tableName: string;
+  /** `host:port/database`, safe to print. */
+  readonly target: string;
+  readonly config: ConnectionConfig;
+  /** Per-connection memo (column metadata), so it is read once per process. */
+  readonly cache: Map<string, unknown>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Options for {@link connect} beyond the connection settings. */
+export interface ConnectOptions {
+  /** Receives server NOTICE messages (they never go to stdout). */
+  onNotice?: (message: string) => void;
+}
+
+/**
+ * Opens a pool (lazily: the first query connects). `application_name=seedtask`, the statement
+ * timeout and UTC are sent as startup parameters so they hold on every pooled connection.
+ */
+export function connect(config: ConnectionConfig, options: ConnectOptions = {}): Db {
+  const { schema, name } = parseTableName(config.table);
+  const connection: Record<string, string | number> = {
+    application_name: "seedtask",
+    TimeZone: "UTC",
+  };
+  if (config.statementTimeoutMs > 0) connection.statement_timeout = config.statementTimeoutMs;
+  const sql = postgres(config.dsn, {
+    max: config.maxConnections,
+    prepare: config.prepare,
+    connect_timeout: 10,
+    idle_timeout: 60,
+    connection,
+    onnotice: (n) => options.onNotice?.(String(n.message)),
+  });
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await sql.end({ timeout: 5 });
+  };
+  return {
+    sql,
+    table: config.table,
+    schema,
+    tableName: name,
+    target: describeDsn(config.dsn),
+    config,
+    cache: new Map(),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function scrub(text: string, db: Db): string {
+  const password = dsnPassword(db.config.dsn);
+  let out = password ? text.split(password).join("***") : text;
+  // A DSN embedded in a driver message would carry credentials.
+  out = out.replace(/(postgres(?:ql)?:\/\/[^:@/\s]*):[^@\s]*@/g, "$1:***@");
+  return out;
+}
+
+function connectionHint(db: Db): string {
+  return db.config.dsnSource === "default"
+    ? "no DSN configured (using the seed's default): set PG_DSN or pass --dsn"
+    : "set PG_DSN or pass --dsn";
+}
+
+/**
+ * Turns a postgres.js or socket error into a domain error with a one-line, secret-free
+ * message. Domain and usage errors pass through unchanged.
+ */
+export function mapDbError(err: unknown, db: Db): Error {
+  if (err instanceof SeedtaskError || isUsageError(err)) return err;
+  const e = err as { code?: string; message?: string; name?: string };
+  const message = scrub(String(e?.message ?? err), db);
+  const code = e?.code;
+  const where = db.target;
+  switch (code) {
+    case "ECONNREFUSED":
+      return new ConnectionError("unreachable", `Cannot connect to ${where}: connection refused`, {
+        hint: connectionHint(db),
+        cause: err,
+      });
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_NONAME":
+      return new ConnectionError(
+        "unreachable",
+        `Cannot connect to ${where}: host "${where.split(":")[0]}" not found`,
+        { hint: connectionHint(db), cause: err },
+      );
+    case "CONNECT_TIMEOUT":
+    case "ETIMEDOUT":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return new ConnectionError("unreachable", `Cannot connect to ${where}: ${message}`, {
+        hint: connectionHint(db),
+        cause: err,
+      });
+    case "ECONNRESET":
+    case "EPIPE":
+    case "CONNECTION_CLOSED":
+    case "CONNECTION_ENDED":
+    case "CONNECTION_DESTROYED":
+      return new ConnectionError("connection_lost", `Connection to ${where} lost: ${message}`, {
+        cause: err,
+      });
+    case "28P01":
+    case "28000":
+      return new ConnectionError(
+        "auth_failed",
+        `Authentication failed on ${where}: ${message}`,
+        { hint: "check the user and password in PG_DSN or --dsn", cause: err },
+      );
+    case "3D000":
+      return new ConnectionError("database_not_found", `Cannot connect to ${where}: ${message}`, {
+        hint: "check the database name in PG_DSN or --dsn",
+        cause: err,
+      });
+    case "42P01":
+      return new TableNotFoundError(`Table "${db.table}" does not exist in ${where}`, err);
+    case "42703":
+      return new DatabaseError(
+        `Table "${db.table}" lacks a column seedtask needs: ${message}`,
+        code,
+        {
+          hint: "run `seedtask migrate` to add what is missing",
+          cause: err,
+        },
+      );
+    case "57014":
+      return new DatabaseError(
+        `Query cancelled after the statement timeout (${
+          formatDuration(db.config.statementTimeoutMs)
+        })`,
+        code,
+        { hint: "raise it with --statement-timeout", cause: err },
+      );
+    default:
+      if (e?.name === "PostgresError") {
+        return new DatabaseError(`Database error on ${where}: ${message}`, code, { cause: err });
+      }
+      if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+        return new ConnectionError("unreachable", `Cannot connect to ${where}: ${message}`, {
+          hint: connectionHint(db),
+          cause: err,
+        });
+      }
+      return err instanceof Error ? err : new Error(message);
+  }
+}
+
+/** Runs `fn` and rethrows any database failure as a domain error (see {@link mapDbError}). */
+export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw mapDbError(err, db);
+  }
+}
+
+/** Column metadata of the task table, as read from the catalog. */
+export interface TableInfo {
+  /** column name -> type as the catalog prints it (`uuid`, `taskstatus`, `timestamp with time zone`). */
+  columns: Map<string, string>;
+  /** owner_id, lease_expires_at and last_heartbeat are all present (SeedCore migration 006). */
+  hasLease: boolean;
+}
+
+/**
+ * Reads the table's columns once per Db. Throws {@link TableNotFoundError} when the table
+ * does not exist, so every command reports a missing table the same way.
+ */
+export function getTableInfo(db: Db): Promise<TableInfo> {
+  const cached = db.cache.get("tableInfo") as Promise<TableInfo> | undefined;
+  if (cached) return cached;
+  const promise = guard(db, async () => {
+    const regclass = db.schema ? `${db.schema}.${db.tableName}` : db.tableName;
+    const rows = await db.sql<{ name: string; type: string }[]>`
+      select a.attname as name, format_type(a.atttypid, a.atttypmod) as type
+      from pg_attribute a
+      where a.attrelid = to_regclass(${quoteQualified(regclass)})
+        and a.attnum > 0 and not a.attisdropped
+      order by a.attnum`;
+    if (rows.length === 0) {
+      throw new TableNotFoundError(`Table "${db.table}" does not exist in ${db.target}`);
+    }
+    const columns = new Map(rows.map((r) => [r.name, r.type]));
+    const hasLease = ["owner_id", "lease_expires_at", "last_heartbeat"].every((c) =>
+      columns.has(c)
+    );
+    return { columns, hasLease };
+  });
+  db.cache.set("tableInfo", promise);
+  promise.catch(() => db.cache.delete("tableInfo"));
+  return promise;
+}
+
+/** Forgets cached metadata (after `migrate` changed the table). */
+export function invalidateTableInfo(db: Db): void {
+  db.cache.delete("tableInfo");
+}
+
+/** Double-quotes each part of a (possibly schema-qualified) identifier for to_regclass(). */
+export function quoteQualified(name: string): string {
+  return name.split(".").map(quoteIdent).join(".");
+}
+
+/** Quotes one SQL identifier. Only DDL text (migrate) needs this; queries use sql(identifier). */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

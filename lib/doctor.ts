@@ -1,0 +1,269 @@
+import { type Db, guard, mapDbError, quoteQualified, type Sql } from "./db.ts";
+import { ConnectionError, TableNotFoundError } from "./errors.ts";
+import { indexPresent, recommendedIndexes } from "./migrate.ts";
+import { TASK_STATUSES } from "./task.ts";
+
+/** One finding of `seedtask doctor`. */
+export interface DoctorCheck {
+  /** Stable identifier, e.g. `connection`, `column.params`, `invariant.retry_without_run_after`. */
+  name: string;
+  ok: boolean;
+  message: string;
+  /** Up to five example task ids for a data invariant that does not hold. */
+  examples?: string[];
+  count?: number;
+}
+
+export interface DoctorReport {
+  /** True when every check passed. */
+  ok: boolean;
+  target: string;
+  table: string;
+  server_version: string | null;
+  checks: DoctorCheck[];
+  problems: number;
+}
+
+export interface DoctorOptions {
+  /** The dispatchers' --max-attempts; more attempts than this is a problem. Default 3. */
+  maxAttempts?: number;
+}
+
+/** Acceptable catalog types per contract column (format_type spelling). */
+const EXPECTED_TYPES: Record<string, string[]> = {
+  id: ["uuid"],
+  type: ["text", "character varying"],
+  description: ["text", "character varying"],
+  domain: ["text", "character varying"],
+  drift_score: ["double precision", "real", "numeric"],
+  attempts: ["integer", "smallint", "bigint"],
+  locked_by: ["text", "character varying"],
+  locked_at: ["timestamp with time zone"],
+  run_after: ["timestamp with time zone"],
+  params: ["jsonb"],
+  result: ["jsonb"],
+  error: ["text", "character varying"],
+  created_at: ["timestamp with time zone"],
+  updated_at: ["timestamp with time zone"],
+  owner_id: ["text", "character varying"],
+  lease_expires_at: ["timestamp with time zone"],
+  last_heartbeat: ["timestamp with time zone"],
+};
+const LEASE_COLUMNS = ["owner_id", "lease_expires_at", "last_heartbeat"];
+
+type Fragment = ReturnType<Sql>;
+const INVARIANTS: Array<
+  { name: string; message: string; where: (sql: Sql, max: number) => Fragment }
+> = [
+  {
+    name: "running_without_locked_by",
+    message: "running tasks without locked_by (no dispatcher owns them)",
+    where: (sql) => sql`status = 'running' and locked_by is null`,
+  },
+  {
+    name: "retry_without_run_after",
+    message: "retry tasks without run_after (no backoff recorded)",
+    where: (sql) => sql`status = 'retry' and run_after is null`,
+  },
+  {
+    name: "completed_with_error",
+    message: "completed tasks that carry an error",
+    where: (sql) => sql`status = 'completed' and coalesce(error, '') <> ''`,
+  },
+  {
+    name: "negative_attempts",
+    message: "tasks with negative attempts",
+    where: (sql) => sql`attempts < 0`,
+  },
+  {
+    name: "attempts_above_max",
+    message: "tasks with more attempts than the maximum",
+    where: (sql, max) => sql`attempts > ${max}`,
+  },
+];
+
+/**
+ * Diagnoses the connection, the table's shape and its data. Never throws for a finding:
+ * every problem becomes a failed check, so the operator sees all of them at once.
+ */
+export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<DoctorReport> {
+  const maxAttempts = options.maxAttempts ?? 3;
+  const checks: DoctorCheck[] = [];
+  const report = (serverVersion: string | null): DoctorReport => {
+    const problems = checks.filter((c) => !c.ok).length;
+    return {
+      ok: problems === 0,
+      target: db.target,
+      table: db.table,
+      server_version: serverVersion,
+      checks,
+      problems,
+    };
+  };
+
+  let serverVersion: string | null = null;
+  try {
+    const [row] = await db.sql`select current_setting('server_version') as v`;
+    serverVersion = row!.v as string;
+    checks.push({ name: "connection", ok: true, message: `connected to ${db.target}` });
+    const major = Number(serverVersion.split(".")[0]);
+    checks.push({
+      name: "server_version",
+      ok: major >= 14,
+      message: major >= 14
+        ? `PostgreSQL ${serverVersion}`
+        : `PostgreSQL ${serverVersion}: seedtask needs 14 or later`,
+    });
+  } catch (err) {
+    const mapped = mapDbError(err, db);
+    if (!(mapped instanceof ConnectionError)) throw mapped;
+    checks.push({ name: "connection", ok: false, message: mapped.message });
+    return report(null);
+  }
+
+  return await guard(db, async () => {
+    const columns = await db.sql<{ name: string; type: string; is_enum: boolean }[]>`
+      select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
+             t.typtype = 'e' as is_enum
+      from pg_attribute a join pg_type t on t.oid = a.atttypid
+      where a.attrelid = to_regclass(${quoteQualified(db.table)}) and a.attnum > 0
+        and not a.attisdropped`;
+    if (columns.length === 0) {
+      const err = new TableNotFoundError(`Table "${db.table}" does not exist in ${db.target}`);
+      checks.push({ name: "table", ok: false, message: `${err.message}: ${err.hint}` });
+      return report(serverVersion);
+    }
+    checks.push({ name: "table", ok: true, message: `table ${db.table} exists` });
+
+    const byName = new Map(columns.map((c) => [c.name, c]));
+    const missingLease = LEASE_COLUMNS.filter((c) => !byName.has(c));
+    for (const [name, types] of Object.entries(EXPECTED_TYPES)) {
+      if (LEASE_COLUMNS.includes(name) && missingLease.length > 0) continue;
+      const col = byName.get(name);
+      if (!col) {
+        checks.push({ name: `column.${name}`, ok: false, message: `column ${name} is missing` });
+      } else if (!types.includes(col.type)) {
+        checks.push({
+          name: `column.${name}`,
+          ok: false,
+          message: `column ${name} is ${col.type}, expected ${types.join(" or ")}`,
+        });
+      }
+    }
+    if (missingLease.length > 0) {
+      checks.push({
+        name: "column.lease",
+        ok: false,
+        message: `lease columns missing (${missingLease.join(", ")}): dispatch needs them; ` +
+          "run `seedtask migrate`",
+      });
+    }
+    const status = byName.get("status");
+    if (!status) {
+      checks.push({ name: "column.status", ok: false, message: "column status is missing" });
+    } else if (!status.is_enum) {
+      checks.push({
+        name: "column.status",
+        ok: false,
+        message: `column status is ${status.type}, expected the taskstatus enum`,
+      });
+    } else {
+      const labels = (await db.sql<{ label: string }[]>`
+        select e.enumlabel::text as label from pg_enum e
+        join pg_attribute a on a.atttypid = e.enumtypid
+        where a.attrelid = to_regclass(${quoteQualified(db.table)}) and a.attname = 'status'
+        order by e.enumsortorder`).map((r) => r.label);
+      const missing = TASK_STATUSES.filter((s) => !labels.includes(s));
+      checks.push(
+        missing.length === 0
+          ? { name: "enum", ok: true, message: `${status.type} has all seven statuses` }
+          : {
+            name: "enum",
+            ok: false,
+            message: `${status.type} lacks ${missing.map((s) => `"${s}"`).join(", ")}`,
+          },
+      );
+    }
+    if (checks.some((c) => !c.ok && c.name.startsWith("column."))) {
+      // Index and data checks would fail on missing columns; report the shape first.
+      checks.push({
+        name: "columns",
+        ok: false,
+        message: "the table does not match the contract; run `seedtask migrate`",
+      });
+      return report(serverVersion);
+    }
+    checks.push({
+      name: "columns",
+      ok: true,
+      message: "all contract columns have the right types",
+    });
+
+    const indexes = await db.sql<
+      { name: string; valid: boolean; columns: string[] | null; partial: boolean }[]
+    >`
+      select c.relname::text as name, i.indisvalid as valid, i.indpred is not null as partial,
+        case when 0 = any (i.indkey::int2[]) then null else (
+          select array_agg(a.attname::text order by k.ord)
+          from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
+          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+        ) end as columns
+      from pg_index i join pg_class c on c.oid = i.indexrelid
+      where i.indrelid = to_regclass(${quoteQualified(db.table)})`;
+    const missingIdx = recommendedIndexes(db.tableName).filter((i) => !indexPresent(i, indexes));
+    for (const idx of missingIdx) {
+      checks.push({
+        name: `index.${idx.name}`,
+        ok: false,
+        message: `recommended index ${idx.name} is missing (serves ${idx.purpose}); ` +
+          "run `seedtask migrate`",
+      });
+    }
+    if (missingIdx.length === 0) {
+      checks.push({ name: "indexes", ok: true, message: "all recommended indexes are present" });
+    }
+    const [trigger] = await db.sql`
+      select exists (
+        select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+        where t.tgrelid = to_regclass(${quoteQualified(db.table)}) and not t.tgisinternal
+          and p.prosrc ilike '%updated_at%'
+      ) as present`;
+    checks.push(
+      trigger!.present
+        ? { name: "trigger", ok: true, message: "an updated_at trigger keeps updated_at current" }
+        : {
+          name: "trigger",
+          ok: false,
+          message: "no trigger keeps updated_at current; run `seedtask migrate`",
+        },
+    );
+
+    // One pass over the table counts every invariant at once.
+    const t = db.sql(db.table);
+    const cond = (inv: typeof INVARIANTS[number]) => inv.where(db.sql, maxAttempts);
+    const counts = INVARIANTS.map((inv) =>
+      db.sql`count(*) filter (where ${cond(inv)})::int as ${db.sql(inv.name)}`
+    ).reduce((acc, f) => db.sql`${acc}, ${f}`);
+    const [row] = await db.sql`select ${counts} from ${t}`;
+    for (const inv of INVARIANTS) {
+      const count = row![inv.name] as number;
+      const message = inv.name === "attempts_above_max"
+        ? `${inv.message} (${maxAttempts})`
+        : inv.message;
+      if (count === 0) {
+        checks.push({ name: `invariant.${inv.name}`, ok: true, message: `no ${message}` });
+        continue;
+      }
+      const examples = await db.sql<{ id: string }[]>`
+        select id from ${t} where ${cond(inv)} order by updated_at desc limit 5`;
+      checks.push({
+        name: `invariant.${inv.name}`,
+        ok: false,
+        message: `${count} ${message}`,
+        count,
+        examples: examples.map((e) => e.id),
+      });
+    }
+    return report(serverVersion);
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * Domain errors. lib/ throws these; main.ts (and later the HTTP app) maps them to exit codes
+ * and status codes. Messages are sentence case, without a trailing period, values quoted.
+ */
+
+/** Base class of every error seedtask reports as a runtime failure (exit 1). */
+export class SeedtaskError extends Error {
+  /** A stable machine-readable code, used in JSON error bodies. */
+  readonly code: string;
+  /** A short suggestion printed after the message, e.g. "run seedtask migrate". */
+  readonly hint?: string;
+
+  constructor(code: string, message: string, options?: { hint?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options?.hint;
+  }
+}
+
+/** Bad user input (flag value, id, JSON). Maps to exit code 2 / HTTP 400. */
+export class InvalidInputError extends TypeError {
+  readonly code = "invalid_input";
+  readonly hint?: string;
+  constructor(message: string, hint?: string) {
+    super(message);
+    this.name = "InvalidInputError";
+    this.hint = hint;
+  }
+}
+
+/** A numeric input outside its allowed range. Maps to exit code 2 / HTTP 400. */
+export class OutOfRangeError extends RangeError {
+  readonly code = "out_of_range";
+  readonly hint?: string;
+  constructor(message: string, hint?: string) {
+    super(message);
+    this.name = "OutOfRangeError";
+    this.hint = hint;
+  }
+}
+
+/** True for errors caused by the caller's input rather than by the database or the tool. */
+export function isUsageError(err: unknown): err is InvalidInputError | OutOfRangeError {
+  return err instanceof InvalidInputError || err instanceof OutOfRangeError;
+}
+
+export class TaskNotFoundError extends SeedtaskError {
+  readonly id: string;
+  constructor(id: string) {
+    super("not_found", `Task "${id}" not found`);
+    this.id = id;
+  }
+}
+
+export class AmbiguousTaskIdError extends SeedtaskError {
+  readonly prefix: string;
+  /** Full ids of (up to ten of) the matching tasks. */
+  readonly candidates: string[];
+  readonly more: boolean;
+  constructor(prefix: string, candidates: string[], more: boolean) {
+    super(
+      "ambiguous_id",
+      `Task id prefix "${prefix}" is ambiguous: it matches ${candidates.join(", ")}${
+        more ? ", ..." : ""
+      }`,
+      { hint: "give more characters of the id" },
+    );
+    this.prefix = prefix;
+    this.candidates = candidates;
+    this.more = more;
+  }
+}
+
+export class InvalidTransitionError extends SeedtaskError {
+  readonly id: string;
+  readonly status: string;
+  constructor(message: string, id: string, status: string) {
+    super("invalid_transition", message);
+    this.id = id;
+    this.status = status;
+  }
+}
+
+/** The server cannot be reached, refused the login, or the database does not exist. */
+export class ConnectionError extends SeedtaskError {
+  constructor(
+    code: "unreachable" | "auth_failed" | "database_not_found" | "connection_lost",
+    message: string,
+    options?: { hint?: string; cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** The task table (or a column seedtask needs) does not exist. */
+export class TableNotFoundError extends SeedtaskError {
+  constructor(message: string, cause?: unknown) {
+    super("table_not_found", message, { hint: "run `seedtask migrate` to create it", cause });
+  }
+}
+
+/** Any other database failure, already stripped of connection secrets. */
+export class DatabaseError extends SeedtaskError {
+  /** The PostgreSQL SQLSTATE, when the server reported one. */
+  readonly sqlState?: string;
+  constructor(message: string, sqlState?: string, options?: { hint?: string; cause?: unknown }) {
+    super("database_error", message, options);
+    this.sqlState = sqlState;
+  }
+}

@@ -1,0 +1,39 @@
+import type { CheckMetric, CheckResult } from "./check_health.ts";
+
+function show(m: CheckMetric): string {
+  switch (m.name) {
+    case "lag":
+      return `lag ${m.value}s`;
+    case "failure_rate":
+      return `failure rate ${(m.value * 100).toFixed(1)}%`;
+    default:
+      return `${m.name} ${m.value}`;
+  }
+}
+
+function perf(m: CheckMetric): string {
+  const t = (v: number | null) => v === null ? "" : String(v);
+  if (m.name === "lag") return `lag=${m.value}s;${t(m.warn)};${t(m.crit)};0;`;
+  if (m.name === "failure_rate") {
+    const p = (v: number | null) => v === null ? "" : String(Math.round(v * 10000) / 100);
+    return `failure_rate=${Math.round(m.value * 10000) / 100}%;${p(m.warn)};${p(m.crit)};0;100`;
+  }
+  return `${m.name}=${m.value};${t(m.warn)};${t(m.crit)};0;`;
+}
+
+/**
+ * One monitoring-plugin line: `SEEDTASK OK - lag 12s, stuck 0, ... | lag=12s;300;900;0; ...`.
+ * Metrics over a threshold are listed first so the alert text leads with the cause.
+ */
+export function formatCheckLine(result: CheckResult): string {
+  const order = (m: CheckMetric) => m.state === "CRITICAL" ? 0 : m.state === "WARNING" ? 1 : 2;
+  const text = [...result.metrics].sort((a, b) => order(a) - order(b)).map((m) =>
+    m.state === "OK" ? show(m) : `${show(m)} (${m.state})`
+  );
+  return `SEEDTASK ${result.state} - ${text.join(", ")} | ${result.metrics.map(perf).join(" ")}\n`;
+}
+
+/** The line printed when the check itself cannot run (exit 3). */
+export function formatCheckUnknown(message: string): string {
+  return `SEEDTASK UNKNOWN - ${message.replace(/\s+/g, " ")}\n`;
+}

@@ -1,0 +1,142 @@
+import { formatDuration } from "./duration.ts";
+import { formatStatus } from "./format_tasks.ts";
+import { formatUtc } from "./format_time.ts";
+import type { TaskStatistics } from "./task_stats.ts";
+import { TASK_STATUSES } from "./task.ts";
+import { shortId } from "./task_id.ts";
+import type { DisplayOptions } from "./format_tasks.ts";
+
+function pct(rate: number | null): string {
+  return rate === null ? "-" : `${(rate * 100).toFixed(1)}%`;
+}
+
+function secs(value: number | null): string {
+  return value === null ? "-" : formatDuration(value * 1000);
+}
+
+/** Right-aligned numbers under left-aligned labels. */
+function rows(entries: Array<[string, string]>, indent = "   "): string[] {
+  const width = Math.max(0, ...entries.map(([k]) => [...k].length));
+  const numWidth = Math.max(0, ...entries.map(([, v]) => v.length));
+  return entries.map(([k, v]) =>
+    `${indent}${k}${" ".repeat(width - [...k].length)}  ${v.padStart(numWidth)}`.trimEnd()
+  );
+}
+
+/** Left-aligned columns separated by two spaces. */
+function columns(table: string[][], indent = "   "): string[] {
+  const widths = table[0]?.map((_, i) => Math.max(...table.map((r) => [...r[i]!].length))) ?? [];
+  return table.map((r) =>
+    (indent + r.map((c, i) => c + " ".repeat(widths[i]! - [...c].length)).join("  ")).trimEnd()
+  );
+}
+
+/** The human `seedtask stats` report: aligned sections, same numbers as `--json`. */
+export function formatStatistics(stats: TaskStatistics, options: DisplayOptions = {}): string {
+  const e = (emoji: string) => options.emoji ? `${emoji} ` : "";
+  const out: string[] = [];
+  const rule = "=".repeat(80);
+  out.push(rule, `${e("📊")}TASK STATISTICS  (${formatUtc(stats.generated_at)})`, rule);
+
+  out.push("", `${e("📈")}STATUS`);
+  out.push(
+    ...rows([
+      ...TASK_STATUSES.map((s): [string, string] => [
+        formatStatus(s, options.emoji),
+        `${stats.status_counts[s]}  (${stats.status_percentages[s].toFixed(1).padStart(5)}%)`,
+      ]),
+      ["total", `${stats.total}${" ".repeat(10)}`],
+    ]),
+  );
+
+  out.push("", `${e("🩺")}HEALTH`);
+  out.push(
+    ...rows([
+      ["ready to claim", String(stats.queue.ready)],
+      ["queue lag", secs(stats.queue.lag_seconds)],
+      ["overdue", String(stats.queue.overdue)],
+      ["stuck running", String(stats.stuck_running)],
+      [
+        "completed (1h / 24h)",
+        `${stats.throughput.completed_last_hour} / ${stats.throughput.completed_last_day}`,
+      ],
+      [
+        "failed (1h / 24h)",
+        `${stats.throughput.failed_last_hour} / ${stats.throughput.failed_last_day}`,
+      ],
+      [
+        "failure rate (1h / 24h)",
+        `${pct(stats.failure_rate.last_hour)} / ${pct(stats.failure_rate.last_day)}`,
+      ],
+      [
+        "run time p50 / p95",
+        `${secs(stats.run_duration_seconds.p50)} / ${secs(stats.run_duration_seconds.p95)}`,
+      ],
+      [
+        "drift score avg / max",
+        stats.drift_score.avg === null
+          ? "-"
+          : `${stats.drift_score.avg.toFixed(3)} / ${stats.drift_score.max?.toFixed(3)}`,
+      ],
+    ]),
+  );
+
+  const attempts = Object.entries(stats.attempts_distribution);
+  if (attempts.length > 0) {
+    out.push("", `${e("🔢")}ATTEMPTS`);
+    out.push(...rows(attempts.map(([k, v]) => [`${k} attempt${k === "1" ? "" : "s"}`, String(v)])));
+  }
+  const types = Object.entries(stats.type_counts);
+  if (types.length > 0) {
+    out.push("", `${e("🏷️")}TOP TYPES`);
+    out.push(...rows(types.map(([k, v]) => [k, String(v)])));
+  }
+  const domains = Object.entries(stats.domain_counts);
+  if (domains.length > 0) {
+    out.push("", `${e("🌐")}TOP DOMAINS`);
+    out.push(...rows(domains.map(([k, v]) => [k, String(v)])));
+  }
+
+  out.push("", `${e("📅")}RECENT ACTIVITY (${stats.options.days} days, UTC)`);
+  out.push("   date        created  completed  failed");
+  for (const d of stats.recent_activity) {
+    out.push(
+      `   ${d.date}  ${String(d.created_count).padStart(7)}  ${
+        String(d.completed_count).padStart(9)
+      }  ${String(d.failed_count).padStart(6)}`,
+    );
+  }
+
+  if (stats.long_running.length > 0) {
+    out.push(
+      "",
+      `${e("⏰")}LONG RUNNING (> ${formatDuration(stats.options.long_running_seconds * 1000)})`,
+    );
+    out.push(...columns(stats.long_running.map((t) => [
+      shortId(t.id),
+      t.type,
+      `running ${formatDuration(t.running_seconds * 1000)}`,
+      `locked by ${t.locked_by ?? "-"}`,
+      `attempts ${t.attempts}`,
+    ])));
+  }
+  if (stats.high_attempts.length > 0) {
+    out.push("", `${e("🔄")}HIGH ATTEMPTS (>= ${stats.options.high_attempts})`);
+    const lines = columns(stats.high_attempts.map((t) => [
+      shortId(t.id),
+      t.type,
+      formatStatus(t.status, options.emoji),
+      `${t.attempts} attempts`,
+      formatUtc(t.updated_at),
+    ]));
+    stats.high_attempts.forEach((t, i) => {
+      out.push(lines[i]!);
+      if (t.error) {
+        const err = t.error.replace(/\s+/g, " ");
+        out.push(`      error: ${err.length > 70 ? err.slice(0, 69) + "…" : err}`);
+      }
+    });
+  }
+  out.push(rule);
+  return out.join("\n") + "\n";
+}

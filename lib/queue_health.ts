@@ -1,0 +1,107 @@
+import type postgres from "postgres";
+import { type Db, getTableInfo, guard } from "./db.ts";
+
+/** Options shared by stats and check. */
+export interface HealthOptions {
+  /** A running task without a lease counts as stuck once locked longer than this. Default 10m. */
+  longRunningMs?: number;
+  /** Evaluate as of this instant instead of the server's now() (tests). */
+  now?: Date;
+}
+
+/** The live health of the queue: what `check` alerts on and `stats` reports. */
+export interface QueueHealth {
+  /** Tasks a dispatcher could claim right now (queued or retry, run_after passed or unset). */
+  ready: number;
+  /** Age of the oldest claimable task, measured from when it became claimable. */
+  lag_seconds: number | null;
+  oldest_ready_at: Date | null;
+  /** Claimable tasks whose run_after has passed: scheduled or backed-off work now due. */
+  overdue: number;
+  /** Tasks in status queued (including ones scheduled for later). */
+  queued: number;
+  /** Running tasks whose lease expired, or — without a lease — locked longer than the threshold. */
+  stuck: number;
+  completed_last_hour: number;
+  failed_last_hour: number;
+  completed_last_day: number;
+  failed_last_day: number;
+  /** failed / (completed + failed) over the window; null when nothing finished. */
+  failure_rate_last_hour: number | null;
+  failure_rate_last_day: number | null;
+}
+
+export const DEFAULT_LONG_RUNNING_MS = 10 * 60_000;
+
+/** `now()` or a fixed instant, as an SQL fragment. */
+export function nowFragment(db: Db, now?: Date): postgres.PendingQuery<postgres.Row[]> {
+  return now ? db.sql`${now.toISOString()}::timestamptz` : db.sql`now()`;
+}
+
+/** The condition that makes a running task stuck (used by stats, check and requeue). */
+export function stuckCondition(
+  db: Db,
+  hasLease: boolean,
+  longRunningMs: number,
+  now: postgres.PendingQuery<postgres.Row[]>,
+): postgres.PendingQuery<postgres.Row[]> {
+  const sql = db.sql;
+  const locked = sql`locked_at < ${now} - ${longRunningMs} * interval '1 millisecond'`;
+  return hasLease
+    ? sql`status = 'running' and (lease_expires_at < ${now} or (lease_expires_at is null and ${locked}))`
+    : sql`status = 'running' and ${locked}`;
+}
+
+function rate(failed: number, completed: number): number | null {
+  return failed + completed === 0 ? null : failed / (failed + completed);
+}
+
+/**
+ * Reads queue health in one statement of scalar subqueries, each an index range scan:
+ * claimable work from the partial claim index (its key is the ready time, so the oldest is
+ * its first entry), everything else from `(status, updated_at)` ranges.
+ */
+export function getQueueHealth(db: Db, options: HealthOptions = {}): Promise<QueueHealth> {
+  return guard(db, async () => {
+    const { hasLease } = await getTableInfo(db);
+    const sql = db.sql;
+    const t = sql(db.table);
+    const now = nowFragment(db, options.now);
+    const longRunningMs = options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS;
+    const ready = sql`status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}`;
+    const finished = (status: string, window: string) =>
+      sql`(select count(*)::int from ${t} where status = ${status}
+           and updated_at >= ${now} - ${window}::interval and updated_at <= ${now})`;
+    const [row] = await sql`
+      select
+        (select count(*)::int from ${t} where ${ready}) as ready,
+        (select min(coalesce(run_after, created_at)) from ${t} where ${ready}) as oldest_ready_at,
+        (select count(*)::int from ${t} where ${ready} and run_after is not null) as overdue,
+        (select count(*)::int from ${t} where status = 'queued') as queued,
+        (select count(*)::int from ${t} where ${
+      stuckCondition(db, hasLease, longRunningMs, now)
+    }) as stuck,
+        ${finished("completed", "1 hour")} as completed_last_hour,
+        ${finished("failed", "1 hour")} as failed_last_hour,
+        ${finished("completed", "1 day")} as completed_last_day,
+        ${finished("failed", "1 day")} as failed_last_day,
+        ${now} as now`;
+    const r = row!;
+    const oldest = r.oldest_ready_at as Date | null;
+    const nowDate = r.now as Date;
+    return {
+      ready: r.ready,
+      lag_seconds: oldest ? Math.max(0, (nowDate.getTime() - oldest.getTime()) / 1000) : null,
+      oldest_ready_at: oldest,
+      overdue: r.overdue,
+      queued: r.queued,
+      stuck: r.stuck,
+      completed_last_hour: r.completed_last_hour,
+      failed_last_hour: r.failed_last_hour,
+      completed_last_day: r.completed_last_day,
+      failed_last_day: r.failed_last_day,
+      failure_rate_last_hour: rate(r.failed_last_hour, r.completed_last_hour),
+      failure_rate_last_day: rate(r.failed_last_day, r.completed_last_day),
+    };
+  });
+}

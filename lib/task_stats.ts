@@ -1,0 +1,323 @@
+import type postgres from "postgres";
+import { type Db, getTableInfo, guard } from "./db.ts";
+import { OutOfRangeError } from "./errors.ts";
+import {
+  DEFAULT_LONG_RUNNING_MS,
+  getQueueHealth,
+  nowFragment,
+  type QueueHealth,
+} from "./queue_health.ts";
+import { TASK_STATUSES, type TaskStatus } from "./task.ts";
+import { VERSION } from "./version.ts";
+
+/** Options of `seedtask stats`, `GET /stats` and `TaskTableHelper.getTaskStatistics`. */
+export interface StatsOptions {
+  /** How many types, domains, long-running and high-attempt tasks to list. Default 10. */
+  top?: number;
+  /** Days of recent activity. Default 7. */
+  days?: number;
+  /** Running longer than this is "long running". Default 10m. */
+  longRunningMs?: number;
+  /** attempts >= this is "high attempts". Default 3. */
+  highAttempts?: number;
+  /** Evaluate as of this instant (tests). */
+  now?: Date;
+}
+
+/** One day of `recent_activity` (key names kept from the seed's helper). */
+export interface DayActivity {
+  /** UTC date, YYYY-MM-DD. */
+  date: string;
+  /** Tasks created that day. */
+  created_count: number;
+  /** Tasks that completed that day (status completed, updated that day). */
+  completed_count: number;
+  /** Tasks that failed that day (status failed, updated that day). */
+  failed_count: number;
+}
+
+export interface LongRunningTask {
+  id: string;
+  type: string;
+  locked_by: string | null;
+  locked_at: Date;
+  attempts: number;
+  running_seconds: number;
+}
+
+export interface HighAttemptTask {
+  id: string;
+  type: string;
+  status: TaskStatus;
+  attempts: number;
+  error: string | null;
+  updated_at: Date;
+}
+
+/**
+ * Everything `stats --json` prints. The first six keys are the seed helper's, so cron
+ * scripts written against it keep working; the rest is seedtask's health report.
+ */
+export interface TaskStatistics {
+  status_counts: Record<TaskStatus, number>;
+  type_counts: Record<string, number>;
+  domain_counts: Record<string, number>;
+  recent_activity: DayActivity[];
+  long_running: LongRunningTask[];
+  high_attempts: HighAttemptTask[];
+  total: number;
+  status_percentages: Record<TaskStatus, number>;
+  queue: {
+    ready: number;
+    lag_seconds: number | null;
+    oldest_ready_at: Date | null;
+    overdue: number;
+  };
+  stuck_running: number;
+  throughput: {
+    completed_last_hour: number;
+    failed_last_hour: number;
+    completed_last_day: number;
+    failed_last_day: number;
+  };
+  failure_rate: { last_hour: number | null; last_day: number | null };
+  /** Run time (updated_at - locked_at) of the most recent completions of the last day. */
+  run_duration_seconds: { p50: number | null; p95: number | null; sample: number };
+  /** attempts value -> number of tasks. */
+  attempts_distribution: Record<string, number>;
+  drift_score: { avg: number | null; max: number | null };
+  options: { top: number; days: number; long_running_seconds: number; high_attempts: number };
+  version: string;
+  generated_at: Date;
+}
+
+/** Completions sampled for the duration percentiles (the most recent ones). */
+const DURATION_SAMPLE = 10_000;
+
+function checkPositiveInt(value: number, name: string, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new OutOfRangeError(
+      `Invalid ${name} "${value}": expected a whole number from 1 to ${max}`,
+    );
+  }
+  return value;
+}
+
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
+
+/**
+ * The statements stats runs, by name, built but not executed — so tests can EXPLAIN each.
+ * Each reads one index: status counts and drift from `(status, updated_at, id) include
+ * (drift_score)` index-only, type and domain counts from their indexes index-only, the
+ * attempts distribution and high-attempt list from `(attempts, updated_at)`, recent activity
+ * from the created_at index and `(status, updated_at)` ranges. No per-status COUNT loop.
+ */
+export function statsQueries(
+  db: Db,
+  opts: Required<Omit<StatsOptions, "now">> & { now?: Date },
+): Record<string, Fragment> {
+  const sql = db.sql;
+  const t = sql(db.table);
+  const now = nowFragment(db, opts.now);
+  const since = sql`date_trunc('day', ${now} at time zone 'UTC') at time zone 'UTC' - ${
+    opts.days - 1
+  } * interval '1 day'`;
+  return {
+    statusCounts: sql`
+      select status::text as status, count(*)::int as count,
+             sum(drift_score)::float8 as drift_sum, max(drift_score)::float8 as drift_max
+      from ${t} group by status`,
+    typeCounts: sql`
+      select type as key, count(*)::int as count from ${t}
+      group by type order by count(*) desc, type limit ${opts.top}`,
+    domainCounts: sql`
+      select domain as key, count(*)::int as count from ${t}
+      where domain is not null
+      group by domain order by count(*) desc, domain limit ${opts.top}`,
+    attempts: sql`select attempts, count(*)::int as count from ${t} group by attempts`,
+    created: sql`
+      select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as date, count(*)::int as count
+      from ${t} where created_at >= ${since} and created_at <= ${now} group by 1`,
+    finished: sql`
+      select status::text as status, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD') as date,
+             count(*)::int as count
+      from ${t}
+      where status in ('completed', 'failed') and updated_at >= ${since} and updated_at <= ${now}
+      group by 1, 2`,
+    longRunning: sql`
+      select id, type, locked_by, locked_at, attempts,
+             extract(epoch from ${now} - locked_at)::float8 as running_seconds
+      from ${t}
+      where status = 'running' and locked_at < ${now} - ${opts.longRunningMs} * interval '1 millisecond'
+      order by locked_at limit ${opts.top}`,
+    highAttempts: sql`
+      select id, type, status::text as status, attempts, error, updated_at from ${t}
+      where attempts >= ${opts.highAttempts}
+      order by attempts desc, updated_at desc limit ${opts.top}`,
+    durations: sql`
+      select percentile_cont(0.5) within group (order by d)::float8 as p50,
+             percentile_cont(0.95) within group (order by d)::float8 as p95,
+             count(*)::int as sample
+      from (
+        select extract(epoch from updated_at - locked_at) as d from ${t}
+        where status = 'completed' and updated_at >= ${now} - interval '1 day'
+          and updated_at <= ${now} and locked_at is not null
+        order by updated_at desc limit ${DURATION_SAMPLE}
+      ) s`,
+  };
+}
+
+function utcDay(date: Date): string {
+  return date.toISOString().slice(0, 10);
+}
+
+/**
+ * Computes the full statistics report. The statements run concurrently on the pool.
+ *
+ * @example
+ * const stats = await getTaskStatistics(db, { days: 3 });
+ * console.log(stats.status_counts.failed, stats.queue.lag_seconds);
+ */
+export function getTaskStatistics(db: Db, options: StatsOptions = {}): Promise<TaskStatistics> {
+  const opts = {
+    top: checkPositiveInt(options.top ?? 10, "top", 1000),
+    days: checkPositiveInt(options.days ?? 7, "days", 3650),
+    longRunningMs: options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS,
+    highAttempts: checkPositiveInt(options.highAttempts ?? 3, "high-attempts", 1_000_000),
+    now: options.now,
+  };
+  if (!(opts.longRunningMs > 0)) {
+    throw new OutOfRangeError("Invalid long-running threshold: it must be greater than 0");
+  }
+  return guard(db, async () => {
+    await getTableInfo(db);
+    const q = statsQueries(db, opts);
+    const [status, types, domains, attempts, created, finished, long, high, durations, health] =
+      await Promise.all([
+        q.statusCounts!,
+        q.typeCounts!,
+        q.domainCounts!,
+        q.attempts!,
+        q.created!,
+        q.finished!,
+        q.longRunning!,
+        q.highAttempts!,
+        q.durations!,
+        getQueueHealth(db, { longRunningMs: opts.longRunningMs, now: opts.now }),
+      ]) as [
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        QueueHealth,
+      ];
+    const generatedAt = opts.now ?? new Date();
+
+    const statusCounts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<
+      TaskStatus,
+      number
+    >;
+    let total = 0;
+    let driftSum = 0;
+    let driftMax: number | null = null;
+    for (const r of status) {
+      statusCounts[r.status as TaskStatus] = r.count;
+      total += r.count;
+      driftSum += r.drift_sum ?? 0;
+      if (r.drift_max !== null && (driftMax === null || r.drift_max > driftMax)) {
+        driftMax = r.drift_max;
+      }
+    }
+    const statusPercentages = Object.fromEntries(
+      TASK_STATUSES.map((
+        s,
+      ) => [s, total === 0 ? 0 : Math.round(statusCounts[s] / total * 1000) / 10]),
+    ) as Record<TaskStatus, number>;
+
+    const days: DayActivity[] = [];
+    const today = new Date(Date.UTC(
+      generatedAt.getUTCFullYear(),
+      generatedAt.getUTCMonth(),
+      generatedAt.getUTCDate(),
+    ));
+    for (let i = 0; i < opts.days; i++) {
+      const d = utcDay(new Date(today.getTime() - i * 86_400_000));
+      days.push({ date: d, created_count: 0, completed_count: 0, failed_count: 0 });
+    }
+    const byDate = new Map(days.map((d) => [d.date, d]));
+    for (const r of created) {
+      const d = byDate.get(r.date);
+      if (d) d.created_count = r.count;
+    }
+    for (const r of finished) {
+      const d = byDate.get(r.date);
+      if (!d) continue;
+      if (r.status === "completed") d.completed_count = r.count;
+      else d.failed_count = r.count;
+    }
+
+    const attemptsDistribution: Record<string, number> = {};
+    for (const r of [...attempts].sort((a, b) => a.attempts - b.attempts)) {
+      attemptsDistribution[String(r.attempts)] = r.count;
+    }
+    const d = durations[0]!;
+
+    return {
+      status_counts: statusCounts,
+      type_counts: Object.fromEntries(types.map((r) => [r.key, r.count])),
+      domain_counts: Object.fromEntries(domains.map((r) => [r.key, r.count])),
+      recent_activity: days,
+      long_running: long.map((r) => ({
+        id: r.id,
+        type: r.type,
+        locked_by: r.locked_by,
+        locked_at: r.locked_at,
+        attempts: r.attempts,
+        running_seconds: Math.round(r.running_seconds),
+      })),
+      high_attempts: high.map((r) => ({
+        id: r.id,
+        type: r.type,
+        status: r.status,
+        attempts: r.attempts,
+        error: r.error,
+        updated_at: r.updated_at,
+      })),
+      total,
+      status_percentages: statusPercentages,
+      queue: {
+        ready: health.ready,
+        lag_seconds: health.lag_seconds === null ? null : Math.round(health.lag_seconds),
+        oldest_ready_at: health.oldest_ready_at,
+        overdue: health.overdue,
+      },
+      stuck_running: health.stuck,
+      throughput: {
+        completed_last_hour: health.completed_last_hour,
+        failed_last_hour: health.failed_last_hour,
+        completed_last_day: health.completed_last_day,
+        failed_last_day: health.failed_last_day,
+      },
+      failure_rate: {
+        last_hour: health.failure_rate_last_hour,
+        last_day: health.failure_rate_last_day,
+      },
+      run_duration_seconds: { p50: d.p50, p95: d.p95, sample: d.sample },
+      attempts_distribution: attemptsDistribution,
+      drift_score: { avg: total === 0 ? null : driftSum / total, max: driftMax },
+      options: {
+        top: opts.top,
+        days: opts.days,
+        long_running_seconds: Math.round(opts.longRunningMs / 1000),
+        high_attempts: opts.highAttempts,
+      },
+      version: VERSION,
+      generated_at: generatedAt,
+    };
+  });
+}

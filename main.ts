@@ -1,0 +1,133 @@
+/**
+ * seedtask — operate a PostgreSQL task table. Builds the command tree; the only place that
+ * prints errors and chooses the exit code.
+ *
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage error (check: 0-3 monitoring-plugin codes).
+ *
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import { registerCheck } from "./commands/check.ts";
+import { type Context, ExitError } from "./commands/context.ts";
+import { registerDoctor } from "./commands/doctor.ts";
+import { registerList } from "./commands/list.ts";
+import { registerMigrate } from "./commands/migrate.ts";
+import { registerShow } from "./commands/show.ts";
+import { registerStats } from "./commands/stats.ts";
+import { isUsageError, SeedtaskError } from "./lib/errors.ts";
+import { VERSION } from "./lib/version.ts";
+
+const encoder = new TextEncoder();
+
+/** Writes all of `text`; a closed pipe (`seedtask list | head`) ends output quietly. */
+function writer(file: typeof Deno.stdout | typeof Deno.stderr): (text: string) => Promise<void> {
+  let closed = false;
+  return async (text: string) => {
+    if (closed) return;
+    let bytes = encoder.encode(text);
+    try {
+      while (bytes.length > 0) bytes = bytes.subarray(await file.write(bytes));
+    } catch (err) {
+      if (err instanceof Deno.errors.BrokenPipe) closed = true;
+      else throw err;
+    }
+  };
+}
+
+function writeSync(file: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  let bytes = encoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+}
+
+/** The command tree, wired to `ctx` for its input and output. */
+export function buildProgram(ctx: Context): Command {
+  const program = new Command()
+    .name("seedtask")
+    .description("Operate a PostgreSQL task table: inspect, alert, manage and run tasks")
+    .version(VERSION, "-V, --version", "print the version")
+    .option(
+      "--dsn <url>",
+      "postgres:// URL (default: PG_DSN, then SEEDCORE_PG_DSN, then the seed's)",
+    )
+    .option("--table <name>", "task table, optionally schema-qualified", "tasks")
+    .option("--statement-timeout <duration>", "timeout of every query, e.g. 30s (0 = none)", "30s")
+    .option("--no-prepare", "no prepared statements (PgBouncer transaction pooling)")
+    .option("--no-color", "no colour or emoji (also NO_COLOR)")
+    .option("--verbose", "stack traces and server notices on stderr")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => writeSync(Deno.stdout, s),
+      writeErr: (s) => writeSync(Deno.stderr, s),
+      // Usage errors stay on one line, with the hint DESIGN §6 asks for.
+      outputError: (s, write) => write(`${s.trimEnd()} (run with --help for usage)\n`),
+    });
+  registerMigrate(program, ctx);
+  registerList(program, ctx);
+  registerShow(program, ctx);
+  registerStats(program, ctx);
+  registerCheck(program, ctx);
+  registerDoctor(program, ctx);
+  return program;
+}
+
+function sentence(message: string): string {
+  // "Cannot connect" -> "cannot connect", but keep "PostgreSQL ..." as written.
+  return /^[A-Z][a-z]/.test(message) ? message[0]!.toLowerCase() + message.slice(1) : message;
+}
+
+/** Maps an error to its one-line report and exit code. */
+export function reportError(err: unknown, verbose: boolean): { line?: string; code: number } {
+  if (err instanceof ExitError) return { code: err.exitCode };
+  if (err instanceof CommanderError) return { code: err.exitCode === 0 ? 0 : 2 };
+  const e = err as Error & { hint?: string };
+  const stack = verbose && e?.stack ? `\n${e.stack}` : "";
+  if (isUsageError(err)) {
+    return {
+      line: `error: ${sentence(e.message)}${
+        e.hint ? ` — ${e.hint}` : ""
+      } (run with --help for usage)${stack}`,
+      code: 2,
+    };
+  }
+  if (err instanceof SeedtaskError) {
+    return {
+      line: `error: ${sentence(e.message)}${e.hint ? ` — ${e.hint}` : ""}${stack}`,
+      code: 1,
+    };
+  }
+  return {
+    line: `error: unexpected failure: ${e?.message ?? String(err)}${
+      verbose ? stack : " (run with --verbose for details)"
+    }`,
+    code: 1,
+  };
+}
+
+/** Runs seedtask with `args` and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const ctx: Context = {
+    env: Deno.env.toObject(),
+    out: writer(Deno.stdout),
+    err: writer(Deno.stderr),
+    isTTY: Deno.stdout.isTerminal(),
+    exitCode: 0,
+  };
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return ctx.exitCode;
+  } catch (err) {
+    const { line, code } = reportError(err, args.includes("--verbose"));
+    if (err instanceof ExitError && err.stdout) await ctx.out(err.stdout);
+    if (line) await ctx.err(line + "\n");
+    return code;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
