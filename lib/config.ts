@@ -83,26 +83,47 @@ export function resolveConfig(
   };
 }
 
+interface DsnParts {
+  user: string;
+  password?: string;
+  hostport: string;
+  database: string;
+  params: URLSearchParams;
+}
+
+/** Splits a postgres:// URL by hand: WHATWG URL rejects `postgres://u@/db?host=/socket`. */
+function parseDsn(dsn: string): DsnParts | undefined {
+  const m = /^postgres(?:ql)?:\/\/(?:([^@/?]*)@)?([^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/.exec(dsn);
+  if (!m) return undefined;
+  const [user, password] = (m[1] ?? "").split(/:(.*)/s);
+  const decode = (s: string | undefined) => {
+    try {
+      return s === undefined ? undefined : decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
+  return {
+    user: decode(user) ?? "",
+    password: decode(password),
+    hostport: m[2] ?? "",
+    database: decode(m[3]) ?? "",
+    params: new URLSearchParams(m[4] ?? ""),
+  };
+}
+
 /** `host:port/database` of a DSN, with user and password left out, for messages. */
 export function describeDsn(dsn: string): string {
-  try {
-    const url = new URL(dsn.replace(/^postgres(ql)?:/, "http:"));
-    const host = url.searchParams.get("host") ?? (url.hostname || "localhost");
-    const port = url.port || "5432";
-    const db = decodeURIComponent(url.pathname.replace(/^\//, "")) ||
-      decodeURIComponent(url.username) || "postgres";
-    return `${host}:${port}/${db}`;
-  } catch {
-    return "the configured server";
-  }
+  const p = parseDsn(dsn);
+  if (!p) return "the configured server";
+  const hostport = p.hostport || p.params.get("host") || "localhost";
+  const withPort = /:\d+$/.test(hostport)
+    ? hostport
+    : `${hostport}:${p.params.get("port") ?? 5432}`;
+  return `${withPort}/${p.database || p.user || "postgres"}`;
 }
 
 /** The password inside a DSN, if any, so it can be scrubbed from messages. */
 export function dsnPassword(dsn: string): string | undefined {
-  try {
-    const url = new URL(dsn.replace(/^postgres(ql)?:/, "http:"));
-    return url.password ? decodeURIComponent(url.password) : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseDsn(dsn)?.password || undefined;
 }

@@ -1,5 +1,5 @@
 import { type Db, guard, mapDbError, quoteQualified, type Sql } from "./db.ts";
-import { ConnectionError, TableNotFoundError } from "./errors.ts";
+import { ConnectionError, MIGRATE_HINT } from "./errors.ts";
 import { indexPresent, recommendedIndexes } from "./migrate.ts";
 import { TASK_STATUSES } from "./task.ts";
 
@@ -129,8 +129,11 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
       where a.attrelid = to_regclass(${quoteQualified(db.table)}) and a.attnum > 0
         and not a.attisdropped`;
     if (columns.length === 0) {
-      const err = new TableNotFoundError(`Table "${db.table}" does not exist in ${db.target}`);
-      checks.push({ name: "table", ok: false, message: `${err.message}: ${err.hint}` });
+      checks.push({
+        name: "table",
+        ok: false,
+        message: `table "${db.table}" does not exist in ${db.target}: ${MIGRATE_HINT}`,
+      });
       return report(serverVersion);
     }
     checks.push({ name: "table", ok: true, message: `table ${db.table} exists` });

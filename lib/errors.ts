@@ -93,10 +93,13 @@ export class ConnectionError extends SeedtaskError {
   }
 }
 
+/** The hint given wherever the task table is missing. */
+export const MIGRATE_HINT = "run `seedtask migrate` to create it";
+
 /** The task table (or a column seedtask needs) does not exist. */
 export class TableNotFoundError extends SeedtaskError {
   constructor(message: string, cause?: unknown) {
-    super("table_not_found", message, { hint: "run `seedtask migrate` to create it", cause });
+    super("table_not_found", message, { hint: MIGRATE_HINT, cause });
   }
 }
 

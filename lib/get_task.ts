@@ -28,9 +28,9 @@ export function findTaskQuery(db: Db, arg: TaskIdArg): postgres.PendingQuery<pos
  * Throws {@link TaskNotFoundError}, {@link AmbiguousTaskIdError}, or InvalidInputError for
  * text that cannot be an id.
  */
-export function getTask(db: Db, idOrPrefix: string): Promise<Task> {
+export async function getTask(db: Db, idOrPrefix: string): Promise<Task> {
   const arg = parseTaskIdArg(idOrPrefix);
-  return guard(db, async () => {
+  return await guard(db, async () => {
     const rows = await findTaskQuery(db, arg);
     if (rows.length === 0) throw new TaskNotFoundError(idOrPrefix);
     if (rows.length > 1) {

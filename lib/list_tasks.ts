@@ -85,8 +85,8 @@ function escapeLike(text: string): string {
  *
  * Index use: every filter has a btree led by its column and followed by the sort key
  * (`status|type|domain, updated_at, id`), so a single filter is an ordered index range scan
- * that stops after `limit` rows. Several statuses become a UNION ALL of one ordered scan per
- * status, which the planner merges (Merge Append) instead of sorting every matching row.
+ * that stops after `limit` rows. Several statuses become a UNION ALL of one such limited scan
+ * per status, so no plan ever sorts every matching row.
  * `--search` matches the expression indexed by the trigram GIN index.
  * Keyset pagination compares `(sort_key, id)` to the cursor, so a page costs the same at any
  * depth.
@@ -115,7 +115,9 @@ export function listTasksQuery(
     );
   }
   if (cursor) {
-    conditions.push(sql`(${key}, id) < (${cursor.ts}::timestamptz, ${cursor.id}::uuid)`);
+    // ::text first: postgres.js would otherwise serialise a timestamptz parameter through a
+    // JS Date and drop the microseconds the cursor carries.
+    conditions.push(sql`(${key}, id) < (${cursor.ts}::text::timestamptz, ${cursor.id}::uuid)`);
   }
   const where = (extra?: postgres.PendingQuery<postgres.Row[]>) => {
     const all = extra ? [extra, ...conditions] : conditions;
@@ -136,8 +138,22 @@ export function listTasksQuery(
       order by ${key} desc, id desc
       ${limitClause}`;
   }
+  if (limit === null) {
+    // Streaming everything: one scan, one sort; the per-status trick below only pays off
+    // with a limit.
+    return sql`
+      select *, ${cursorColumn} from ${table}
+      ${where(sql`status in ${sql(statuses as string[])}`)}
+      order by ${key} desc, id desc`;
+  }
+  // Each status: an ordered index range scan stopped at `limit`; the union holds at most
+  // statuses × limit rows, so the final sort is tiny. (PostgreSQL 15 does not turn a plain
+  // UNION ALL of these scans into a Merge Append, so the inner limits are what keep it cheap.)
   const branches = statuses
-    .map((s) => sql`select * from ${table} ${where(sql`status = ${s}`)}`)
+    .map((s) =>
+      sql`(select * from ${table} ${where(sql`status = ${s}`)}
+           order by ${key} desc, id desc ${limitClause})`
+    )
     .reduce((acc, q) => sql`${acc} union all ${q}`);
   return sql`
     select *, ${cursorColumn} from (${branches}) as t
@@ -157,9 +173,9 @@ function toTask(row: postgres.Row): Task {
  * const page = await listTasks(db, { statuses: ["failed"], limit: 20 });
  * const next = await listTasks(db, { statuses: ["failed"], limit: 20, after: page.next_cursor! });
  */
-export function listTasks(db: Db, filter: ListFilter = {}): Promise<TaskPage> {
+export async function listTasks(db: Db, filter: ListFilter = {}): Promise<TaskPage> {
   const limit = checkLimit(filter.limit ?? DEFAULT_LIST_LIMIT);
-  return guard(db, async () => {
+  return await guard(db, async () => {
     const rows = await listTasksQuery(db, { ...filter, limit });
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : [...rows];

@@ -77,11 +77,16 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
       definition: () => "(updated_at, id)",
     },
     {
+      name: n("status_idx"),
+      purpose: "status counts and drift score (a narrow index-only scan)",
+      columns: ["status", "drift_score"],
+      definition: () => "(status) include (drift_score)",
+    },
+    {
       name: n("status_updated_idx"),
-      purpose:
-        "list --status, status counts and drift (index-only), recent completions and failures",
-      columns: ["status", "updated_at", "id", "drift_score"],
-      definition: () => "(status, updated_at, id) include (drift_score)",
+      purpose: "list --status, recent completions and failures, running tasks",
+      columns: ["status", "updated_at", "id"],
+      definition: () => "(status, updated_at, id)",
     },
     {
       name: n("type_updated_idx"),

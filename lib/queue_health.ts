@@ -57,35 +57,45 @@ function rate(failed: number, completed: number): number | null {
 }
 
 /**
- * Reads queue health in one statement of scalar subqueries, each an index range scan:
- * claimable work from the partial claim index (its key is the ready time, so the oldest is
- * its first entry), everything else from `(status, updated_at)` ranges.
+ * The health statement, built but not run (tests EXPLAIN it). One statement of scalar
+ * subqueries, each an index range scan: claimable work from the partial claim index (its key
+ * is the ready time, so the oldest is its first entry), everything else from
+ * `(status, updated_at)` ranges.
  */
+export function queueHealthQuery(
+  db: Db,
+  hasLease: boolean,
+  options: HealthOptions = {},
+): postgres.PendingQuery<postgres.Row[]> {
+  const sql = db.sql;
+  const t = sql(db.table);
+  const now = nowFragment(db, options.now);
+  const longRunningMs = options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS;
+  const ready = sql`status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}`;
+  const finished = (status: string, window: string) =>
+    sql`(select count(*)::int from ${t} where status = ${status}
+         and updated_at >= ${now} - ${window}::interval and updated_at <= ${now})`;
+  return sql`
+    select
+      (select count(*)::int from ${t} where ${ready}) as ready,
+      (select min(coalesce(run_after, created_at)) from ${t} where ${ready}) as oldest_ready_at,
+      (select count(*)::int from ${t} where ${ready} and run_after is not null) as overdue,
+      (select count(*)::int from ${t} where status = 'queued') as queued,
+      (select count(*)::int from ${t} where ${
+    stuckCondition(db, hasLease, longRunningMs, now)
+  }) as stuck,
+      ${finished("completed", "1 hour")} as completed_last_hour,
+      ${finished("failed", "1 hour")} as failed_last_hour,
+      ${finished("completed", "1 day")} as completed_last_day,
+      ${finished("failed", "1 day")} as failed_last_day,
+      ${now} as now`;
+}
+
+/** Reads the queue's live health (see {@link queueHealthQuery} for how it uses indexes). */
 export function getQueueHealth(db: Db, options: HealthOptions = {}): Promise<QueueHealth> {
   return guard(db, async () => {
     const { hasLease } = await getTableInfo(db);
-    const sql = db.sql;
-    const t = sql(db.table);
-    const now = nowFragment(db, options.now);
-    const longRunningMs = options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS;
-    const ready = sql`status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}`;
-    const finished = (status: string, window: string) =>
-      sql`(select count(*)::int from ${t} where status = ${status}
-           and updated_at >= ${now} - ${window}::interval and updated_at <= ${now})`;
-    const [row] = await sql`
-      select
-        (select count(*)::int from ${t} where ${ready}) as ready,
-        (select min(coalesce(run_after, created_at)) from ${t} where ${ready}) as oldest_ready_at,
-        (select count(*)::int from ${t} where ${ready} and run_after is not null) as overdue,
-        (select count(*)::int from ${t} where status = 'queued') as queued,
-        (select count(*)::int from ${t} where ${
-      stuckCondition(db, hasLease, longRunningMs, now)
-    }) as stuck,
-        ${finished("completed", "1 hour")} as completed_last_hour,
-        ${finished("failed", "1 hour")} as failed_last_hour,
-        ${finished("completed", "1 day")} as completed_last_day,
-        ${finished("failed", "1 day")} as failed_last_day,
-        ${now} as now`;
+    const [row] = await queueHealthQuery(db, hasLease, options);
     const r = row!;
     const oldest = r.oldest_ready_at as Date | null;
     const nowDate = r.now as Date;

@@ -107,10 +107,12 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /**
  * The statements stats runs, by name, built but not executed — so tests can EXPLAIN each.
- * Each reads one index: status counts and drift from `(status, updated_at, id) include
- * (drift_score)` index-only, type and domain counts from their indexes index-only, the
- * attempts distribution and high-attempt list from `(attempts, updated_at)`, recent activity
- * from the created_at index and `(status, updated_at)` ranges. No per-status COUNT loop.
+ * Status counts and drift come from one index-only scan of the narrow `(status) include
+ * (drift_score)` index, the attempts distribution and high-attempt list from
+ * `(attempts, updated_at)`, recent activity, long-running tasks and duration percentiles from
+ * index ranges (created_at, `(status, updated_at)`). Type and domain counts are one pass each
+ * over their `(type|domain, updated_at, id)` index or the heap, whichever the planner prices
+ * lower. No per-status COUNT loop; the statements run concurrently on the pool.
  */
 export function statsQueries(
   db: Db,
@@ -178,7 +180,10 @@ function utcDay(date: Date): string {
  * const stats = await getTaskStatistics(db, { days: 3 });
  * console.log(stats.status_counts.failed, stats.queue.lag_seconds);
  */
-export function getTaskStatistics(db: Db, options: StatsOptions = {}): Promise<TaskStatistics> {
+export async function getTaskStatistics(
+  db: Db,
+  options: StatsOptions = {},
+): Promise<TaskStatistics> {
   const opts = {
     top: checkPositiveInt(options.top ?? 10, "top", 1000),
     days: checkPositiveInt(options.days ?? 7, "days", 3650),
@@ -189,7 +194,7 @@ export function getTaskStatistics(db: Db, options: StatsOptions = {}): Promise<T
   if (!(opts.longRunningMs > 0)) {
     throw new OutOfRangeError("Invalid long-running threshold: it must be greater than 0");
   }
-  return guard(db, async () => {
+  return await guard(db, async () => {
     await getTableInfo(db);
     const q = statsQueries(db, opts);
     const [status, types, domains, attempts, created, finished, long, high, durations, health] =

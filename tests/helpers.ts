@@ -1,0 +1,204 @@
+/**
+ * Shared test fixtures: a throwaway schema per test on a real PostgreSQL, a mixed-state task
+ * table with known contents, and a runner for the CLI as a separate process.
+ */
+import postgres from "postgres";
+import { resolveConfig } from "../lib/config.ts";
+import { connect, type Db } from "../lib/db.ts";
+import { migrate } from "../lib/migrate.ts";
+
+export const TEST_DSN = Deno.env.get("SEEDTASK_TEST_DSN") ??
+  "postgres://postgres@127.0.0.1:5432/test";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** An admin connection for fixtures (not the code under test). */
+export function adminSql(): postgres.Sql {
+  return postgres(TEST_DSN, { max: 2, onnotice: () => {} });
+}
+
+/** A schema that exists for one test and is dropped afterwards (`await using`). */
+export interface TestSchema extends AsyncDisposable {
+  schema: string;
+  /** `schema.tasks`. */
+  table: string;
+  /** A Db bound to `schema.tasks`, as the CLI would open it. */
+  db: Db;
+  sql: postgres.Sql;
+  /** CLI arguments selecting this table: `--dsn ... --table schema.tasks`. */
+  args: string[];
+}
+
+/** Creates a fresh schema; with `migrated` (default) the task table contract is in place. */
+export async function testSchema(options: { migrated?: boolean } = {}): Promise<TestSchema> {
+  const schema = `st_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const sql = adminSql();
+  await sql`create schema ${sql(schema)}`;
+  const table = `${schema}.tasks`;
+  const db = connect(resolveConfig({ dsn: TEST_DSN, table }, {}));
+  if (options.migrated ?? true) await migrate(db);
+  return {
+    schema,
+    table,
+    db,
+    sql,
+    args: ["--dsn", TEST_DSN, "--table", table],
+    async [Symbol.asyncDispose]() {
+      await db.close();
+      await sql`drop schema ${sql(schema)} cascade`;
+      await sql.end();
+    },
+  };
+}
+
+/** The outcome of one CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run main.ts ...args` as a child process with a clean environment. */
+export async function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; stdin?: string } = {},
+): Promise<CliResult> {
+  const env: Record<string, string> = {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "/tmp",
+    NO_COLOR: "1",
+    ...options.env,
+  };
+  const denoDir = Deno.env.get("DENO_DIR");
+  if (denoDir) env.DENO_DIR = denoDir;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+    env,
+    clearEnv: true,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Ids of the fixture's tasks, by role. Chosen so prefixes "aaaa" (ambiguous) and "aaaa1" work. */
+export const IDS = {
+  created1: "aaaa1000-0000-4000-8000-000000000001",
+  created2NoDomain: "aaaa2000-0000-4000-8000-000000000002",
+  queuedOld: "bbbb1000-0000-4000-8000-000000000003",
+  queuedRecent: "bbbb2000-0000-4000-8000-000000000004",
+  queuedScheduled: "bbbb3000-0000-4000-8000-000000000005",
+  runningHealthy: "cccc1000-0000-4000-8000-000000000006",
+  runningLong: "cccc2000-0000-4000-8000-000000000007",
+  runningStuck: "cccc3000-0000-4000-8000-000000000008",
+  completedRecent1: "dddd1000-0000-4000-8000-000000000009",
+  completedRecent2: "dddd2000-0000-4000-8000-00000000000a",
+  completed3h: "dddd3000-0000-4000-8000-00000000000b",
+  completed3d: "dddd4000-0000-4000-8000-00000000000c",
+  failedRecent: "eeee1000-0000-4000-8000-00000000000d",
+  failed5h: "eeee2000-0000-4000-8000-00000000000e",
+  failed2d: "eeee3000-0000-4000-8000-00000000000f",
+  cancelled1: "ffff1000-0000-4000-8000-000000000010",
+  cancelled2: "ffff2000-0000-4000-8000-000000000011",
+  retryReady: "12341000-0000-4000-8000-000000000012",
+  retryLater: "12342000-0000-4000-8000-000000000013",
+} as const;
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+
+interface Row {
+  id: string;
+  status: string;
+  type: string;
+  domain: string | null;
+  description: string;
+  attempts: number;
+  drift: number;
+  created: number; // ms before now
+  updated: number;
+  locked?: number;
+  lockedBy?: string;
+  lease?: number; // ms before now (negative = future)
+  runAfter?: number;
+  error?: string;
+  result?: unknown;
+}
+
+/**
+ * The mixed-state fixture: every status, long-running and stuck tasks, high attempts, NULL
+ * domains, and two extra columns a SeedCore table might have. 19 tasks; counts are asserted
+ * exactly by the tests, so change them together.
+ */
+// deno-fmt-ignore
+export const FIXTURE: readonly Row[] = [
+  { id: IDS.created1, status: "created", type: "graph_embed", domain: "user_1", description: "embed user graph", attempts: 0, drift: 0.1, created: 20 * MIN, updated: 20 * MIN },
+  { id: IDS.created2NoDomain, status: "created", type: "fact_search", domain: null, description: "search facts", attempts: 0, drift: 0, created: 5 * MIN, updated: 5 * MIN },
+  { id: IDS.queuedOld, status: "queued", type: "graph_embed", domain: "user_1", description: "old queued embed", attempts: 0, drift: 0.5, created: 2 * HOUR, updated: 2 * HOUR },
+  { id: IDS.queuedRecent, status: "queued", type: "graph_rag_query", domain: "user_2", description: "rag query", attempts: 0, drift: 0.2, created: 10 * MIN, updated: 10 * MIN },
+  { id: IDS.queuedScheduled, status: "queued", type: "graph_embed", domain: null, description: "scheduled embed", attempts: 0, drift: 0, created: 30 * MIN, updated: 30 * MIN, runAfter: -HOUR },
+  { id: IDS.runningHealthy, status: "running", type: "graph_embed", domain: "user_1", description: "running embed", attempts: 1, drift: 0.3, created: 3 * MIN, updated: 1 * MIN, locked: 1 * MIN, lockedBy: "disp-a", lease: -MIN },
+  { id: IDS.runningLong, status: "running", type: "graph_rag_query", domain: "user_2", description: "long rag query", attempts: 1, drift: 0.4, created: 40 * MIN, updated: 30 * MIN, locked: 30 * MIN, lockedBy: "disp-a", lease: -MIN },
+  { id: IDS.runningStuck, status: "running", type: "fact_search", domain: "user_3", description: "stuck search", attempts: 2, drift: 0.9, created: 20 * MIN, updated: 5 * MIN, locked: 5 * MIN, lockedBy: "disp-dead", lease: 2 * MIN },
+  { id: IDS.completedRecent1, status: "completed", type: "graph_embed", domain: "user_1", description: "done embed one", attempts: 1, drift: 0.1, created: 30 * MIN, updated: 10 * MIN, locked: 10 * MIN + 10_000, lockedBy: "disp-a", result: { vectors: 3 } },
+  { id: IDS.completedRecent2, status: "completed", type: "graph_embed", domain: "user_2", description: "done embed two", attempts: 3, drift: 0.1, created: 40 * MIN, updated: 20 * MIN, locked: 20 * MIN + 30_000, lockedBy: "disp-a", result: { vectors: 5 } },
+  { id: IDS.completed3h, status: "completed", type: "fact_search", domain: "user_3", description: "done search", attempts: 1, drift: 0, created: 4 * HOUR, updated: 3 * HOUR, locked: 3 * HOUR + 60_000, lockedBy: "disp-b", result: { hits: 12 } },
+  { id: IDS.completed3d, status: "completed", type: "graph_rag_query", domain: "user_1", description: "old rag", attempts: 1, drift: 0, created: 3 * DAY, updated: 3 * DAY, locked: 3 * DAY + 5_000, lockedBy: "disp-b", result: { answer: "42" } },
+  { id: IDS.failedRecent, status: "failed", type: "graph_embed", domain: "user_2", description: "broken embed", attempts: 3, drift: 0.7, created: 50 * MIN, updated: 15 * MIN, locked: 15 * MIN + 2_000, lockedBy: "disp-a", error: "Max attempts (3) exceeded: connection reset by organism" },
+  { id: IDS.failed5h, status: "failed", type: "fact_search", domain: null, description: "bad search", attempts: 1, drift: 0, created: 6 * HOUR, updated: 5 * HOUR, locked: 5 * HOUR + 1_000, lockedBy: "disp-b", error: "index missing" },
+  { id: IDS.failed2d, status: "failed", type: "graph_rag_query", domain: "user_3", description: "ancient failure", attempts: 5, drift: 1.5, created: 2 * DAY + HOUR, updated: 2 * DAY, locked: 2 * DAY + 1_000, lockedBy: "disp-b", error: "timeout talking to LLM" },
+  { id: IDS.cancelled1, status: "cancelled", type: "graph_embed", domain: "user_1", description: "cancelled embed", attempts: 0, drift: 0, created: 7 * HOUR, updated: 6 * HOUR },
+  { id: IDS.cancelled2, status: "cancelled", type: "fact_search", domain: "user_2", description: "cancelled search", attempts: 1, drift: 0, created: 9 * HOUR, updated: 8 * HOUR },
+  { id: IDS.retryReady, status: "retry", type: "graph_rag_query", domain: "user_3", description: "retry rag", attempts: 1, drift: 0.2, created: HOUR, updated: 15 * MIN, runAfter: 5 * MIN, error: "transient 503" },
+  { id: IDS.retryLater, status: "retry", type: "graph_embed", domain: "user_1", description: "retry embed later", attempts: 2, drift: 0.2, created: HOUR, updated: 2 * MIN, runAfter: -10 * MIN, error: "transient 429" },
+];
+
+/**
+ * Inserts {@link FIXTURE} with times relative to `now`, and adds two extra columns
+ * (`priority integer`, `labels text[]`) as a SeedCore table may have.
+ */
+export async function insertFixture(t: TestSchema, now: Date = new Date()): Promise<void> {
+  const sql = t.sql;
+  const at = (ms: number | undefined) => ms === undefined ? null : new Date(now.getTime() - ms);
+  await sql`alter table ${
+    sql(t.table)
+  } add column priority integer default 5, add column labels text[]`;
+  for (const r of FIXTURE) {
+    await sql`
+      insert into ${sql(t.table)} (id, status, type, domain, description, attempts, drift_score,
+        created_at, updated_at, locked_at, locked_by, lease_expires_at, owner_id, last_heartbeat,
+        run_after, error, result, params, priority, labels)
+      values (${r.id}, ${r.status}, ${r.type}, ${r.domain}, ${r.description}, ${r.attempts},
+        ${r.drift}, ${at(r.created)}, ${at(r.updated)}, ${at(r.locked)}, ${r.lockedBy ?? null},
+        ${at(r.lease)}, ${r.status === "running" ? r.lockedBy! : null},
+        ${r.status === "running" ? at(r.updated) : null}, ${at(r.runAfter)}, ${r.error ?? null},
+        ${r.result === undefined ? null : sql.json(r.result as postgres.JSONValue)},
+        ${sql.json({ description: r.description, n: r.attempts })},
+        ${r.attempts + 1}, ${["fixture", r.status]})`;
+  }
+}
+
+/** Counts of FIXTURE per status. */
+export function fixtureCounts(): Record<string, number> {
+  const counts: Record<string, number> = {
+    created: 0,
+    queued: 0,
+    running: 0,
+    completed: 0,
+    failed: 0,
+    cancelled: 0,
+    retry: 0,
+  };
+  for (const r of FIXTURE) counts[r.status]!++;
+  return counts;
+}
