@@ -9,11 +9,16 @@
 import { Command, CommanderError } from "commander";
 import { registerCheck } from "./commands/check.ts";
 import { type Context, ExitError } from "./commands/context.ts";
+import { registerDispatch } from "./commands/dispatch.ts";
 import { registerDoctor } from "./commands/doctor.ts";
+import { registerEnqueue } from "./commands/enqueue.ts";
 import { registerList } from "./commands/list.ts";
 import { registerMigrate } from "./commands/migrate.ts";
+import { registerPurge } from "./commands/purge.ts";
+import { registerRequeueStale } from "./commands/requeue_stale.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
+import { registerCancel, registerRetry } from "./commands/transitions.ts";
 import { isUsageError, SeedtaskError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -71,6 +76,12 @@ export function buildProgram(ctx: Context): Command {
   registerStats(program, ctx);
   registerCheck(program, ctx);
   registerDoctor(program, ctx);
+  registerEnqueue(program, ctx);
+  registerCancel(program, ctx);
+  registerRetry(program, ctx);
+  registerRequeueStale(program, ctx);
+  registerPurge(program, ctx);
+  registerDispatch(program, ctx);
   return program;
 }
 

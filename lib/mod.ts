@@ -28,6 +28,41 @@ export {
 } from "./check_health.ts";
 export { type DoctorReport, runDoctor } from "./doctor.ts";
 export { migrate, type MigrationResult, migrationScript, planMigration } from "./migrate.ts";
+export { enqueueTask, type NewTask, NOTIFY_CHANNEL } from "./enqueue_task.ts";
+export {
+  cancelTasks,
+  cancelWhere,
+  previewCancelWhere,
+  previewRetryWhere,
+  resolveTaskIds,
+  retryTasks,
+  retryWhere,
+  type TaskFilter,
+  type TransitionReport,
+} from "./task_transitions.ts";
+export { type RequeuedTask, type RequeueOptions, requeueStale } from "./requeue_stale.ts";
+export { previewPurge, type PurgeOptions, purgeTasks } from "./purge_tasks.ts";
+export { type ClaimOptions, claimTasks } from "./claim_tasks.ts";
+export { completeTask, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
+export {
+  createDispatcher,
+  Dispatcher,
+  type DispatcherOptions,
+  type DispatcherStats,
+} from "./dispatcher.ts";
+export { type DispatchEvent, formatEvent } from "./dispatch_events.ts";
+export { DispatcherMetrics } from "./dispatch_metrics.ts";
+export {
+  commandExecutor,
+  type ExecutionResult,
+  type Executor,
+  type HandlerContext,
+  handlerExecutor,
+  httpExecutor,
+  type TaskHandler,
+  type TaskPayload,
+} from "./executors.ts";
+export { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 export { formatTaskDetails, formatTaskTable } from "./format_tasks.ts";
 export { formatStatistics } from "./format_stats.ts";
 export { parseDuration } from "./duration.ts";

@@ -1,0 +1,165 @@
+import type { Command } from "commander";
+import { formatEvent } from "../lib/dispatch_events.ts";
+import { DispatcherMetrics } from "../lib/dispatch_metrics.ts";
+import { createDispatcher, defaultDispatcherName } from "../lib/dispatcher.ts";
+import { InvalidInputError } from "../lib/errors.ts";
+import { commandExecutor, type Executor, httpExecutor } from "../lib/executors.ts";
+import { type Context, useEmoji, withDb } from "./context.ts";
+import { parseDurationFlag, parseIntFlag } from "./options.ts";
+
+interface DispatchFlags {
+  name?: string;
+  concurrency: string;
+  batch: string;
+  lease: string;
+  maxAttempts: string;
+  types?: string;
+  poll: string;
+  listen?: boolean;
+  once?: boolean;
+  logFormat: string;
+  metricsPort?: string;
+  metricsHost: string;
+  executorUrl?: string;
+  exec?: string;
+  timeout: string;
+  backoffBase: string;
+  backoffMax: string;
+  backoffJitter: string;
+  shutdownTimeout: string;
+}
+
+function parseJitter(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidInputError(
+      `Invalid --backoff-jitter "${value}": expected a fraction from 0 to 1`,
+    );
+  }
+  return n;
+}
+
+export function registerDispatch(program: Command, ctx: Context): void {
+  program
+    .command("dispatch")
+    .description("Run the queue dispatcher: claim tasks, execute them, record results with retries")
+    .option("--name <name>", "dispatcher name written to locked_by (default: host-pid)")
+    .option("--concurrency <n>", "executions at once", "16")
+    .option("--batch <n>", "most tasks per claim", "8")
+    .option("--lease <duration>", "lease per task, renewed by heartbeats every third of it", "90s")
+    .option("--max-attempts <n>", "executions per task before it fails for good", "3")
+    .option("--types <types>", "only claim these task types, comma-separated")
+    .option("--poll <duration>", "idle wait between claims", "1s")
+    .option("--listen", "wake at once on NOTIFY tasks_new (seedtask enqueue sends it)")
+    .option("--once", "drain what is claimable now, then exit")
+    .option("--log-format <format>", "text (the seed's lines) or json", "text")
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port at /metrics")
+    .option("--metrics-host <host>", "address for --metrics-port", "127.0.0.1")
+    .option("--executor-url <url>", "POST each task as JSON to this URL")
+    .option(
+      "--exec <command>",
+      "run this shell command per task (payload on stdin, result on stdout)",
+    )
+    .option("--timeout <duration>", "executor timeout per task", "5m")
+    .option("--backoff-base <duration>", "retry delay after the first failure", "10s")
+    .option("--backoff-max <duration>", "longest retry delay (before jitter)", "300s")
+    .option("--backoff-jitter <fraction>", "random extra delay, as a fraction of the delay", "0.1")
+    .option(
+      "--shutdown-timeout <duration>",
+      "on SIGINT/SIGTERM, wait this long for in-flight work",
+      "30s",
+    )
+    .action(async (opts: DispatchFlags, cmd: Command) => {
+      if (!!opts.executorUrl === !!opts.exec) {
+        throw new InvalidInputError(
+          "dispatch needs exactly one executor: --executor-url URL or --exec COMMAND",
+        );
+      }
+      const format = opts.logFormat;
+      if (format !== "text" && format !== "json") {
+        throw new InvalidInputError(`Invalid --log-format "${format}": expected text or json`);
+      }
+      const timeoutMs = parseDurationFlag(opts.timeout, "timeout");
+      const concurrency = parseIntFlag(opts.concurrency, "concurrency", 1, 10_000);
+      const settings = {
+        name: opts.name ?? defaultDispatcherName(),
+        concurrency,
+        batch: parseIntFlag(opts.batch, "batch", 1, 10_000),
+        leaseMs: parseDurationFlag(opts.lease, "lease"),
+        maxAttempts: parseIntFlag(opts.maxAttempts, "max-attempts", 1, 1_000_000),
+        types: opts.types?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
+        pollMs: parseDurationFlag(opts.poll, "poll"),
+        listen: !!opts.listen,
+        once: !!opts.once,
+        backoff: {
+          baseMs: parseDurationFlag(opts.backoffBase, "backoff-base"),
+          maxMs: parseDurationFlag(opts.backoffMax, "backoff-max"),
+          jitter: parseJitter(opts.backoffJitter),
+        },
+        shutdownTimeoutMs: parseDurationFlag(opts.shutdownTimeout, "shutdown-timeout"),
+      };
+      if (settings.leaseMs < 1000) throw new InvalidInputError("--lease must be at least 1s");
+      if (opts.executorUrl) {
+        try {
+          new URL(opts.executorUrl);
+        } catch {
+          throw new InvalidInputError(`Invalid --executor-url "${opts.executorUrl}"`);
+        }
+      }
+      const metricsPort = opts.metricsPort === undefined
+        ? undefined
+        : parseIntFlag(opts.metricsPort, "metrics-port", 0, 65_535);
+      const executor: Executor = opts.executorUrl
+        ? httpExecutor(opts.executorUrl, { timeoutMs })
+        : commandExecutor(opts.exec!, { timeoutMs });
+
+      const emoji = useEmoji(ctx, cmd);
+      const metrics = new DispatcherMetrics(settings.name);
+      // Log lines are this command's output; they are written in order, one per event.
+      let queue = Promise.resolve();
+      const log = (line: string) => {
+        queue = queue.then(() => ctx.out(line + "\n"));
+      };
+
+      await withDb(ctx, cmd, async (db) => {
+        const dispatcher = createDispatcher({
+          db,
+          executor,
+          metrics,
+          ...settings,
+          onEvent: (e) => log(formatEvent(e, format, { emoji })),
+        });
+        let server: Deno.HttpServer | undefined;
+        if (metricsPort !== undefined) {
+          server = Deno.serve(
+            {
+              port: metricsPort,
+              hostname: opts.metricsHost,
+              onListen: () => {},
+            },
+            async (req) =>
+              new URL(req.url).pathname === "/metrics"
+                ? new Response(await metrics.text(), {
+                  headers: { "content-type": metrics.contentType },
+                })
+                : new Response("not found\n", { status: 404 }),
+          );
+        }
+        let signals = 0;
+        const onSignal = (name: string) => () => {
+          signals++;
+          dispatcher.stop(signals === 1 ? `${name} received` : `${name} received again`);
+        };
+        const handlers: Array<[Deno.Signal, () => void]> = [["SIGINT", onSignal("SIGINT")]];
+        if (Deno.build.os !== "windows") handlers.push(["SIGTERM", onSignal("SIGTERM")]);
+        for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+        try {
+          await dispatcher.run();
+        } finally {
+          for (const [sig, fn] of handlers) Deno.removeSignalListener(sig, fn);
+          await server?.shutdown();
+          await queue;
+        }
+      }, { maxConnections: Math.min(concurrency, 8) + 2 });
+    });
+}

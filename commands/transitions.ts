@@ -1,0 +1,125 @@
+import type { Command } from "commander";
+import { InvalidInputError } from "../lib/errors.ts";
+import { formatPreview, formatTransitionReport } from "../lib/format_changes.ts";
+import { parseStatuses } from "../lib/task.ts";
+import {
+  cancelTasks,
+  cancelWhere,
+  previewCancelWhere,
+  previewRetryWhere,
+  retryTasks,
+  retryWhere,
+  type TaskFilter,
+} from "../lib/task_transitions.ts";
+import { type Context, json, useEmoji, withDb } from "./context.ts";
+import { collect, parseDurationFlag } from "./options.ts";
+
+interface TransitionFlags {
+  status?: string[];
+  type?: string;
+  domain?: string;
+  olderThan?: string;
+  force?: boolean;
+  yes?: boolean;
+  json?: boolean;
+}
+
+function filterFrom(opts: TransitionFlags): TaskFilter | undefined {
+  const given = opts.status || opts.type !== undefined || opts.domain !== undefined ||
+    opts.olderThan;
+  if (!given) return undefined;
+  return {
+    statuses: opts.status ? parseStatuses(opts.status) : undefined,
+    type: opts.type,
+    domain: opts.domain,
+    olderThanMs: opts.olderThan ? parseDurationFlag(opts.olderThan, "older-than") : undefined,
+  };
+}
+
+interface Spec {
+  name: "cancel" | "retry";
+  past: string;
+  description: string;
+  byIds: typeof cancelTasks;
+  preview: typeof previewCancelWhere;
+  where: typeof cancelWhere;
+}
+
+function register(program: Command, ctx: Context, spec: Spec, force: boolean): void {
+  const cmd = program
+    .command(spec.name)
+    .description(spec.description)
+    .argument("[ids...]", "task ids or unique prefixes")
+    .option("--status <statuses>", "filter: these statuses, comma-separated", collect)
+    .option("--type <type>", "filter: this task type")
+    .option("--domain <domain>", "filter: this domain")
+    .option("--older-than <duration>", "filter: not updated for this long, e.g. 1h")
+    .option("--yes", "apply a filter (without it a filter is a dry run)")
+    .option("--json", "print the result as JSON");
+  if (force) cmd.option("--force", "also cancel running tasks (their result will be refused)");
+  cmd.action(async (ids: string[], opts: TransitionFlags, c: Command) => {
+    const filter = filterFrom(opts);
+    if (ids.length > 0 && filter) {
+      throw new InvalidInputError(`Give ${spec.name} either task ids or filter flags, not both`);
+    }
+    if (ids.length === 0 && !filter) {
+      throw new InvalidInputError(
+        `${spec.name} needs task ids or a filter (--status, --type, --domain, --older-than)`,
+      );
+    }
+    const options = { force: !!opts.force };
+    await withDb(ctx, c, async (db) => {
+      if (ids.length > 0) {
+        const report = await spec.byIds(db, ids, options);
+        if (opts.json) await json(ctx, report);
+        else await ctx.out(formatTransitionReport(report, spec.past));
+        for (const r of report.refused) await ctx.err(`error: ${r.message}\n`);
+        if (report.refused.length > 0) ctx.exitCode = 1;
+        return;
+      }
+      if (!opts.yes) {
+        const preview = await spec.preview(db, filter!, options);
+        if (opts.json) await json(ctx, { dry_run: true, ...preview });
+        else {
+          await ctx.out(formatPreview(preview, spec.name, "Add --yes to apply.", {
+            emoji: useEmoji(ctx, c),
+          }));
+        }
+        return;
+      }
+      const changed = await spec.where(db, filter!, options);
+      if (opts.json) await json(ctx, { dry_run: false, changed, refused: [] });
+      else {
+        await ctx.out(formatTransitionReport({ changed, refused: [] }, spec.past));
+        await ctx.out(
+          `${spec.past[0]!.toUpperCase()}${spec.past.slice(1)} ${changed.length} task${
+            changed.length === 1 ? "" : "s"
+          }\n`,
+        );
+      }
+    });
+  });
+}
+
+export function registerCancel(program: Command, ctx: Context): void {
+  register(program, ctx, {
+    name: "cancel",
+    past: "cancelled",
+    description: "Cancel created, queued or retry tasks (running ones with --force)",
+    byIds: cancelTasks,
+    preview: previewCancelWhere,
+    where: cancelWhere,
+  }, true);
+}
+
+export function registerRetry(program: Command, ctx: Context): void {
+  register(program, ctx, {
+    name: "retry",
+    past: "requeued",
+    description:
+      "Put failed or cancelled tasks back in the queue (attempts reset, run_after cleared)",
+    byIds: (db, ids) => retryTasks(db, ids),
+    preview: (db, f) => previewRetryWhere(db, f),
+    where: (db, f) => retryWhere(db, f),
+  }, false);
+}

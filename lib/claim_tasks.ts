@@ -1,0 +1,62 @@
+import { type Db, guard } from "./db.ts";
+import { nowFragment } from "./queue_health.ts";
+import type { Task } from "./task.ts";
+
+export interface ClaimOptions {
+  /** The dispatcher's name, written to locked_by and owner_id. */
+  owner: string;
+  /** Maximum tasks to claim. */
+  limit: number;
+  /** Lease length: the task is reclaimable this long after the last heartbeat. */
+  leaseMs: number;
+  /** Only these task types. */
+  types?: readonly string[];
+  /** Claim as of this instant instead of now() (tests). */
+  now?: Date;
+}
+
+/**
+ * Claims up to `limit` claimable tasks for `owner` in one statement and returns them, oldest
+ * ready first.
+ *
+ * Why it locks this way: the CTE picks claimable ids (`queued` or `retry`, ready time passed)
+ * in ready order with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers each lock different
+ * rows and never wait on each other; the UPDATE then marks exactly those rows running,
+ * increments `attempts` — the only place it is incremented, once per execution — and sets the
+ * lease. The ready time `coalesce(run_after, created_at)` is the key of the partial index
+ * `<table>_claim_idx` (`WHERE status IN ('queued','retry')`), which serves both the filter and
+ * the order, so a claim reads only the first entries of a small index whatever the table size.
+ * The UPDATE re-checks the status, so a row changed by someone else between the two steps is
+ * skipped rather than overwritten.
+ */
+export async function claimTasks(db: Db, options: ClaimOptions): Promise<Task[]> {
+  if (options.limit < 1) return [];
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const t = sql(db.table);
+    const now = nowFragment(db, options.now);
+    const types = options.types && options.types.length > 0
+      ? sql`and type in ${sql(options.types as string[])}`
+      : sql``;
+    const rows = await sql<Task[]>`
+      with claimable as (
+        select id from ${t}
+        where status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}
+          ${types}
+        order by coalesce(run_after, created_at), id
+        limit ${options.limit}
+        for update skip locked
+      )
+      update ${t} as x
+      set status = 'running', locked_by = ${options.owner}, locked_at = ${now},
+        attempts = x.attempts + 1, owner_id = ${options.owner},
+        lease_expires_at = ${now} + ${options.leaseMs} * interval '1 millisecond',
+        last_heartbeat = ${now}
+      from claimable
+      where x.id = claimable.id and x.status in ('queued', 'retry')
+      returning x.*`;
+    return [...rows].sort((a, b) =>
+      (a.run_after ?? a.created_at).getTime() - (b.run_after ?? b.created_at).getTime()
+    );
+  });
+}

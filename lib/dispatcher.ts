@@ -1,0 +1,520 @@
+import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+import { claimTasks } from "./claim_tasks.ts";
+import { type Db, getTableInfo } from "./db.ts";
+import type { DispatchEvent } from "./dispatch_events.ts";
+import type { DispatcherMetrics } from "./dispatch_metrics.ts";
+import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
+import { SeedtaskError } from "./errors.ts";
+import { type Executor, handlerExecutor, type TaskHandler } from "./executors.ts";
+import { type Claimed, completeTask, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
+import { requeueStale } from "./requeue_stale.ts";
+import type { Task } from "./task.ts";
+
+/** Options of {@link createDispatcher}; the defaults are `seedtask dispatch`'s. */
+export interface DispatcherOptions {
+  db: Db;
+  /** How tasks run. Give this or `handlers`. */
+  executor?: Executor;
+  /** Library handlers by task type; only these types are claimed. */
+  handlers?: Record<string, TaskHandler>;
+  /** Written to locked_by. Default `<hostname>-<pid>`. */
+  name?: string;
+  /** Executions at once. Default 16. */
+  concurrency?: number;
+  /** Most tasks per claim statement. Default 8. */
+  batch?: number;
+  /** Lease length; heartbeats renew it every third of it. Default 90s. */
+  leaseMs?: number;
+  /** Executions per task before it fails for good. Default 3. */
+  maxAttempts?: number;
+  /** Only claim these types. */
+  types?: readonly string[];
+  /** Wait between claims when idle. Default 1s. */
+  pollMs?: number;
+  /** Wake on NOTIFY tasks_new instead of waiting out the poll interval. */
+  listen?: boolean;
+  /** Drain what is claimable now, then return. */
+  once?: boolean;
+  backoff?: Partial<BackoffPolicy>;
+  /** At stop, how long in-flight work may take before it is released. Default 30s. */
+  shutdownTimeoutMs?: number;
+  /** Receives every event (the CLI turns them into log lines). */
+  onEvent?: (event: DispatchEvent) => void;
+  metrics?: DispatcherMetrics;
+}
+
+/** Counters of one dispatcher run. */
+export interface DispatcherStats {
+  claimed: number;
+  completed: number;
+  retried: number;
+  failed: number;
+  reaped: number;
+  released: number;
+  refused: number;
+}
+
+interface InFlight {
+  task: Task;
+  claim: Claimed;
+  controller: AbortController;
+  /** Its result is being written: a missing lease now means we finished it, not lost it. */
+  finishing: boolean;
+  /** Released at shutdown: whatever the execution returns is not recorded. */
+  abandoned: boolean;
+  done: Promise<void>;
+}
+
+/** The default dispatcher name: host and process, unique enough for locked_by. */
+export function defaultDispatcherName(): string {
+  let host = "seedtask";
+  try {
+    host = Deno.hostname();
+  } catch { /* no --allow-sys */ }
+  return `${host}-${Deno.pid}`;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The queue dispatcher (DESIGN §8): claims tasks with one `FOR UPDATE SKIP LOCKED` statement,
+ * runs them with bounded concurrency, records completion, retry with backoff, or final
+ * failure with guarded updates, renews leases by heartbeat and returns expired leases with a
+ * reaper. `stop()` stops claiming, lets in-flight work finish within the shutdown timeout and
+ * releases the rest.
+ *
+ * @example
+ * ```ts
+ * const dispatcher = createDispatcher({
+ *   db,
+ *   handlers: { graph_embed: async (task) => ({ vectors: await embed(task.params) }) },
+ * });
+ * Deno.addSignalListener("SIGTERM", () => dispatcher.stop("SIGTERM"));
+ * await dispatcher.run();
+ * ```
+ */
+export class Dispatcher {
+  readonly name: string;
+  readonly stats: DispatcherStats = {
+    claimed: 0,
+    completed: 0,
+    retried: 0,
+    failed: 0,
+    reaped: 0,
+    released: 0,
+    refused: 0,
+  };
+  private readonly db: Db;
+  private readonly executor: Executor;
+  private readonly concurrency: number;
+  private readonly batch: number;
+  private readonly leaseMs: number;
+  private readonly maxAttempts: number;
+  private readonly types?: readonly string[];
+  private readonly pollMs: number;
+  private readonly backoff: BackoffPolicy;
+  private readonly shutdownTimeoutMs: number;
+  private readonly inFlight = new Map<string, InFlight>();
+  private stopping: string | null = null;
+  private woken = false;
+  private wakeUp: (() => void) | null = null;
+  private running = false;
+
+  constructor(private readonly options: DispatcherOptions) {
+    if (!options.executor && !options.handlers) {
+      throw new TypeError("A dispatcher needs an executor or handlers");
+    }
+    this.db = options.db;
+    this.executor = options.executor ?? handlerExecutor(options.handlers!);
+    this.name = options.name ?? defaultDispatcherName();
+    this.concurrency = options.concurrency ?? 16;
+    this.batch = options.batch ?? 8;
+    this.leaseMs = options.leaseMs ?? 90_000;
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.types = options.types ?? this.executor.types;
+    this.pollMs = options.pollMs ?? 1000;
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
+    for (const [k, v] of Object.entries({ concurrency: this.concurrency, batch: this.batch })) {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new RangeError(`Invalid ${k} "${v}": expected 1 or more`);
+      }
+    }
+  }
+
+  private emit(event: DispatchEvent): void {
+    try {
+      this.options.onEvent?.(event);
+    } catch { /* a logging failure must not stop the dispatcher */ }
+  }
+
+  /** Wakes the claim loop (new task notified, a slot freed, a retry became due). */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  private waitForWake(ms: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = null;
+        this.woken = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeUp = done;
+    });
+  }
+
+  /** Stops claiming; in-flight executions finish (or are released after the timeout). */
+  stop(reason = "stop requested"): void {
+    if (this.stopping !== null) return;
+    this.stopping = reason;
+    this.emit({ event: "stopping", dispatcher: this.name, reason, in_flight: this.inFlight.size });
+    this.wake();
+  }
+
+  /** Runs until `stop()` (or, with `once`, until nothing is claimable). Returns the counters. */
+  async run(): Promise<DispatcherStats> {
+    if (this.running) throw new Error("This dispatcher is already running");
+    this.running = true;
+    const info = await getTableInfo(this.db);
+    if (!info.hasLease) {
+      throw new SeedtaskError(
+        "lease_columns_missing",
+        `Table "${this.db.table}" has no lease columns (owner_id, lease_expires_at, last_heartbeat)`,
+        { hint: "run `seedtask migrate` to add them; dispatch needs leases" },
+      );
+    }
+    this.emit({
+      event: "started",
+      dispatcher: this.name,
+      concurrency: this.concurrency,
+      batch: this.batch,
+      lease_ms: this.leaseMs,
+      max_attempts: this.maxAttempts,
+      executor: this.executor.target,
+      listen: !!this.options.listen,
+      once: !!this.options.once,
+    });
+
+    let unlisten: (() => Promise<void>) | null = null;
+    if (this.options.listen) {
+      try {
+        const sub = await this.db.sql.listen(NOTIFY_CHANNEL, () => this.wake());
+        unlisten = sub.unlisten;
+      } catch (err) {
+        this.emit({
+          event: "error",
+          dispatcher: this.name,
+          message: `LISTEN ${NOTIFY_CHANNEL} failed, polling instead: ${(err as Error).message}`,
+        });
+      }
+    }
+    const heartbeat = setInterval(() => void this.heartbeat(), Math.max(this.leaseMs / 3, 100));
+    const reaper = setInterval(
+      () => void this.reap(),
+      Math.min(Math.max(this.leaseMs / 2, 1000), 30_000),
+    );
+    await this.reap();
+
+    try {
+      await this.claimLoop();
+      await this.drain();
+    } finally {
+      clearInterval(heartbeat);
+      clearInterval(reaper);
+      if (unlisten) await unlisten().catch(() => {});
+    }
+    this.emit({
+      event: "stopped",
+      dispatcher: this.name,
+      claimed: this.stats.claimed,
+      completed: this.stats.completed,
+      retried: this.stats.retried,
+      failed: this.stats.failed,
+    });
+    return this.stats;
+  }
+
+  private async claimLoop(): Promise<void> {
+    let errorDelay = 0;
+    while (this.stopping === null) {
+      const free = this.concurrency - this.inFlight.size;
+      let wanted = 0;
+      let claimed = 0;
+      if (free > 0) {
+        wanted = Math.min(this.batch, free);
+        let tasks: Task[];
+        try {
+          tasks = await claimTasks(this.db, {
+            owner: this.name,
+            limit: wanted,
+            leaseMs: this.leaseMs,
+            types: this.types,
+          });
+          errorDelay = 0;
+        } catch (err) {
+          // The database is unreachable or busy: back off and keep trying (up to the poll).
+          errorDelay = Math.min(Math.max(errorDelay * 2, 100), Math.max(this.pollMs, 1000));
+          this.emit({
+            event: "error",
+            dispatcher: this.name,
+            message: `Claim failed: ${(err as Error).message}`,
+          });
+          await this.waitForWake(errorDelay);
+          continue;
+        }
+        claimed = tasks.length;
+        for (const task of tasks) this.start(task);
+      }
+      if (this.options.once && claimed === 0 && this.inFlight.size === 0) return;
+      // A full batch suggests more is waiting: claim again at once while slots are free.
+      if (claimed > 0 && claimed === wanted && this.inFlight.size < this.concurrency) continue;
+      await this.waitForWake(
+        this.inFlight.size >= this.concurrency || (this.options.once && claimed === 0)
+          ? 60_000 // a finishing task wakes us
+          : this.pollMs,
+      );
+    }
+  }
+
+  private start(task: Task): void {
+    this.stats.claimed++;
+    this.options.metrics?.claimed.inc();
+    const entry: InFlight = {
+      task,
+      claim: { id: task.id, owner: this.name, attempts: task.attempts },
+      controller: new AbortController(),
+      finishing: false,
+      abandoned: false,
+      done: Promise.resolve(),
+    };
+    this.inFlight.set(task.id, entry);
+    this.options.metrics?.inFlight.set(this.inFlight.size);
+    entry.done = this.execute(entry)
+      .catch((err) =>
+        this.emit({
+          event: "error",
+          dispatcher: this.name,
+          task_id: task.id,
+          message: (err as Error).message,
+        })
+      )
+      .finally(() => {
+        this.inFlight.delete(task.id);
+        this.options.metrics?.inFlight.set(this.inFlight.size);
+        this.wake();
+      });
+  }
+
+  private async execute(entry: InFlight): Promise<void> {
+    const { task } = entry;
+    this.emit({
+      event: "processing",
+      task_id: task.id,
+      type: task.type,
+      domain: task.domain,
+      attempts: task.attempts,
+      max_attempts: this.maxAttempts,
+    });
+    this.emit({
+      event: "sending",
+      task_id: task.id,
+      type: task.type,
+      target: this.executor.target,
+    });
+    const started = performance.now();
+    const result = await this.executor.execute(task, entry.controller.signal);
+    if (entry.abandoned) return;
+    entry.finishing = true;
+    if (result.success) {
+      const row = await this.persist(
+        task.id,
+        () => completeTask(this.db, entry.claim, result.result),
+      );
+      if (row === undefined) return;
+      if (row) {
+        this.stats.completed++;
+        this.options.metrics?.completed.inc();
+        this.emit({
+          event: "completed",
+          task_id: task.id,
+          type: task.type,
+          duration_ms: Math.round(performance.now() - started),
+        });
+      } else {
+        await this.refused(task.id, "completion");
+      }
+      return;
+    }
+    const delayMs = backoffDelay(task.attempts, this.backoff);
+    const outcome = await this.persist(
+      task.id,
+      () =>
+        failTask(this.db, entry.claim, result.error, { maxAttempts: this.maxAttempts, delayMs }),
+    );
+    if (outcome === undefined) return;
+    if (outcome === null) return await this.refused(task.id, "failure");
+    if (outcome.outcome === "retry") {
+      this.stats.retried++;
+      this.options.metrics?.retried.inc();
+      this.emit({
+        event: "retry",
+        task_id: task.id,
+        type: task.type,
+        attempts: task.attempts,
+        max_attempts: this.maxAttempts,
+        delay_ms: delayMs,
+        error: result.error,
+      });
+      // Our own retry becomes claimable at run_after: be there without waiting for a poll.
+      if (!this.options.once) setTimeout(() => this.wake(), delayMs + 5);
+    } else {
+      this.stats.failed++;
+      this.options.metrics?.failed.inc();
+      this.emit({
+        event: "failed",
+        task_id: task.id,
+        type: task.type,
+        attempts: task.attempts,
+        max_attempts: this.maxAttempts,
+        error: result.error,
+      });
+    }
+  }
+
+  /** Writes a result, retrying briefly if the database blips. `undefined` if it never could. */
+  private async persist<T>(taskId: string, write: () => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (attempt === 3) {
+          this.emit({
+            event: "error",
+            dispatcher: this.name,
+            task_id: taskId,
+            message: `Could not record the result (${(err as Error).message}); the lease will ` +
+              "expire and the task will be retried",
+          });
+          return undefined;
+        }
+        await sleep(250 * 2 ** attempt);
+      }
+    }
+  }
+
+  private async refused(taskId: string, what: string): Promise<void> {
+    this.stats.refused++;
+    let reason = "the task is no longer running under this dispatcher";
+    try {
+      const [row] = await this.db.sql`
+        select status, locked_by from ${this.db.sql(this.db.table)} where id = ${taskId}`;
+      if (!row) reason = "the task was deleted";
+      else if (row.status !== "running") reason = `the task is now "${row.status}"`;
+      else reason = `the task is now held by ${row.locked_by}`;
+    } catch { /* keep the generic reason */ }
+    this.emit({ event: "refused", task_id: taskId, outcome: what, reason });
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.inFlight.values()].filter((e) => !e.finishing && !e.abandoned).map((e) =>
+      e.task.id
+    );
+    if (ids.length === 0) return;
+    let held: Set<string>;
+    try {
+      held = await renewLeases(this.db, this.name, ids, this.leaseMs);
+    } catch (err) {
+      this.emit({
+        event: "error",
+        dispatcher: this.name,
+        message: `Heartbeat failed: ${(err as Error).message}`,
+      });
+      return;
+    }
+    for (const id of ids) {
+      const entry = this.inFlight.get(id);
+      if (held.has(id) || !entry || entry.finishing) continue;
+      // Cancelled with --force, or reaped: stop the work, its result would be refused anyway.
+      this.emit({ event: "lease_lost", task_id: id });
+      entry.controller.abort();
+    }
+  }
+
+  private async reap(): Promise<void> {
+    try {
+      const reaped = await requeueStale(this.db, {
+        leaseOnly: true,
+        maxAttempts: this.maxAttempts,
+        actor: this.name,
+      });
+      for (const r of reaped) {
+        this.stats.reaped++;
+        this.options.metrics?.reaped.inc();
+        this.emit({
+          event: "reaped",
+          task_id: r.task.id,
+          outcome: r.outcome,
+          previous_owner: r.previous_owner,
+        });
+      }
+      if (reaped.some((r) => r.outcome === "retry")) this.wake();
+    } catch (err) {
+      this.emit({
+        event: "error",
+        dispatcher: this.name,
+        message: `Reaper failed: ${(err as Error).message}`,
+      });
+    }
+  }
+
+  /** After the claim loop: wait for in-flight work, then release what is left. */
+  private async drain(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    const all = Promise.all([...this.inFlight.values()].map((e) => e.done));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      all,
+      new Promise<void>((r) => (timer = setTimeout(r, this.shutdownTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    const left = [...this.inFlight.values()].filter((e) => !e.finishing);
+    if (left.length === 0) {
+      await all;
+      return;
+    }
+    for (const e of left) e.abandoned = true;
+    try {
+      const released = await releaseTasks(
+        this.db,
+        left.map((e) => e.claim),
+        `released at shutdown of ${this.name}`,
+      );
+      for (const t of released) {
+        this.stats.released++;
+        this.emit({ event: "released", task_id: t.id });
+      }
+    } catch (err) {
+      this.emit({
+        event: "error",
+        dispatcher: this.name,
+        message: `Could not release ${left.length} task(s) (${(err as Error).message}); ` +
+          "their leases will expire and they will be retried",
+      });
+    }
+    for (const e of left) e.controller.abort();
+    await Promise.race([all, sleep(2000)]);
+  }
+}
+
+/** Creates a dispatcher; see {@link Dispatcher}. */
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  return new Dispatcher(options);
+}

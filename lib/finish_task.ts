@@ -1,0 +1,121 @@
+import { type Db, guard } from "./db.ts";
+import type { Task } from "./task.ts";
+
+/**
+ * Every update here is guarded by `status = 'running' AND locked_by = owner AND attempts =
+ * <the claimed attempt>`: a dispatcher can only finish the execution it claimed. If an operator
+ * cancelled the task, or a reaper returned it after the lease expired (and maybe another
+ * dispatcher claimed it again), the update matches nothing and the caller is told so.
+ */
+export interface Claimed {
+  id: string;
+  owner: string;
+  /** `attempts` as returned by the claim: the fencing token of this execution. */
+  attempts: number;
+}
+
+/** What a guarded finish did: `null` when it was refused (see {@link Claimed}). */
+export type FinishOutcome<T> = T | null;
+
+/** Marks the claimed execution completed with its result. Null when refused. */
+export async function completeTask(
+  db: Db,
+  claim: Claimed,
+  result: unknown,
+): Promise<FinishOutcome<Task>> {
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const [row] = await sql<Task[]>`
+      update ${sql(db.table)}
+      set status = 'completed', result = ${sql.json((result ?? null) as never)}, error = null,
+        owner_id = null, lease_expires_at = null
+      where id = ${claim.id} and status = 'running' and locked_by = ${claim.owner}
+        and attempts = ${claim.attempts}
+      returning *`;
+    return row ?? null;
+  });
+}
+
+/**
+ * Records a failed execution: back to `retry` with `run_after = now + delayMs` while attempts
+ * remain, else `failed` with "Max attempts (N) exceeded: <error>". Null when refused.
+ */
+export async function failTask(
+  db: Db,
+  claim: Claimed,
+  error: string,
+  options: { maxAttempts: number; delayMs: number },
+): Promise<FinishOutcome<{ task: Task; outcome: "retry" | "failed" }>> {
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const guardClause = sql`id = ${claim.id} and status = 'running' and locked_by = ${claim.owner}
+      and attempts = ${claim.attempts}`;
+    if (claim.attempts >= options.maxAttempts) {
+      const [row] = await sql<Task[]>`
+        update ${sql(db.table)}
+        set status = 'failed', error = ${`Max attempts (${options.maxAttempts}) exceeded: ${error}`},
+          owner_id = null, lease_expires_at = null
+        where ${guardClause}
+        returning *`;
+      return row ? { task: row, outcome: "failed" } : null;
+    }
+    const [row] = await sql<Task[]>`
+      update ${sql(db.table)}
+      set status = 'retry', error = ${error},
+        run_after = now() + ${options.delayMs} * interval '1 millisecond',
+        owner_id = null, lease_expires_at = null
+      where ${guardClause}
+      returning *`;
+    return row ? { task: row, outcome: "retry" } : null;
+  });
+}
+
+/**
+ * Renews the lease of the owner's in-flight tasks and returns the ids it still holds; an id
+ * missing from the answer was cancelled or reaped, and its execution should stop.
+ */
+export async function renewLeases(
+  db: Db,
+  owner: string,
+  ids: readonly string[],
+  leaseMs: number,
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const rows = await sql<{ id: string }[]>`
+      update ${sql(db.table)}
+      set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond', last_heartbeat = now()
+      where id = any(${ids as string[]}::uuid[]) and status = 'running' and locked_by = ${owner}
+      returning id`;
+    return new Set(rows.map((r) => r.id));
+  });
+}
+
+/**
+ * Hands back executions abandoned at shutdown: `retry`, claimable at once, with the reason in
+ * `error`. The started execution still counts as an attempt. Returns the released rows.
+ */
+export async function releaseTasks(
+  db: Db,
+  claims: readonly Claimed[],
+  reason: string,
+): Promise<Task[]> {
+  if (claims.length === 0) return [];
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const released: Task[] = [];
+    for (const c of claims) {
+      const [row] = await sql<Task[]>`
+        update ${sql(db.table)}
+        set status = 'retry', run_after = now(), locked_by = null,
+          error = concat_ws(' | ', nullif(error, ''), ${reason}::text),
+          owner_id = null, lease_expires_at = null
+        where id = ${c.id} and status = 'running' and locked_by = ${c.owner}
+          and attempts = ${c.attempts}
+        returning *`;
+      if (row) released.push(row);
+    }
+    return released;
+  });
+}

@@ -1,0 +1,27 @@
+import { formatTaskTable } from "./format_tasks.ts";
+import type { FilterPreview, TransitionReport } from "./task_transitions.ts";
+import { shortId } from "./task_id.ts";
+
+/** Per-task lines of a transition by ids: `cancelled 1a2b3c4d (was queued)`. */
+export function formatTransitionReport(report: TransitionReport, pastTense: string): string {
+  return report.changed.map((t) => `${pastTense} ${shortId(t.id)}  ${t.type}\n`).join("");
+}
+
+/** The dry run of a filter: how many would change, and a sample table. */
+export function formatPreview(
+  preview: FilterPreview,
+  verb: string,
+  confirmHint: string,
+  options: { emoji?: boolean } = {},
+): string {
+  if (preview.count === 0) return `No tasks to ${verb}.\n`;
+  const shown = preview.sample.length < preview.count
+    ? ` (showing the ${preview.sample.length} most recently updated)`
+    : "";
+  return `Would ${verb} ${preview.count} task${preview.count === 1 ? "" : "s"}${shown}:\n\n` +
+    formatTaskTable(preview.sample, { emoji: options.emoji }).replace(
+      /\n\nFound \d+ tasks?\n$/,
+      "\n",
+    ) +
+    `\nNothing changed. ${confirmHint}\n`;
+}

@@ -1,0 +1,96 @@
+import type postgres from "postgres";
+import { type Db, getTableInfo, guard } from "./db.ts";
+import { InvalidInputError, OutOfRangeError } from "./errors.ts";
+import { nowFragment, stuckCondition } from "./queue_health.ts";
+import type { Task } from "./task.ts";
+
+export interface RequeueOptions {
+  /**
+   * A running task without a lease (claimed by a dispatcher that does not keep one) is stale
+   * once locked longer than this. Default 15m.
+   */
+  olderThanMs?: number;
+  /** Tasks that already used this many attempts go to failed instead of retry. Default 3. */
+  maxAttempts?: number;
+  /** Only expired leases (the dispatcher's reaper): never guess about lease-less tasks. */
+  leaseOnly?: boolean;
+  /** Report what would change, change nothing. */
+  dryRun?: boolean;
+  /** Who is requeueing, recorded in the error text. Default "seedtask". */
+  actor?: string;
+  now?: Date;
+}
+
+/** A stale task and what happened (or would happen) to it. */
+export interface RequeuedTask {
+  task: Task;
+  outcome: "retry" | "failed";
+  /** The dispatcher that held it. */
+  previous_owner: string | null;
+}
+
+export const DEFAULT_STALE_MS = 15 * 60_000;
+
+/**
+ * Returns running tasks whose lease expired — or, without a lease, that were locked longer than
+ * `olderThanMs` — to `retry` (claimable now), or to `failed` once they used `maxAttempts`.
+ * The reason is appended to `error`. One statement, `FOR UPDATE SKIP LOCKED` so several
+ * reapers never fight over a row, and guarded by the stale condition itself: a task whose
+ * dispatcher renewed its lease in the meantime is not touched.
+ */
+export async function requeueStale(db: Db, options: RequeueOptions = {}): Promise<RequeuedTask[]> {
+  const olderThanMs = options.olderThanMs ?? DEFAULT_STALE_MS;
+  const maxAttempts = options.maxAttempts ?? 3;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new OutOfRangeError(`Invalid max attempts "${maxAttempts}": expected 1 or more`);
+  }
+  if (!(olderThanMs > 0)) throw new InvalidInputError("--older-than must be greater than 0");
+  return await guard(db, async () => {
+    const { hasLease } = await getTableInfo(db);
+    const sql = db.sql;
+    const t = sql(db.table);
+    const now = nowFragment(db, options.now);
+    const stale = options.leaseOnly && hasLease
+      ? sql`status = 'running' and lease_expires_at < ${now}`
+      : stuckCondition(db, hasLease, olderThanMs, now);
+    const actor = options.actor ?? "seedtask";
+    const why = sql`'lease expired (locked by ' || coalesce(s.locked_by, '?') || ', requeued by ' ||
+      ${actor}::text || ')'`;
+    const clearLease = hasLease
+      ? sql`, owner_id = null, lease_expires_at = null, last_heartbeat = null`
+      : sql``;
+    let rows: postgres.Row[];
+    if (options.dryRun) {
+      rows = await sql`
+        select s.*, case when s.attempts >= ${maxAttempts} then 'failed' else 'retry' end as "__outcome",
+          s.locked_by as "__previous_owner"
+        from ${t} s where ${stale} order by s.locked_at`;
+    } else {
+      rows = await sql`
+        with s as (
+          select id, attempts, locked_by from ${t}
+          where ${stale}
+          for update skip locked
+        ),
+        failed as (
+          update ${t} as x set status = 'failed',
+            error = concat_ws(' | ', nullif(x.error, ''),
+              ${`Max attempts (${maxAttempts}) exceeded: `}::text || ${why})${clearLease}
+          from s where x.id = s.id and s.attempts >= ${maxAttempts}
+          returning x.*, 'failed' as "__outcome", s.locked_by as "__previous_owner"
+        ),
+        retried as (
+          update ${t} as x set status = 'retry', run_after = ${now}, locked_by = null,
+            error = concat_ws(' | ', nullif(x.error, ''), ${why})${clearLease}
+          from s where x.id = s.id and s.attempts < ${maxAttempts}
+          returning x.*, 'retry' as "__outcome", s.locked_by as "__previous_owner"
+        )
+        select * from failed union all select * from retried`;
+    }
+    return rows.map(({ __outcome, __previous_owner, ...task }) => ({
+      task: task as Task,
+      outcome: __outcome as "retry" | "failed",
+      previous_owner: __previous_owner as string | null,
+    }));
+  });
+}

@@ -1,0 +1,251 @@
+import type postgres from "postgres";
+import { type Db, getTableInfo, guard } from "./db.ts";
+import { AmbiguousTaskIdError, InvalidInputError, TaskNotFoundError } from "./errors.ts";
+import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
+import type { Task, TaskStatus } from "./task.ts";
+import { parseTaskIdArg } from "./task_id.ts";
+
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
+
+/** Selects tasks for a bulk operation. Every field narrows the selection. */
+export interface TaskFilter {
+  statuses?: readonly TaskStatus[];
+  type?: string;
+  domain?: string;
+  /** Only tasks not updated for at least this long. */
+  olderThanMs?: number;
+}
+
+/** A transition that did not happen, and why. */
+export interface RefusedTransition {
+  id: string;
+  status: TaskStatus;
+  message: string;
+}
+
+/** What a transition by ids changed (rows after the change) and what it refused. */
+export interface TransitionReport {
+  changed: Task[];
+  refused: RefusedTransition[];
+}
+
+/** What a filter would touch: how many tasks, and the most recently updated few. */
+export interface FilterPreview {
+  count: number;
+  sample: Task[];
+}
+
+interface Transition {
+  verb: "cancel" | "retry";
+  from: readonly TaskStatus[];
+  set: (db: Db, hasLease: boolean) => Fragment;
+  notify: boolean;
+  refusal: (status: TaskStatus) => string;
+}
+
+const CANCEL_FROM: readonly TaskStatus[] = ["created", "queued", "retry"];
+
+function cancelTransition(force: boolean): Transition {
+  return {
+    verb: "cancel",
+    from: force ? [...CANCEL_FROM, "running"] : CANCEL_FROM,
+    // A running task keeps locked_by (who ran it); its dispatcher's completion is then
+    // refused because the task is no longer running. The lease is cleared so it never
+    // counts as stuck.
+    set: (db, hasLease) =>
+      hasLease
+        ? db.sql`status = 'cancelled', lease_expires_at = null, owner_id = null`
+        : db.sql`status = 'cancelled'`,
+    notify: false,
+    refusal: (status) =>
+      status === "running"
+        ? `it is "running" (pass --force to cancel a running task)`
+        : `it is "${status}"`,
+  };
+}
+
+const RETRY: Transition = {
+  verb: "retry",
+  from: ["failed", "cancelled"],
+  // A fresh start: attempts from zero, no backoff, no stale error, result or lock.
+  set: (db, hasLease) =>
+    db.sql`status = 'queued', run_after = null, attempts = 0, error = null, result = null,
+      locked_by = null, locked_at = null${
+      hasLease
+        ? db.sql`, owner_id = null, lease_expires_at = null, last_heartbeat = null`
+        : db.sql``
+    }`,
+  notify: true,
+  refusal: (status) => `it is "${status}" (only failed or cancelled tasks can be retried)`,
+};
+
+/**
+ * Resolves id arguments (full ids or unique prefixes) to full ids, in order, without
+ * duplicates. Throws TaskNotFoundError or AmbiguousTaskIdError for the first bad one.
+ */
+export async function resolveTaskIds(db: Db, args: readonly string[]): Promise<string[]> {
+  const parsed = args.map((a) => ({ arg: a, id: parseTaskIdArg(a) }));
+  return await guard(db, async () => {
+    const out: string[] = [];
+    const table = db.sql(db.table);
+    const full = parsed.flatMap((p) => p.id.kind === "full" ? [p.id.id] : []);
+    const existing = new Set(
+      full.length === 0
+        ? []
+        : (await db.sql<{ id: string }[]>`select id from ${table} where id = any(${full}::uuid[])`)
+          .map((r) => r.id),
+    );
+    for (const { arg, id } of parsed) {
+      let resolved: string;
+      if (id.kind === "full") {
+        if (!existing.has(id.id)) throw new TaskNotFoundError(arg);
+        resolved = id.id;
+      } else {
+        const rows = await db.sql<{ id: string }[]>`
+          select id from ${table} where id between ${id.low}::uuid and ${id.high}::uuid
+          order by id limit 11`;
+        if (rows.length === 0) throw new TaskNotFoundError(arg);
+        if (rows.length > 1) {
+          throw new AmbiguousTaskIdError(arg, rows.slice(0, 10).map((r) => r.id), rows.length > 10);
+        }
+        resolved = rows[0]!.id;
+      }
+      if (!out.includes(resolved)) out.push(resolved);
+    }
+    return out;
+  });
+}
+
+async function transitionIds(
+  db: Db,
+  t: Transition,
+  args: readonly string[],
+): Promise<TransitionReport> {
+  const ids = await resolveTaskIds(db, args);
+  return await guard(db, async () => {
+    const { hasLease } = await getTableInfo(db);
+    const sql = db.sql;
+    const table = sql(db.table);
+    // One guarded statement: only rows still in an allowed state change, so a concurrent
+    // actor (a dispatcher finishing the task) can never be overwritten.
+    const changed = await sql<Task[]>`
+      with changed as (
+        update ${table} set ${t.set(db, hasLease)}
+        where id = any(${ids}::uuid[]) and status in ${sql(t.from as string[])}
+        returning *
+      )
+      select changed.*${
+      t.notify ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, '')) as "__notified"` : sql``
+    } from changed`;
+    const done = new Set(changed.map((r) => r.id));
+    const rest = ids.filter((id) => !done.has(id));
+    const current = rest.length === 0 ? [] : await sql<{ id: string; status: TaskStatus }[]>`
+          select id, status from ${table} where id = any(${rest}::uuid[])`;
+    const byId = new Map(current.map((r) => [r.id, r.status]));
+    return {
+      changed: changed.map(({ __notified: _, ...task }) => task as Task),
+      refused: rest.map((id) => {
+        const status = byId.get(id) ?? ("deleted" as TaskStatus);
+        return {
+          id,
+          status,
+          message: `Cannot ${t.verb} task "${id.slice(0, 8)}": ${t.refusal(status)}`,
+        };
+      }),
+    };
+  });
+}
+
+function filterCondition(db: Db, t: Transition, filter: TaskFilter): Fragment {
+  const sql = db.sql;
+  const statuses = filter.statuses ?? t.from;
+  const bad = statuses.filter((s) => !t.from.includes(s));
+  if (bad.length > 0) {
+    throw new InvalidInputError(
+      `Cannot ${t.verb} tasks in status ${bad.map((s) => `"${s}"`).join(", ")}: ` +
+        `${t.verb} applies to ${t.from.join(", ")}`,
+    );
+  }
+  const parts: Fragment[] = [sql`status in ${sql(statuses as string[])}`];
+  if (filter.type !== undefined) parts.push(sql`type = ${filter.type}`);
+  if (filter.domain !== undefined) parts.push(sql`domain = ${filter.domain}`);
+  if (filter.olderThanMs !== undefined) {
+    parts.push(sql`updated_at < now() - ${filter.olderThanMs} * interval '1 millisecond'`);
+  }
+  return parts.reduce((acc, p) => sql`${acc} and ${p}`);
+}
+
+async function previewFilter(db: Db, t: Transition, filter: TaskFilter): Promise<FilterPreview> {
+  const where = filterCondition(db, t, filter);
+  return await guard(db, async () => {
+    const table = db.sql(db.table);
+    const [[count], sample] = await Promise.all([
+      db.sql<{ n: number }[]>`select count(*)::int as n from ${table} where ${where}`,
+      db.sql<Task[]>`select * from ${table} where ${where} order by updated_at desc limit 10`,
+    ]);
+    return { count: count!.n, sample: [...sample] };
+  });
+}
+
+async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Promise<Task[]> {
+  const where = filterCondition(db, t, filter);
+  return await guard(db, async () => {
+    const { hasLease } = await getTableInfo(db);
+    const sql = db.sql;
+    const rows = await sql<Task[]>`
+      with changed as (
+        update ${sql(db.table)} set ${t.set(db, hasLease)}
+        where ${where}
+        returning *
+      )
+      select changed.*${
+      t.notify ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, '')) as "__notified"` : sql``
+    } from changed`;
+    return rows.map(({ __notified: _, ...task }) => task as Task);
+  });
+}
+
+/**
+ * Cancels tasks by id or unique prefix: created, queued and retry tasks (and running ones with
+ * `force`). Returns the changed rows and, per task, each refused transition.
+ */
+export function cancelTasks(
+  db: Db,
+  ids: readonly string[],
+  options: { force?: boolean } = {},
+): Promise<TransitionReport> {
+  return transitionIds(db, cancelTransition(!!options.force), ids);
+}
+
+/** Moves failed or cancelled tasks back to queued (attempts reset, run_after cleared). */
+export function retryTasks(db: Db, ids: readonly string[]): Promise<TransitionReport> {
+  return transitionIds(db, RETRY, ids);
+}
+
+/** What `cancelWhere` would change: count and a sample. Changes nothing. */
+export function previewCancelWhere(
+  db: Db,
+  filter: TaskFilter,
+  options: { force?: boolean } = {},
+): Promise<FilterPreview> {
+  return previewFilter(db, cancelTransition(!!options.force), filter);
+}
+
+/** Cancels every task matching the filter (in a cancellable state); returns them. */
+export function cancelWhere(
+  db: Db,
+  filter: TaskFilter,
+  options: { force?: boolean } = {},
+): Promise<Task[]> {
+  return transitionFilter(db, cancelTransition(!!options.force), filter);
+}
+
+/** What `retryWhere` would change: count and a sample. Changes nothing. */
+export function previewRetryWhere(db: Db, filter: TaskFilter): Promise<FilterPreview> {
+  return previewFilter(db, RETRY, filter);
+}
+
+/** Retries every failed or cancelled task matching the filter; returns them. */
+export function retryWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
+  return transitionFilter(db, RETRY, filter);
+}

@@ -1,0 +1,226 @@
+import assert from "node:assert/strict";
+import { backoffDelay } from "../lib/backoff.ts";
+import { claimTasks } from "../lib/claim_tasks.ts";
+import { connect } from "../lib/db.ts";
+import { resolveConfig } from "../lib/config.ts";
+import type { DispatchEvent } from "../lib/dispatch_events.ts";
+import { createDispatcher } from "../lib/dispatcher.ts";
+import { completeTask } from "../lib/finish_task.ts";
+import { cancelTasks } from "../lib/task_transitions.ts";
+import { eventually, TEST_DSN, testSchema } from "./helpers.ts";
+
+Deno.test("backoffDelay() doubles from the base up to the cap, plus bounded jitter", () => {
+  const policy = { baseMs: 10_000, maxMs: 300_000, jitter: 0 };
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map((a) => backoffDelay(a, policy)), [
+    10_000,
+    20_000,
+    40_000,
+    80_000,
+    160_000,
+    300_000,
+    300_000,
+  ]);
+  assert.equal(backoffDelay(1000, policy), 300_000);
+  assert.equal(backoffDelay(2, { ...policy, jitter: 0.1 }, () => 0.5), 21_000);
+  assert.equal(backoffDelay(2, { ...policy, jitter: 0.1 }, () => 0.999), 21_998);
+});
+
+Deno.test("claimTasks() on several connections: each row goes to exactly one claimer", async () => {
+  await using t = await testSchema();
+  await t.sql`insert into ${t.sql(t.table)} (type, status, created_at)
+    select 'job', 'queued', now() - i * interval '1 second' from generate_series(1, 300) i`;
+  // Eight pools (separate connections) claim concurrently until the queue is empty.
+  const pools = Array.from(
+    { length: 8 },
+    () => connect(resolveConfig({ dsn: TEST_DSN, table: t.table }, {})),
+  );
+  try {
+    const claimed = await Promise.all(pools.map(async (db, i) => {
+      const mine: string[] = [];
+      while (true) {
+        const batch = await claimTasks(db, { owner: `w${i}`, limit: 7, leaseMs: 60_000 });
+        if (batch.length === 0) return mine;
+        mine.push(...batch.map((x) => x.id));
+      }
+    }));
+    const all = claimed.flat();
+    assert.equal(all.length, 300);
+    assert.equal(new Set(all).size, 300, "no task claimed twice");
+    assert.ok(claimed.filter((c) => c.length > 0).length >= 2, "the work was shared");
+    const rows = await t.sql`select status, attempts, locked_by = owner_id as same,
+      lease_expires_at > now() + interval '50 seconds' as leased from ${t.sql(t.table)}`;
+    assert.ok(rows.every((r) => r.status === "running" && r.attempts === 1 && r.same && r.leased));
+  } finally {
+    await Promise.all(pools.map((p) => p.close()));
+  }
+});
+
+Deno.test("claimTasks() takes ready tasks oldest first, honours run_after, types and locks", async () => {
+  await using t = await testSchema();
+  const tbl = t.sql(t.table);
+  const [a, b, c, d, e] = await t.sql`
+    insert into ${tbl} (type, status, created_at, run_after) values
+      ('x', 'queued', now() - interval '3 minutes', null),
+      ('y', 'retry', now() - interval '1 hour', now() - interval '1 minute'),
+      ('x', 'queued', now() - interval '2 minutes', now() + interval '1 hour'),
+      ('x', 'created', now() - interval '4 minutes', null),
+      ('x', 'queued', now() - interval '30 seconds', null)
+    returning id`;
+  // Another transaction holds the oldest ready row: the claim skips it instead of waiting.
+  const blocker = await t.sql.reserve();
+  await blocker`begin`;
+  await blocker`select 1 from ${tbl} where id = ${a!.id} for update`;
+  try {
+    const first = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000 });
+    assert.deepEqual(first.map((r) => r.id), [b!.id, e!.id]);
+  } finally {
+    await blocker`rollback`;
+    blocker.release();
+  }
+  const typed = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000, types: ["y"] });
+  assert.deepEqual(typed, []);
+  const rest = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000 });
+  assert.deepEqual(rest.map((r) => r.id), [a!.id]);
+  const later = await claimTasks(t.db, {
+    owner: "w",
+    limit: 10,
+    leaseMs: 1000,
+    now: new Date(Date.now() + 2 * 3600_000),
+  });
+  assert.deepEqual(later.map((r) => r.id), [c!.id]);
+  const [staged] = await t.sql`select status from ${tbl} where id = ${d!.id}`;
+  assert.equal(staged!.status, "created");
+});
+
+Deno.test("completeTask() is refused for a dispatcher that no longer holds the task", async () => {
+  await using t = await testSchema();
+  await t.sql`insert into ${t.sql(t.table)} (type, status) values ('x', 'queued')`;
+  const [task] = await claimTasks(t.db, { owner: "a", limit: 1, leaseMs: 60_000 });
+  const claim = { id: task!.id, owner: "a", attempts: task!.attempts };
+  assert.equal(await completeTask(t.db, { ...claim, owner: "b" }, {}), null, "another owner");
+  assert.equal(await completeTask(t.db, { ...claim, attempts: 2 }, {}), null, "another execution");
+  const done = await completeTask(t.db, claim, { ok: 1 });
+  assert.equal(done?.status, "completed");
+  assert.deepEqual(done?.result, { ok: 1 });
+  assert.equal(await completeTask(t.db, claim, {}), null, "only once");
+});
+
+Deno.test("a dispatcher with handlers completes, retries with backoff and fails at max attempts", async () => {
+  await using t = await testSchema();
+  const tbl = t.sql(t.table);
+  await t.sql`insert into ${tbl} (type, params) values
+    ('ok', '{"n": 1}'), ('ok', '{"n": 2}'), ('flaky', '{}'), ('broken', '{}')`;
+  await t.sql`update ${tbl} set status = 'queued'`;
+  const calls: Record<string, number> = {};
+  const events: DispatchEvent[] = [];
+  const dispatcher = createDispatcher({
+    db: t.db,
+    name: "lib-test",
+    pollMs: 20,
+    maxAttempts: 3,
+    backoff: { baseMs: 50, maxMs: 1000, jitter: 0 },
+    handlers: {
+      ok: (task) => ({ doubled: (task.params as { n: number }).n * 2 }),
+      flaky: (task) => {
+        calls[task.id] = (calls[task.id] ?? 0) + 1;
+        if (task.attempts < 2) throw new Error("transient");
+        return "second time lucky";
+      },
+      broken: () => {
+        throw new Error("always broken");
+      },
+    },
+    onEvent: (e) => events.push(e),
+  });
+  const run = dispatcher.run();
+  await eventually(
+    async () => {
+      const [{ n }] = await t.sql`select count(*)::int as n from ${tbl}
+      where status in ('completed', 'failed')` as unknown as [{ n: number }];
+      return n === 4;
+    },
+    20_000,
+    "all tasks finished",
+  );
+  dispatcher.stop("test done");
+  const stats = await run;
+  const rows = await t
+    .sql`select type, status, attempts, result, error from ${tbl} order by type, params::text`;
+  assert.deepEqual(rows.map((r) => ({ ...r })), [
+    {
+      type: "broken",
+      status: "failed",
+      attempts: 3,
+      result: null,
+      error: "Max attempts (3) exceeded: always broken",
+    },
+    { type: "flaky", status: "completed", attempts: 2, result: "second time lucky", error: null },
+    { type: "ok", status: "completed", attempts: 1, result: { doubled: 2 }, error: null },
+    { type: "ok", status: "completed", attempts: 1, result: { doubled: 4 }, error: null },
+  ]);
+  assert.deepEqual(
+    { ...stats },
+    { claimed: 7, completed: 3, retried: 3, failed: 1, reaped: 0, released: 0, refused: 0 },
+  );
+  const retries = events.flatMap((e) =>
+    e.event === "retry" ? [[e.type, e.attempts, e.max_attempts, e.delay_ms, e.error].join(" ")] : []
+  );
+  assert.deepEqual(retries.sort(), [
+    "broken 1 3 50 always broken",
+    "broken 2 3 100 always broken",
+    "flaky 1 3 50 transient",
+  ]);
+  // every task event names its task
+  for (const e of events) {
+    if (["processing", "sending", "completed", "retry", "failed"].includes(e.event)) {
+      assert.match((e as { task_id: string }).task_id, /^[0-9a-f-]{36}$/);
+    }
+  }
+});
+
+Deno.test("a task cancelled while running stays cancelled when its execution ends", async () => {
+  await using t = await testSchema();
+  const tbl = t.sql(t.table);
+  const [row] = await t
+    .sql`insert into ${tbl} (type, status) values ('slow', 'queued') returning id`;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let started = false;
+  const events: DispatchEvent[] = [];
+  const dispatcher = createDispatcher({
+    db: t.db,
+    name: "cancel-test",
+    pollMs: 20,
+    handlers: {
+      slow: async () => {
+        started = true;
+        await gate;
+        return { finished: true };
+      },
+    },
+    onEvent: (e) => events.push(e),
+  });
+  const run = dispatcher.run();
+  await eventually(() => Promise.resolve(started), 10_000, "handler started");
+  const report = await cancelTasks(t.db, [row!.id], { force: true });
+  assert.equal(report.changed.length, 1);
+  release();
+  await eventually(
+    () => Promise.resolve(events.some((e) => e.event === "refused")),
+    10_000,
+    "refusal",
+  );
+  dispatcher.stop();
+  const stats = await run;
+  const [after] = await t.sql`select status, result, attempts from ${tbl} where id = ${row!.id}`;
+  assert.deepEqual({ ...after }, { status: "cancelled", result: null, attempts: 1 });
+  assert.equal(stats.completed, 0);
+  assert.equal(stats.refused, 1);
+  const refused = events.find((e) => e.event === "refused");
+  assert.deepEqual(refused, {
+    event: "refused",
+    task_id: row!.id,
+    outcome: "completion",
+    reason: 'the task is now "cancelled"',
+  });
+});
