@@ -224,3 +224,85 @@ Deno.test("a task cancelled while running stays cancelled when its execution end
     reason: 'the task is now "cancelled"',
   });
 });
+
+Deno.test("the HTTP executor posts the payload and maps every answer to an outcome", async () => {
+  await using t = await testSchema();
+  const tbl = t.sql(t.table);
+  const received: unknown[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const body = await req.json();
+    received.push(body);
+    switch (body.type) {
+      case "ok":
+        return Response.json({ success: true, result: { echoed: body.params } });
+      case "refuse":
+        return Response.json({ success: false, error: "organism said no" });
+      case "crash":
+        return new Response("internal trouble", { status: 500 });
+      case "garbage":
+        return new Response("<html>");
+      default:
+        await new Promise((r) => setTimeout(r, 2000));
+        return Response.json({ success: true });
+    }
+  });
+  try {
+    await t.sql`insert into ${tbl} (type, status, params, domain, drift_score) values
+      ('ok', 'queued', '{"x": 1}', 'user_9', 0.5), ('refuse', 'queued', '{}', null, 0),
+      ('crash', 'queued', '{}', null, 0), ('garbage', 'queued', '{}', null, 0),
+      ('slow', 'queued', '{}', null, 0)`;
+    const { httpExecutor } = await import("../lib/executors.ts");
+    const dispatcher = createDispatcher({
+      db: t.db,
+      name: "http-test",
+      once: true,
+      maxAttempts: 1,
+      executor: httpExecutor(`http://127.0.0.1:${server.addr.port}/run`, { timeoutMs: 300 }),
+    });
+    await dispatcher.run();
+    const rows = await t.sql`select type, status, result, error from ${tbl} order by type`;
+    assert.deepEqual(rows.map((r) => ({ ...r })), [
+      {
+        type: "crash",
+        status: "failed",
+        result: null,
+        error: "Max attempts (1) exceeded: HTTP 500 from executor: internal trouble",
+      },
+      {
+        type: "garbage",
+        status: "failed",
+        result: null,
+        error: "Max attempts (1) exceeded: Executor answered invalid JSON: <html>",
+      },
+      { type: "ok", status: "completed", result: { echoed: { x: 1 } }, error: null },
+      {
+        type: "refuse",
+        status: "failed",
+        result: null,
+        error: "Max attempts (1) exceeded: organism said no",
+      },
+      {
+        type: "slow",
+        status: "failed",
+        result: null,
+        error: "Max attempts (1) exceeded: Executor timed out after 300ms",
+      },
+    ]);
+    const ok = received.find((b) => (b as { type: string }).type === "ok") as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(Object.keys(ok).sort(), [
+      "description",
+      "domain",
+      "drift_score",
+      "params",
+      "task_id",
+      "type",
+    ]);
+    assert.equal(ok.domain, "user_9");
+    assert.equal(ok.drift_score, 0.5);
+  } finally {
+    await server.shutdown();
+  }
+});
