@@ -16,6 +16,7 @@ import { registerList } from "./commands/list.ts";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerPurge } from "./commands/purge.ts";
 import { registerRequeueStale } from "./commands/requeue_stale.ts";
+import { registerServe } from "./commands/serve.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
 import { registerCancel, registerRetry } from "./commands/transitions.ts";
@@ -82,6 +83,7 @@ export function buildProgram(ctx: Context): Command {
   registerRequeueStale(program, ctx);
   registerPurge(program, ctx);
   registerDispatch(program, ctx);
+  registerServe(program, ctx);
   return program;
 }
 

@@ -89,15 +89,10 @@ function evaluate(value: number, t: Threshold | undefined): CheckState {
 const SEVERITY: CheckState[] = ["OK", "WARNING", "CRITICAL", "UNKNOWN"];
 
 /**
- * Reads queue health and grades it against the thresholds. The failure rate is the last
- * hour's (a recent window is what an alert should react to); no finished task counts as 0.
+ * Grades queue health against the thresholds (pure). The failure rate is the last hour's (a
+ * recent window is what an alert should react to); no finished task counts as 0.
  */
-export async function checkHealth(
-  db: Db,
-  thresholds: CheckThresholds,
-  options: HealthOptions = {},
-): Promise<CheckResult> {
-  const health = await getQueueHealth(db, options);
+export function gradeHealth(health: QueueHealth, thresholds: CheckThresholds): CheckResult {
   const values: Record<MetricName, number> = {
     lag: Math.round(health.lag_seconds ?? 0),
     stuck: health.stuck,
@@ -116,4 +111,13 @@ export async function checkHealth(
     "OK",
   );
   return { state, exit_code: CHECK_EXIT[state], metrics, health };
+}
+
+/** Reads queue health and grades it (`seedtask check`). */
+export async function checkHealth(
+  db: Db,
+  thresholds: CheckThresholds,
+  options: HealthOptions = {},
+): Promise<CheckResult> {
+  return gradeHealth(await getQueueHealth(db, options), thresholds);
 }

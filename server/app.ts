@@ -1,0 +1,371 @@
+/**
+ * The HTTP API (DESIGN §7): the same lib functions as the CLI, the same JSON as `--json`.
+ * `createApp(deps)` builds a Hono app; `seedtask serve` owns Deno.serve and shutdown.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { timingSafeEqual } from "hono/utils/buffer";
+import { z } from "zod";
+import { type CheckThresholds, gradeHealth, parseThreshold } from "../lib/check_health.ts";
+import { type Db, guard } from "../lib/db.ts";
+import { parseDuration } from "../lib/duration.ts";
+import { enqueueTask } from "../lib/enqueue_task.ts";
+import {
+  AmbiguousTaskIdError,
+  ConnectionError,
+  DatabaseError,
+  InvalidInputError,
+  isUsageError,
+  SeedtaskError,
+  TableNotFoundError,
+  TaskNotFoundError,
+} from "../lib/errors.ts";
+import { getTask } from "../lib/get_task.ts";
+import { type ListFilter, listTasks, listTasksQuery } from "../lib/list_tasks.ts";
+import { getQueueHealth, type QueueHealth } from "../lib/queue_health.ts";
+import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "../lib/task_stats.ts";
+import { parseStatuses } from "../lib/task.ts";
+import { cancelTasks, retryTasks, type TransitionReport } from "../lib/task_transitions.ts";
+import { VERSION } from "../lib/version.ts";
+import { TaskMetrics } from "./metrics.ts";
+import { openApiDocument } from "./openapi.ts";
+import { SingleFlightCache } from "./single_flight.ts";
+
+/** What the app needs from its host. */
+export interface AppDeps {
+  db: Db;
+  /** Enables POST /tasks, /tasks/:id/cancel and /tasks/:id/retry (which also need the token). */
+  allowWrite?: boolean;
+  /** The bearer token. Write routes always need it. */
+  token?: string;
+  /** Read routes need the token too (a non-loopback bind). */
+  requireTokenForReads?: boolean;
+  /** How long /stats, /metrics and /check answers are reused. Default 1s. */
+  cacheTtlMs?: number;
+  /** One line per request: method, path, status, ms. */
+  log?: (line: string) => void;
+  /** Replaces getTaskStatistics (tests count the loads through it). */
+  loadStats?: (db: Db, options: StatsOptions) => Promise<TaskStatistics>;
+}
+
+/** Largest page a client may ask for. */
+export const MAX_HTTP_LIMIT = 1000;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 503,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Query = Record<string, string[]>;
+
+function only(query: Query, allowed: readonly string[]): void {
+  const unknown = Object.keys(query).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) {
+    throw new InvalidInputError(
+      `Unknown query parameter "${unknown[0]}": expected ${allowed.join(", ")}`,
+    );
+  }
+}
+
+function one(query: Query, name: string): string | undefined {
+  const values = query[name];
+  if (!values) return undefined;
+  if (values.length > 1) {
+    throw new InvalidInputError(`Query parameter "${name}" given more than once`);
+  }
+  return values[0];
+}
+
+function int(query: Query, name: string, min: number, max: number): number | undefined {
+  const v = one(query, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new InvalidInputError(
+      `Invalid ${name} "${v}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return Number(v);
+}
+
+function bool(query: Query, name: string): boolean {
+  const v = one(query, name);
+  if (v === undefined) return false;
+  if (["true", "1", ""].includes(v)) return true;
+  if (["false", "0"].includes(v)) return false;
+  throw new InvalidInputError(`Invalid ${name} "${v}": expected true or false`);
+}
+
+const NewTaskBody = z.strictObject({
+  type: z.string().trim().min(1, "type must not be empty"),
+  params: z.unknown().optional(),
+  description: z.string().optional(),
+  domain: z.string().optional(),
+  drift_score: z.number().finite().optional(),
+  run_after: z.string().optional(),
+  status: z.enum(["queued", "created"]).optional(),
+});
+
+const CancelBody = z.strictObject({ force: z.boolean().optional() });
+
+async function readJson(req: Request): Promise<unknown> {
+  const text = await req.text();
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidInputError("Request body is not valid JSON");
+  }
+}
+
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length > 0 ? `"${issue.path.join(".")}": ` : "";
+    throw new InvalidInputError(`Invalid body: ${where}${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Builds the Hono app over `deps.db`. */
+export function createApp(deps: AppDeps): Hono {
+  const db = deps.db;
+  const cache = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
+  const loadStats = deps.loadStats ?? getTaskStatistics;
+  const metrics = new TaskMetrics();
+  const stats = (options: StatsOptions) =>
+    cache.get(`stats:${JSON.stringify(options)}`, () => loadStats(db, options)) as Promise<
+      TaskStatistics
+    >;
+
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    deps.log?.(
+      `${new Date().toISOString()} ${c.req.method} ${c.req.path} ${c.res.status} ${
+        Math.round(performance.now() - started)
+      }ms`,
+    );
+  });
+
+  const authorized = async (header: string | undefined): Promise<boolean> => {
+    if (!deps.token) return false;
+    const m = /^Bearer (.+)$/.exec(header ?? "");
+    return !!m && await timingSafeEqual(m[1]!, deps.token);
+  };
+  app.use("*", async (c, next) => {
+    const write = c.req.method !== "GET" && c.req.method !== "HEAD";
+    if (write && !deps.allowWrite) {
+      throw new HttpError(
+        403,
+        "read_only",
+        "This server is read-only: start it with --allow-write",
+      );
+    }
+    const needsToken = write || (deps.requireTokenForReads && c.req.path !== "/health");
+    if (needsToken && !(await authorized(c.req.header("authorization")))) {
+      c.header("www-authenticate", 'Bearer realm="seedtask"');
+      throw new HttpError(401, "unauthorized", "Missing or wrong bearer token");
+    }
+    await next();
+  });
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: 1024 * 1024,
+      onError: () => {
+        throw new HttpError(413, "body_too_large", "Request body larger than 1 MiB");
+      },
+    }),
+  );
+
+  const tasks = new Hono();
+  tasks.get("/", async (c) => {
+    const q = c.req.queries() as Query;
+    only(q, ["status", "type", "domain", "search", "limit", "sort", "after", "total"]);
+    const sort = one(q, "sort") ?? "updated";
+    if (sort !== "updated" && sort !== "created") {
+      throw new InvalidInputError(`Invalid sort "${sort}": expected updated or created`);
+    }
+    const filter: ListFilter = {
+      statuses: q.status ? parseStatuses(q.status) : undefined,
+      type: one(q, "type"),
+      domain: one(q, "domain"),
+      search: one(q, "search"),
+      sort,
+      after: one(q, "after"),
+      limit: int(q, "limit", 1, MAX_HTTP_LIMIT) ?? 50,
+    };
+    const page = await listTasks(db, filter);
+    if (!bool(q, "total")) return c.json(page);
+    const { after: _, ...all } = filter;
+    const [{ n }] = await guard(
+      db,
+      () => db.sql`select count(*)::int as n from (${listTasksQuery(db, all, { limit: null })}) t`,
+    ) as unknown as [{ n: number }];
+    return c.json({ ...page, total: n });
+  });
+  tasks.get("/:id", async (c) => c.json(await getTask(db, c.req.param("id"))));
+  tasks.post("/", async (c) => {
+    const body = parseBody(NewTaskBody, await readJson(c.req.raw));
+    let runAfter: Date | undefined;
+    if (body.run_after !== undefined) {
+      runAfter = /^\d{4}-\d\d-\d\d/.test(body.run_after)
+        ? new Date(body.run_after)
+        : new Date(Date.now() + parseDuration(body.run_after, "run_after"));
+      if (Number.isNaN(runAfter.getTime())) {
+        throw new InvalidInputError(`Invalid run_after "${body.run_after}": not an ISO-8601 time`);
+      }
+    }
+    const task = await enqueueTask(db, {
+      type: body.type,
+      params: body.params,
+      description: body.description,
+      domain: body.domain,
+      driftScore: body.drift_score,
+      runAfter,
+      status: body.status,
+    });
+    return c.json(task, 201);
+  });
+  const transition =
+    (run: (id: string, force: boolean) => Promise<TransitionReport>, withForce: boolean) =>
+    async (
+      c: {
+        req: { param(n: string): string; raw: Request };
+        json(v: unknown, s?: number): Response;
+      },
+    ) => {
+      const body = withForce ? parseBody(CancelBody, await readJson(c.req.raw)) : {};
+      const report = await run(c.req.param("id"), !!(body as { force?: boolean }).force);
+      if (report.refused.length > 0) {
+        return c.json({
+          error: { code: "invalid_transition", message: report.refused[0]!.message },
+          ...report,
+        }, 409);
+      }
+      return c.json(report);
+    };
+  tasks.post("/:id/cancel", transition((id, force) => cancelTasks(db, [id], { force }), true));
+  tasks.post("/:id/retry", transition((id) => retryTasks(db, [id]), false));
+  app.route("/tasks", tasks);
+
+  app.get("/stats", async (c) => {
+    const q = c.req.queries() as Query;
+    only(q, ["top", "days", "long_running", "high_attempts"]);
+    const lr = one(q, "long_running");
+    const options: StatsOptions = {
+      top: int(q, "top", 1, 1000),
+      days: int(q, "days", 1, 3650),
+      longRunningMs: lr === undefined ? undefined : parseDuration(lr, "long_running"),
+      highAttempts: int(q, "high_attempts", 1, 1_000_000),
+    };
+    return c.json(await stats(options));
+  });
+
+  app.get("/check", async (c) => {
+    const q = c.req.queries() as Query;
+    only(q, ["max_lag", "max_stuck", "max_failure_rate", "max_queued", "long_running"]);
+    const t = (name: string, kind: "duration" | "count" | "rate") => {
+      const v = one(q, name);
+      return v === undefined ? undefined : parseThreshold(v, kind, name);
+    };
+    const thresholds: CheckThresholds = {
+      lag: t("max_lag", "duration"),
+      stuck: t("max_stuck", "count"),
+      failure_rate: t("max_failure_rate", "rate"),
+      queued: t("max_queued", "count"),
+    };
+    const lr = one(q, "long_running");
+    const longRunningMs = lr === undefined ? undefined : parseDuration(lr, "long_running");
+    // The health numbers are shared (single-flight, TTL); grading is per request.
+    const health = await cache.get(
+      `health:${longRunningMs}`,
+      () => getQueueHealth(db, { longRunningMs }),
+    );
+    const result = gradeHealth(health as QueueHealth, thresholds);
+    return c.json({
+      state: result.state,
+      exit_code: result.exit_code,
+      metrics: result.metrics,
+      health: result.health,
+    }, result.state === "CRITICAL" ? 503 : 200);
+  });
+
+  app.get("/health", async (c) => {
+    try {
+      await Promise.race([
+        guard(db, () => db.sql`select 1`),
+        new Promise((_, reject) =>
+          setTimeout(
+            () => reject(new ConnectionError("unreachable", "Database ping timed out")),
+            2000,
+          )
+        ),
+      ]);
+      return c.json({ status: "ok", database: "ok", version: VERSION });
+    } catch {
+      return c.json({
+        status: "error",
+        database: "unreachable",
+        version: VERSION,
+        error: { code: "database_unavailable", message: "The database is unreachable" },
+      }, 503);
+    }
+  });
+
+  app.get("/metrics", async (c) => {
+    const text = await metrics.render(await stats({ top: 50 }));
+    return c.body(text, 200, { "content-type": metrics.contentType });
+  });
+
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+
+  app.notFound((c) =>
+    c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404)
+  );
+
+  app.onError((err, c) => {
+    const body = (
+      status: number,
+      code: string,
+      message: string,
+      extra: Record<string, unknown> = {},
+    ) => c.json({ error: { code, message, ...extra } }, status as 400);
+    if (err instanceof HttpError) return body(err.status, err.code, err.message);
+    if (isUsageError(err)) return body(400, err.code, err.message);
+    if (err instanceof TaskNotFoundError) return body(404, err.code, err.message);
+    if (err instanceof AmbiguousTaskIdError) {
+      return body(409, err.code, err.message, { candidates: err.candidates });
+    }
+    // Database trouble: a generic message (never the server's address or DSN); details to the log.
+    if (err instanceof ConnectionError) {
+      deps.log?.(`error: ${err.message}`);
+      return body(503, "database_unavailable", "The database is unavailable");
+    }
+    if (err instanceof TableNotFoundError) {
+      deps.log?.(`error: ${err.message}`);
+      return body(503, err.code, "The task table does not exist; run `seedtask migrate`");
+    }
+    if (err instanceof DatabaseError) {
+      deps.log?.(`error: ${err.message}`);
+      return body(
+        503,
+        err.code,
+        err.sqlState === "57014" ? "The query timed out" : "Database error",
+      );
+    }
+    if (err instanceof SeedtaskError) return body(409, err.code, err.message);
+    deps.log?.(`error: ${(err as Error).stack ?? err}`);
+    return body(500, "internal_error", "Internal error");
+  });
+
+  return app;
+}

@@ -1,0 +1,89 @@
+import client from "prom-client";
+import type { TaskStatistics } from "../lib/task_stats.ts";
+import { VERSION } from "../lib/version.ts";
+
+/** Prometheus gauges filled from the (cached) statistics on each scrape. */
+export class TaskMetrics {
+  private readonly registry = new client.Registry();
+  private readonly tasks: client.Gauge;
+  private readonly byType: client.Gauge;
+  private readonly ready: client.Gauge;
+  private readonly lag: client.Gauge;
+  private readonly overdue: client.Gauge;
+  private readonly stuck: client.Gauge;
+  private readonly failureRate: client.Gauge;
+  private readonly finished: client.Gauge;
+  private readonly duration: client.Gauge;
+  private readonly generated: client.Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, labelNames: string[] = []) =>
+      new client.Gauge({ name, help, labelNames, registers });
+    gauge("seedtask_info", "seedtask version", ["version"]).set({ version: VERSION }, 1);
+    this.tasks = gauge("seedtask_tasks", "Tasks by status", ["status"]);
+    this.byType = gauge("seedtask_tasks_by_type", "Tasks by type (the most common types)", [
+      "type",
+    ]);
+    this.ready = gauge("seedtask_queue_ready_tasks", "Tasks claimable now");
+    this.lag = gauge("seedtask_queue_lag_seconds", "Age of the oldest claimable task");
+    this.overdue = gauge(
+      "seedtask_queue_overdue_tasks",
+      "Claimable tasks whose run_after has passed",
+    );
+    this.stuck = gauge("seedtask_stuck_tasks", "Running tasks with an expired lease");
+    this.failureRate = gauge(
+      "seedtask_failure_rate",
+      "failed / (completed + failed) over the window",
+      ["window"],
+    );
+    this.finished = gauge("seedtask_finished_tasks", "Tasks finished in the window", [
+      "status",
+      "window",
+    ]);
+    this.duration = gauge("seedtask_run_duration_seconds", "Run time of recent completions", [
+      "quantile",
+    ]);
+    this.generated = gauge(
+      "seedtask_stats_generated_timestamp_seconds",
+      "When these numbers were read",
+    );
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text for `stats`. */
+  render(stats: TaskStatistics): Promise<string> {
+    this.tasks.reset();
+    for (const [status, n] of Object.entries(stats.status_counts)) this.tasks.set({ status }, n);
+    this.byType.reset();
+    for (const [type, n] of Object.entries(stats.type_counts)) this.byType.set({ type }, n);
+    this.ready.set(stats.queue.ready);
+    this.lag.set(stats.queue.lag_seconds ?? 0);
+    this.overdue.set(stats.queue.overdue);
+    this.stuck.set(stats.stuck_running);
+    this.failureRate.reset();
+    if (stats.failure_rate.last_hour !== null) {
+      this.failureRate.set({ window: "1h" }, stats.failure_rate.last_hour);
+    }
+    if (stats.failure_rate.last_day !== null) {
+      this.failureRate.set({ window: "24h" }, stats.failure_rate.last_day);
+    }
+    const t = stats.throughput;
+    this.finished.set({ status: "completed", window: "1h" }, t.completed_last_hour);
+    this.finished.set({ status: "failed", window: "1h" }, t.failed_last_hour);
+    this.finished.set({ status: "completed", window: "24h" }, t.completed_last_day);
+    this.finished.set({ status: "failed", window: "24h" }, t.failed_last_day);
+    this.duration.reset();
+    if (stats.run_duration_seconds.p50 !== null) {
+      this.duration.set({ quantile: "0.5" }, stats.run_duration_seconds.p50);
+    }
+    if (stats.run_duration_seconds.p95 !== null) {
+      this.duration.set({ quantile: "0.95" }, stats.run_duration_seconds.p95);
+    }
+    this.generated.set(stats.generated_at.getTime() / 1000);
+    return this.registry.metrics();
+  }
+}
