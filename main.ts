@@ -9,6 +9,7 @@
 import { Command, CommanderError } from "commander";
 import { registerCheck } from "./commands/check.ts";
 import { type Context, ExitError } from "./commands/context.ts";
+import { registerDemo } from "./commands/demo.ts";
 import { registerDispatch } from "./commands/dispatch.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerEnqueue } from "./commands/enqueue.ts";
@@ -64,6 +65,10 @@ export function buildProgram(ctx: Context): Command {
     .option("--no-prepare", "no prepared statements (PgBouncer transaction pooling)")
     .option("--no-color", "no colour or emoji (also NO_COLOR)")
     .option("--verbose", "stack traces and server notices on stderr")
+    .option(
+      "--embedded [dir]",
+      "use an embedded PostgreSQL (PGlite) instead of a server: in DIR, or in memory (also SEEDTASK_EMBEDDED)",
+    )
     .exitOverride()
     .configureOutput({
       writeOut: (s) => writeSync(Deno.stdout, s),
@@ -84,6 +89,7 @@ export function buildProgram(ctx: Context): Command {
   registerPurge(program, ctx);
   registerDispatch(program, ctx);
   registerServe(program, ctx);
+  registerDemo(program, ctx);
   return program;
 }
 
@@ -120,8 +126,22 @@ export function reportError(err: unknown, verbose: boolean): { line?: string; co
   };
 }
 
+/**
+ * `--embedded` takes an optional directory; when what follows it is a command name or another
+ * option (`seedtask --embedded list`), it means "in memory", not a directory called "list".
+ */
+export function normalizeArgs(args: string[], commands: readonly string[]): string[] {
+  return args.map((arg, i) => {
+    if (arg !== "--embedded") return arg;
+    const next = args[i + 1];
+    return next === undefined || next.startsWith("-") || commands.includes(next)
+      ? "--embedded="
+      : arg;
+  });
+}
+
 /** Runs seedtask with `args` and returns the exit code. */
-export async function main(args: string[]): Promise<number> {
+export async function main(rawArgs: string[]): Promise<number> {
   const ctx: Context = {
     env: Deno.env.toObject(),
     out: writer(Deno.stdout),
@@ -130,6 +150,7 @@ export async function main(args: string[]): Promise<number> {
     exitCode: 0,
   };
   const program = buildProgram(ctx);
+  const args = normalizeArgs(rawArgs, program.commands.map((c) => c.name()));
   try {
     await program.parseAsync(args, { from: "user" });
     return ctx.exitCode;

@@ -1,6 +1,8 @@
 import type { Command } from "commander";
-import { type ConfigFlags, resolveConfig } from "../lib/config.ts";
+import { type ConfigFlags, type ConnectionConfig, resolveConfig } from "../lib/config.ts";
 import { connect, type Db } from "../lib/db.ts";
+import type { EmbeddedServer } from "../lib/embedded.ts";
+import { InvalidInputError } from "../lib/errors.ts";
 
 /** What a command needs from the process, passed in so commands stay testable and thin. */
 export interface Context {
@@ -23,6 +25,8 @@ export interface GlobalOptions {
   prepare: boolean;
   color: boolean;
   verbose?: boolean;
+  /** `--embedded [DIR]`: "" means in memory. */
+  embedded?: string | true;
 }
 
 /** The program-level options merged with the command's own. */
@@ -35,7 +39,27 @@ export function useEmoji(ctx: Context, cmd: Command): boolean {
   return ctx.isTTY && !ctx.env.NO_COLOR && globals(cmd).color !== false;
 }
 
-/** Resolves the connection settings from flags and environment, opens the pool, runs `fn`. */
+/**
+ * Where the embedded database lives, if one is wanted: `--embedded [DIR]` first, then
+ * `--dsn` (a real server), then SEEDTASK_EMBEDDED. `null` means in memory; undefined, none.
+ */
+export function embeddedChoice(g: GlobalOptions, env: Context["env"]): string | null | undefined {
+  if (g.embedded !== undefined) {
+    if (g.dsn) throw new InvalidInputError("--embedded conflicts with --dsn: choose one");
+    return g.embedded === true || g.embedded === "" || g.embedded === ":memory:"
+      ? null
+      : g.embedded;
+  }
+  if (g.dsn) return undefined;
+  const fromEnv = env.SEEDTASK_EMBEDDED;
+  if (fromEnv === undefined) return undefined;
+  return fromEnv === "" || fromEnv === ":memory:" ? null : fromEnv;
+}
+
+/**
+ * Resolves the connection settings from flags and environment (starting the embedded server
+ * when asked), opens the pool, runs `fn`, and closes everything.
+ */
 export async function withDb<T>(
   ctx: Context,
   cmd: Command,
@@ -50,7 +74,23 @@ export async function withDb<T>(
     prepare: g.prepare,
     maxConnections: options.maxConnections,
   };
-  const config = resolveConfig(flags, ctx.env);
+  const embeddedDir = embeddedChoice(g, ctx.env);
+  let config: ConnectionConfig = resolveConfig(flags, ctx.env);
+  let embedded: EmbeddedServer | undefined;
+  if (embeddedDir !== undefined) {
+    // Loaded on demand: PGlite is large and most runs talk to a real server.
+    const { startEmbedded } = await import("../lib/embedded.ts");
+    embedded = await startEmbedded({ dir: embeddedDir ?? undefined });
+    config = {
+      ...config,
+      dsn: embedded.dsn,
+      dsnSource: "embedded",
+      // every connection shares PGlite's single session: a small pool, prepared statements on
+      maxConnections: Math.min(config.maxConnections, embedded.maxConnections),
+      prepare: true,
+      label: `embedded database ${embeddedDir ?? "(in memory)"}`,
+    };
+  }
   const db = connect(config, {
     onNotice: g.verbose ? (m) => void ctx.err(`notice: ${m}\n`) : undefined,
   });
@@ -58,6 +98,7 @@ export async function withDb<T>(
     return await fn(db);
   } finally {
     await db.close();
+    await embedded?.close();
   }
 }
 

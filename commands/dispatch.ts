@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { formatEvent } from "../lib/dispatch_events.ts";
-import { DispatcherMetrics } from "../lib/dispatch_metrics.ts";
 import { createDispatcher, defaultDispatcherName } from "../lib/dispatcher.ts";
 import { InvalidInputError } from "../lib/errors.ts";
 import { commandExecutor, type Executor, httpExecutor } from "../lib/executors.ts";
@@ -114,6 +113,7 @@ export function registerDispatch(program: Command, ctx: Context): void {
         : commandExecutor(opts.exec!, { timeoutMs });
 
       const emoji = useEmoji(ctx, cmd);
+      const { DispatcherMetrics } = await import("../lib/dispatch_metrics.ts"); // prom-client
       const metrics = new DispatcherMetrics(settings.name);
       // Log lines are this command's output; they are written in order, one per event.
       let queue = Promise.resolve();

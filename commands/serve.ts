@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
-import { createApp } from "../server/app.ts";
 import { type Context, withDb } from "./context.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -57,6 +56,7 @@ export function registerServe(program: Command, ctx: Context): void {
           "set --token or SEEDTASK_TOKEN",
         );
       }
+      const { createApp } = await import("../server/app.ts"); // hono, zod, prom-client: only here
       await withDb(ctx, cmd, async (db) => {
         const log = (line: string) => void ctx.out(line + "\n");
         const app = createApp({

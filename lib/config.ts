@@ -20,6 +20,8 @@ export interface ConnectionConfig {
   prepare: boolean;
   /** Upper bound of the connection pool. */
   maxConnections: number;
+  /** How to name the server in messages instead of host:port/database (embedded). */
+  label?: string;
 }
 
 /** Raw option values as they arrive from flags (strings) — validated here. */

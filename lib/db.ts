@@ -65,7 +65,7 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
     table: config.table,
     schema,
     tableName: name,
-    target: describeDsn(config.dsn),
+    target: config.label ?? describeDsn(config.dsn),
     config,
     cache: new Map(),
     close,

@@ -7,7 +7,7 @@ import type { DispatchEvent } from "../lib/dispatch_events.ts";
 import { createDispatcher } from "../lib/dispatcher.ts";
 import { completeTask } from "../lib/finish_task.ts";
 import { cancelTasks } from "../lib/task_transitions.ts";
-import { eventually, TEST_DSN, testSchema } from "./helpers.ts";
+import { eventually, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
 
 Deno.test("backoffDelay() doubles from the base up to the cap, plus bounded jitter", () => {
   const policy = { baseMs: 10_000, maxMs: 300_000, jitter: 0 };
@@ -25,40 +25,49 @@ Deno.test("backoffDelay() doubles from the base up to the cap, plus bounded jitt
   assert.equal(backoffDelay(2, { ...policy, jitter: 0.1 }, () => 0.999), 21_998);
 });
 
-Deno.test("claimTasks() on several connections: each row goes to exactly one claimer", async () => {
-  await using t = await testSchema();
-  await t.sql`insert into ${t.sql(t.table)} (type, status, created_at)
+serverTest(
+  "claimTasks() on several connections: each row goes to exactly one claimer",
+  "needs several real connections",
+  async () => {
+    await using t = await testSchema();
+    await t.sql`insert into ${t.sql(t.table)} (type, status, created_at)
     select 'job', 'queued', now() - i * interval '1 second' from generate_series(1, 300) i`;
-  // Eight pools (separate connections) claim concurrently until the queue is empty.
-  const pools = Array.from(
-    { length: 8 },
-    () => connect(resolveConfig({ dsn: TEST_DSN, table: t.table }, {})),
-  );
-  try {
-    const claimed = await Promise.all(pools.map(async (db, i) => {
-      const mine: string[] = [];
-      while (true) {
-        const batch = await claimTasks(db, { owner: `w${i}`, limit: 7, leaseMs: 60_000 });
-        if (batch.length === 0) return mine;
-        mine.push(...batch.map((x) => x.id));
-      }
-    }));
-    const all = claimed.flat();
-    assert.equal(all.length, 300);
-    assert.equal(new Set(all).size, 300, "no task claimed twice");
-    assert.ok(claimed.filter((c) => c.length > 0).length >= 2, "the work was shared");
-    const rows = await t.sql`select status, attempts, locked_by = owner_id as same,
+    // Eight pools (separate connections) claim concurrently until the queue is empty.
+    const pools = Array.from(
+      { length: 8 },
+      () => connect(resolveConfig({ dsn: TEST_DSN, table: t.table }, {})),
+    );
+    try {
+      const claimed = await Promise.all(pools.map(async (db, i) => {
+        const mine: string[] = [];
+        while (true) {
+          const batch = await claimTasks(db, { owner: `w${i}`, limit: 7, leaseMs: 60_000 });
+          if (batch.length === 0) return mine;
+          mine.push(...batch.map((x) => x.id));
+        }
+      }));
+      const all = claimed.flat();
+      assert.equal(all.length, 300);
+      assert.equal(new Set(all).size, 300, "no task claimed twice");
+      assert.ok(claimed.filter((c) => c.length > 0).length >= 2, "the work was shared");
+      const rows = await t.sql`select status, attempts, locked_by = owner_id as same,
       lease_expires_at > now() + interval '50 seconds' as leased from ${t.sql(t.table)}`;
-    assert.ok(rows.every((r) => r.status === "running" && r.attempts === 1 && r.same && r.leased));
-  } finally {
-    await Promise.all(pools.map((p) => p.close()));
-  }
-});
+      assert.ok(
+        rows.every((r) => r.status === "running" && r.attempts === 1 && r.same && r.leased),
+      );
+    } finally {
+      await Promise.all(pools.map((p) => p.close()));
+    }
+  },
+);
 
-Deno.test("claimTasks() takes ready tasks oldest first, honours run_after, types and locks", async () => {
-  await using t = await testSchema();
-  const tbl = t.sql(t.table);
-  const [a, b, c, d, e] = await t.sql`
+serverTest(
+  "claimTasks() takes ready tasks oldest first, honours run_after, types and locks",
+  "needs a second real session holding a row lock",
+  async () => {
+    await using t = await testSchema();
+    const tbl = t.sql(t.table);
+    const [a, b, c, d, e] = await t.sql`
     insert into ${tbl} (type, status, created_at, run_after) values
       ('x', 'queued', now() - interval '3 minutes', null),
       ('y', 'retry', now() - interval '1 hour', now() - interval '1 minute'),
@@ -66,31 +75,32 @@ Deno.test("claimTasks() takes ready tasks oldest first, honours run_after, types
       ('x', 'created', now() - interval '4 minutes', null),
       ('x', 'queued', now() - interval '30 seconds', null)
     returning id`;
-  // Another transaction holds the oldest ready row: the claim skips it instead of waiting.
-  const blocker = await t.sql.reserve();
-  await blocker`begin`;
-  await blocker`select 1 from ${tbl} where id = ${a!.id} for update`;
-  try {
-    const first = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000 });
-    assert.deepEqual(first.map((r) => r.id), [b!.id, e!.id]);
-  } finally {
-    await blocker`rollback`;
-    blocker.release();
-  }
-  const typed = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000, types: ["y"] });
-  assert.deepEqual(typed, []);
-  const rest = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000 });
-  assert.deepEqual(rest.map((r) => r.id), [a!.id]);
-  const later = await claimTasks(t.db, {
-    owner: "w",
-    limit: 10,
-    leaseMs: 1000,
-    now: new Date(Date.now() + 2 * 3600_000),
-  });
-  assert.deepEqual(later.map((r) => r.id), [c!.id]);
-  const [staged] = await t.sql`select status from ${tbl} where id = ${d!.id}`;
-  assert.equal(staged!.status, "created");
-});
+    // Another transaction holds the oldest ready row: the claim skips it instead of waiting.
+    const blocker = await t.sql.reserve();
+    await blocker`begin`;
+    await blocker`select 1 from ${tbl} where id = ${a!.id} for update`;
+    try {
+      const first = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000 });
+      assert.deepEqual(first.map((r) => r.id), [b!.id, e!.id]);
+    } finally {
+      await blocker`rollback`;
+      blocker.release();
+    }
+    const typed = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000, types: ["y"] });
+    assert.deepEqual(typed, []);
+    const rest = await claimTasks(t.db, { owner: "w", limit: 10, leaseMs: 1000 });
+    assert.deepEqual(rest.map((r) => r.id), [a!.id]);
+    const later = await claimTasks(t.db, {
+      owner: "w",
+      limit: 10,
+      leaseMs: 1000,
+      now: new Date(Date.now() + 2 * 3600_000),
+    });
+    assert.deepEqual(later.map((r) => r.id), [c!.id]);
+    const [staged] = await t.sql`select status from ${tbl} where id = ${d!.id}`;
+    assert.equal(staged!.status, "created");
+  },
+);
 
 Deno.test("completeTask() is refused for a dispatcher that no longer holds the task", async () => {
   await using t = await testSchema();

@@ -3,7 +3,14 @@
  * SIGKILL, SIGTERM, leases and LISTEN (issue 3, "Done when").
  */
 import assert from "node:assert/strict";
-import { eventually, runCli, spawnCli, type TestSchema, testSchema } from "./helpers.ts";
+import {
+  eventually,
+  runCli,
+  serverTest,
+  spawnCli,
+  type TestSchema,
+  testSchema,
+} from "./helpers.ts";
 
 async function tempLog(): Promise<string> {
   return await Deno.makeTempFile({ prefix: "seedtask-exec-", suffix: ".log" });
@@ -38,45 +45,49 @@ async function enqueue(t: TestSchema, n: number, type = "job"): Promise<void> {
     from generate_series(1, ${n}) i`;
 }
 
-Deno.test("four dispatch processes drain 2,000 tasks: each executed exactly once", async () => {
-  await using t = await testSchema();
-  await enqueue(t, 2000);
-  const log = await tempLog();
-  const procs = Array.from({ length: 4 }, (_, i) =>
-    spawnCli([
-      ...t.args,
-      "dispatch",
-      "--once",
-      "--name",
-      `drain-${i}`,
-      "--concurrency",
-      "8",
-      "--exec",
-      recording(`echo '{"ok": true}'`),
-    ], { env: { EXEC_LOG: log } }));
-  const codes = await Promise.all(procs.map((p) => p.exit()));
-  assert.deepEqual(codes, [0, 0, 0, 0], procs.map((p) => p.stderr()).join("\n"));
-  const runs = await executions(log);
-  assert.equal(runs.length, 2000, "2,000 executions");
-  assert.equal(new Set(runs.map((r) => r.id)).size, 2000, "each task exactly once");
-  assert.ok(runs.every((r) => r.attempt === 1));
-  assert.deepEqual(await count(t), { completed: 2000 });
-  const [{ bad }] = await t.sql`select count(*)::int as bad from ${t.sql(t.table)}
+serverTest(
+  "four dispatch processes drain 2,000 tasks: each executed exactly once",
+  "needs several real connections",
+  async () => {
+    await using t = await testSchema();
+    await enqueue(t, 2000);
+    const log = await tempLog();
+    const procs = Array.from({ length: 4 }, (_, i) =>
+      spawnCli([
+        ...t.args,
+        "dispatch",
+        "--once",
+        "--name",
+        `drain-${i}`,
+        "--concurrency",
+        "8",
+        "--exec",
+        recording(`echo '{"ok": true}'`),
+      ], { env: { EXEC_LOG: log } }));
+    const codes = await Promise.all(procs.map((p) => p.exit()));
+    assert.deepEqual(codes, [0, 0, 0, 0], procs.map((p) => p.stderr()).join("\n"));
+    const runs = await executions(log);
+    assert.equal(runs.length, 2000, "2,000 executions");
+    assert.equal(new Set(runs.map((r) => r.id)).size, 2000, "each task exactly once");
+    assert.ok(runs.every((r) => r.attempt === 1));
+    assert.deepEqual(await count(t), { completed: 2000 });
+    const [{ bad }] = await t.sql`select count(*)::int as bad from ${t.sql(t.table)}
     where attempts <> 1 or result <> '{"ok": true}'::jsonb` as unknown as [{ bad: number }];
-  assert.equal(bad, 0);
-  // the work was shared between the processes
-  const owners = await t.sql`select locked_by, count(*)::int as n from ${
-    t.sql(t.table)
-  } group by 1`;
-  assert.ok(owners.length >= 2, JSON.stringify(owners));
-  // every log line of a task event names the task
-  for (const line of procs.flatMap((p) => p.stdout().trim().split("\n"))) {
-    if (/Processing|Sending|completed successfully/.test(line)) {
-      assert.match(line, /task [0-9a-f-]{36}|Task [0-9a-f-]{36}/);
+    assert.equal(bad, 0);
+    // the work was shared between the processes
+    const owners = await t.sql`select locked_by, count(*)::int as n from ${
+      t.sql(t.table)
+    } group by 1`;
+    assert.ok(owners.length >= 2, JSON.stringify(owners));
+    // every log line of a task event names the task
+    for (const line of procs.flatMap((p) => p.stdout().trim().split("\n"))) {
+      if (/Processing|Sending|completed successfully/.test(line)) {
+        assert.match(line, /task [0-9a-f-]{36}|Task [0-9a-f-]{36}/);
+      }
     }
-  }
-  await Deno.remove(log);
-});
+    await Deno.remove(log);
+  },
+);
 
 Deno.test("an always-failing executor runs each task three times, with backoff, then fails it", async () => {
   await using t = await testSchema();
@@ -135,99 +146,110 @@ Deno.test("an always-failing executor runs each task three times, with backoff, 
   await Deno.remove(log);
 });
 
-Deno.test("a dispatcher killed with SIGKILL mid-task: another completes its tasks after the lease", async () => {
-  await using t = await testSchema();
-  await enqueue(t, 6);
-  const log = await tempLog();
-  // First execution hangs (its dispatcher dies), later ones finish at once.
-  const cmd = recording(`[ "$SEEDTASK_ATTEMPT" = 1 ] && sleep 20; echo '{"done": true}'`);
-  const a = spawnCli([...t.args, "dispatch", "--name", "victim", "--lease", "2s", "--exec", cmd], {
-    env: { EXEC_LOG: log },
-  });
-  await eventually(
-    async () => (await executions(log)).length === 6,
-    20_000,
-    "six executions started",
-  );
-  a.child.kill("SIGKILL");
-  await a.exit();
-  assert.deepEqual(await count(t), { running: 6 });
+serverTest(
+  "a dispatcher killed with SIGKILL mid-task: another completes its tasks after the lease",
+  "needs several real connections",
+  async () => {
+    await using t = await testSchema();
+    await enqueue(t, 6);
+    const log = await tempLog();
+    // First execution hangs (its dispatcher dies), later ones finish at once.
+    const cmd = recording(`[ "$SEEDTASK_ATTEMPT" = 1 ] && sleep 20; echo '{"done": true}'`);
+    const a = spawnCli(
+      [...t.args, "dispatch", "--name", "victim", "--lease", "2s", "--exec", cmd],
+      {
+        env: { EXEC_LOG: log },
+      },
+    );
+    await eventually(
+      async () => (await executions(log)).length === 6,
+      20_000,
+      "six executions started",
+    );
+    a.child.kill("SIGKILL");
+    await a.exit();
+    assert.deepEqual(await count(t), { running: 6 });
 
-  const b = spawnCli([
-    ...t.args,
-    "dispatch",
-    "--name",
-    "rescuer",
-    "--lease",
-    "2s",
-    "--poll",
-    "200ms",
-    "--exec",
-    cmd,
-  ], {
-    env: { EXEC_LOG: log },
-  });
-  try {
-    await eventually(async () => (await count(t)).completed === 6, 30_000, "all six completed");
-  } finally {
-    b.child.kill("SIGTERM");
-  }
-  assert.equal(await b.exit(), 0);
-  const runs = await executions(log);
-  const rows = await t.sql`select id, attempts, locked_by, error from ${t.sql(t.table)}`;
-  for (const r of rows) {
-    const n = runs.filter((x) => x.id === r.id).length;
-    assert.equal(r.attempts, n, "attempts equal real executions");
-    assert.equal(n, 2);
-    assert.equal(r.locked_by, "rescuer");
-    assert.match(r.error ?? "", /^$|lease expired/);
-  }
-  assert.match(b.stdout(), /lease expired \(locked by victim\): moved to retry/);
-  await Deno.remove(log);
-});
-
-Deno.test("a task running three times longer than its lease is not reclaimed while its dispatcher lives", async () => {
-  await using t = await testSchema();
-  await enqueue(t, 2);
-  const log = await tempLog();
-  const cmd = recording(`sleep 3.5; echo '{"long": true}'`);
-  const owner = spawnCli(
-    [...t.args, "dispatch", "--name", "owner", "--lease", "1s", "--exec", cmd],
-    {
+    const b = spawnCli([
+      ...t.args,
+      "dispatch",
+      "--name",
+      "rescuer",
+      "--lease",
+      "2s",
+      "--poll",
+      "200ms",
+      "--exec",
+      cmd,
+    ], {
       env: { EXEC_LOG: log },
-    },
-  );
-  await eventually(async () => (await executions(log)).length === 2, 20_000, "both started");
-  // A second dispatcher with an eager reaper watches the whole time.
-  const rival = spawnCli([
-    ...t.args,
-    "dispatch",
-    "--name",
-    "rival",
-    "--lease",
-    "1s",
-    "--poll",
-    "100ms",
-    "--exec",
-    cmd,
-  ], {
-    env: { EXEC_LOG: log },
-  });
-  try {
-    await eventually(async () => (await count(t)).completed === 2, 20_000, "both completed");
-  } finally {
-    owner.child.kill("SIGTERM");
-    rival.child.kill("SIGTERM");
-  }
-  assert.equal(await owner.exit(), 0);
-  assert.equal(await rival.exit(), 0);
-  const runs = await executions(log);
-  assert.equal(runs.length, 2, "no second execution");
-  const rows = await t.sql`select attempts, locked_by, error from ${t.sql(t.table)}`;
-  assert.ok(rows.every((r) => r.attempts === 1 && r.locked_by === "owner" && r.error === null));
-  assert.doesNotMatch(rival.stdout(), /lease expired/);
-  await Deno.remove(log);
-});
+    });
+    try {
+      await eventually(async () => (await count(t)).completed === 6, 30_000, "all six completed");
+    } finally {
+      b.child.kill("SIGTERM");
+    }
+    assert.equal(await b.exit(), 0);
+    const runs = await executions(log);
+    const rows = await t.sql`select id, attempts, locked_by, error from ${t.sql(t.table)}`;
+    for (const r of rows) {
+      const n = runs.filter((x) => x.id === r.id).length;
+      assert.equal(r.attempts, n, "attempts equal real executions");
+      assert.equal(n, 2);
+      assert.equal(r.locked_by, "rescuer");
+      assert.match(r.error ?? "", /^$|lease expired/);
+    }
+    assert.match(b.stdout(), /lease expired \(locked by victim\): moved to retry/);
+    await Deno.remove(log);
+  },
+);
+
+serverTest(
+  "a task running three times longer than its lease is not reclaimed while its dispatcher lives",
+  "needs several real connections",
+  async () => {
+    await using t = await testSchema();
+    await enqueue(t, 2);
+    const log = await tempLog();
+    const cmd = recording(`sleep 3.5; echo '{"long": true}'`);
+    const owner = spawnCli(
+      [...t.args, "dispatch", "--name", "owner", "--lease", "1s", "--exec", cmd],
+      {
+        env: { EXEC_LOG: log },
+      },
+    );
+    await eventually(async () => (await executions(log)).length === 2, 20_000, "both started");
+    // A second dispatcher with an eager reaper watches the whole time.
+    const rival = spawnCli([
+      ...t.args,
+      "dispatch",
+      "--name",
+      "rival",
+      "--lease",
+      "1s",
+      "--poll",
+      "100ms",
+      "--exec",
+      cmd,
+    ], {
+      env: { EXEC_LOG: log },
+    });
+    try {
+      await eventually(async () => (await count(t)).completed === 2, 20_000, "both completed");
+    } finally {
+      owner.child.kill("SIGTERM");
+      rival.child.kill("SIGTERM");
+    }
+    assert.equal(await owner.exit(), 0);
+    assert.equal(await rival.exit(), 0);
+    const runs = await executions(log);
+    assert.equal(runs.length, 2, "no second execution");
+    const rows = await t.sql`select attempts, locked_by, error from ${t.sql(t.table)}`;
+    assert.ok(rows.every((r) => r.attempts === 1 && r.locked_by === "owner" && r.error === null));
+    assert.doesNotMatch(rival.stdout(), /lease expired/);
+    await Deno.remove(log);
+  },
+);
 
 Deno.test("SIGTERM during work: in-flight tasks finish, exit 0, nothing left running", async () => {
   await using t = await testSchema();
@@ -280,34 +302,38 @@ Deno.test("SIGTERM during work: in-flight tasks finish, exit 0, nothing left run
   await Deno.remove(log);
 });
 
-Deno.test("dispatch --listen picks up a new task well before the poll interval", async () => {
-  await using t = await testSchema();
-  const p = spawnCli([
-    ...t.args,
-    "dispatch",
-    "--name",
-    "listener",
-    "--listen",
-    "--poll",
-    "30s",
-    "--exec",
-    `cat >/dev/null; echo '{}'`,
-  ]);
-  try {
-    await p.waitFor(/Dispatcher listener started .*listen/);
-    await new Promise((r) => setTimeout(r, 300)); // the first (empty) claim is done; now idle
-    const enq = await runCli([...t.args, "enqueue", "--type", "ping"]);
-    const enqueuedAt = Date.now();
-    const id = enq.stdout.trim();
-    await eventually(async () => (await count(t)).completed === 1, 10_000, "picked up");
-    const latency = Date.now() - enqueuedAt;
-    assert.ok(latency < 3000, `picked up after ${latency}ms with a 30s poll`);
-    await p.waitFor(new RegExp(`Task ${id} completed successfully`));
-  } finally {
-    p.child.kill("SIGTERM");
-    await p.exit();
-  }
-});
+serverTest(
+  "dispatch --listen picks up a new task well before the poll interval",
+  "PGlite does not deliver NOTIFY to other connections",
+  async () => {
+    await using t = await testSchema();
+    const p = spawnCli([
+      ...t.args,
+      "dispatch",
+      "--name",
+      "listener",
+      "--listen",
+      "--poll",
+      "30s",
+      "--exec",
+      `cat >/dev/null; echo '{}'`,
+    ]);
+    try {
+      await p.waitFor(/Dispatcher listener started .*listen/);
+      await new Promise((r) => setTimeout(r, 300)); // the first (empty) claim is done; now idle
+      const enq = await runCli([...t.args, "enqueue", "--type", "ping"]);
+      const enqueuedAt = Date.now();
+      const id = enq.stdout.trim();
+      await eventually(async () => (await count(t)).completed === 1, 10_000, "picked up");
+      const latency = Date.now() - enqueuedAt;
+      assert.ok(latency < 3000, `picked up after ${latency}ms with a 30s poll`);
+      await p.waitFor(new RegExp(`Task ${id} completed successfully`));
+    } finally {
+      p.child.kill("SIGTERM");
+      await p.exit();
+    }
+  },
+);
 
 Deno.test("dispatch --log-format json and --metrics-port report the same work", async () => {
   await using t = await testSchema();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runDoctor } from "../lib/doctor.ts";
-import { IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
+import { describeDsn } from "../lib/config.ts";
+import { IDS, insertFixture, runCli, TEST_DSN, testSchema } from "./helpers.ts";
 
 Deno.test("seedtask doctor passes on a migrated table with consistent data", async () => {
   await using t = await testSchema();
@@ -9,7 +10,10 @@ Deno.test("seedtask doctor passes on a migrated table with consistent data", asy
   } (type, status) values ('a', 'queued'), ('b', 'completed')`;
   const r = await runCli([...t.args, "doctor"]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /^ok {3}connected to 127\.0\.0\.1:5432\/test$/m);
+  assert.match(
+    r.stdout,
+    new RegExp(`^ok {3}connected to ${describeDsn(TEST_DSN).replaceAll(".", "\\.")}$`, "m"),
+  );
   assert.match(r.stdout, /^ok {3}PostgreSQL 1\d/m);
   assert.match(r.stdout, /^ok {3}all recommended indexes are present$/m);
   assert.match(r.stdout, /^No problems found\.$/m);

@@ -3,7 +3,8 @@
  * no stack trace, never a password, and nothing but JSON (or nothing) on stdout with --json.
  */
 import assert from "node:assert/strict";
-import { runCli, TEST_DSN, testSchema } from "./helpers.ts";
+import { describeDsn } from "../lib/config.ts";
+import { runCli, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
 
 function oneLine(stderr: string): void {
   assert.equal(stderr.trimEnd().split("\n").length, 1, `expected one line:\n${stderr}`);
@@ -44,34 +45,38 @@ Deno.test("the seed's default DSN is used when nothing is configured, and said s
   assert.doesNotMatch(r.stderr, /postgres:postgres/);
 });
 
-Deno.test("authentication failure and a missing database are exit 1, one line", async () => {
-  const url = new URL(TEST_DSN);
-  const auth = await runCli([
-    "--dsn",
-    `postgres://no_such_role_x:topsecret@${url.host}${url.pathname}`,
-    "list",
-  ]);
-  assert.equal(auth.code, 1);
-  assert.match(
-    auth.stderr,
-    /^error: authentication failed on .*: role "no_such_role_x" does not exist — check the user and password/,
-  );
-  assert.doesNotMatch(auth.stderr, /topsecret/);
-  oneLine(auth.stderr);
+serverTest(
+  "authentication failure and a missing database are exit 1, one line",
+  "PGlite has no roles or databases to refuse",
+  async () => {
+    const url = new URL(TEST_DSN);
+    const auth = await runCli([
+      "--dsn",
+      `postgres://no_such_role_x:topsecret@${url.host}${url.pathname}`,
+      "list",
+    ]);
+    assert.equal(auth.code, 1);
+    assert.match(
+      auth.stderr,
+      /^error: authentication failed on .*: role "no_such_role_x" does not exist — check the user and password/,
+    );
+    assert.doesNotMatch(auth.stderr, /topsecret/);
+    oneLine(auth.stderr);
 
-  const db = await runCli([
-    "--dsn",
-    `postgres://postgres@${url.host}/no_such_db_x`,
-    "show",
-    "abcd",
-  ]);
-  assert.equal(db.code, 1);
-  assert.match(
-    db.stderr,
-    /^error: cannot connect to .*\/no_such_db_x: database "no_such_db_x" does not exist — check the database name/,
-  );
-  oneLine(db.stderr);
-});
+    const db = await runCli([
+      "--dsn",
+      `postgres://postgres@${url.host}/no_such_db_x`,
+      "show",
+      "abcd",
+    ]);
+    assert.equal(db.code, 1);
+    assert.match(
+      db.stderr,
+      /^error: cannot connect to .*\/no_such_db_x: database "no_such_db_x" does not exist — check the database name/,
+    );
+    oneLine(db.stderr);
+  },
+);
 
 Deno.test("a missing table is exit 1 with the migrate hint, for every read command", async () => {
   await using t = await testSchema({ migrated: false });
@@ -81,7 +86,9 @@ Deno.test("a missing table is exit 1 with the migrate hint, for every read comma
     assert.equal(r.stdout, "");
     assert.equal(
       r.stderr,
-      `error: table "${t.table}" does not exist in 127.0.0.1:5432/test — run \`seedtask migrate\` to create it\n`,
+      `error: table "${t.table}" does not exist in ${
+        describeDsn(TEST_DSN)
+      } — run \`seedtask migrate\` to create it\n`,
     );
   }
 });
@@ -124,21 +131,25 @@ Deno.test("--verbose adds the stack trace; without it there is none", async () =
   assert.match(verbose.stderr, /\n\s+at /);
 });
 
-Deno.test("the statement timeout cancels a slow query with a clear error", async () => {
-  await using t = await testSchema();
-  // A lock held by another session makes the read wait until the timeout cancels it.
-  const reserved = await t.sql.reserve();
-  await reserved`begin`;
-  await reserved`lock table ${t.sql(t.table)} in access exclusive mode`;
-  try {
-    const r = await runCli([...t.args, "--statement-timeout", "300ms", "list"]);
-    assert.equal(r.code, 1);
-    assert.equal(
-      r.stderr,
-      "error: query cancelled after the statement timeout (300ms) — raise it with --statement-timeout\n",
-    );
-  } finally {
-    await reserved`rollback`;
-    reserved.release();
-  }
-});
+serverTest(
+  "the statement timeout cancels a slow query with a clear error",
+  "needs a second real session holding a lock; PGlite enforces no statement timeout",
+  async () => {
+    await using t = await testSchema();
+    // A lock held by another session makes the read wait until the timeout cancels it.
+    const reserved = await t.sql.reserve();
+    await reserved`begin`;
+    await reserved`lock table ${t.sql(t.table)} in access exclusive mode`;
+    try {
+      const r = await runCli([...t.args, "--statement-timeout", "300ms", "list"]);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        "error: query cancelled after the statement timeout (300ms) — raise it with --statement-timeout\n",
+      );
+    } finally {
+      await reserved`rollback`;
+      reserved.release();
+    }
+  },
+);

@@ -20,7 +20,7 @@ export async function fillTasks(sql: postgres.Sql, table: string, rows: number):
       locked_by, locked_at, run_after, params, result, error, created_at, updated_at,
       owner_id, lease_expires_at)
     select s.status::${enumType}, s.type, s.type || ' task #' || s.i,
-      case when s.i % 10 = 0 then null else 'user_' || (s.i * 7919 % 200) end,
+      case when s.i % 10 = 0 then null else 'user_' || (s.i::bigint * 7919 % 200) end,
       (s.i % 1000) / 1000.0,
       case s.status when 'created' then 0 when 'queued' then s.i % 2 else 1 + s.i % 4 end,
       case when s.status in ('running', 'completed', 'failed') then 'dispatcher-' || s.i % 8 end,

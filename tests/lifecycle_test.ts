@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { NOTIFY_CHANNEL } from "../lib/enqueue_task.ts";
 import { requeueStale } from "../lib/requeue_stale.ts";
 import { cancelTasks, retryTasks } from "../lib/task_transitions.ts";
-import { FIXTURE, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
+import { EMBEDDED, FIXTURE, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
 
 type Row = {
   id: string;
@@ -55,10 +55,11 @@ Deno.test("seedtask enqueue inserts a queued task, prints its id and notifies ta
     assert.equal(row!.domain, "user_7");
     assert.equal(row!.drift_score, 0.25);
     assert.equal(row!.attempts, 0);
-    for (let i = 0; i < 50 && notified.length === 0; i++) {
+    // PGlite does not deliver NOTIFY to other connections: checked on a real server only.
+    for (let i = 0; i < 50 && notified.length === 0 && !EMBEDDED; i++) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    assert.deepEqual(notified, [id]);
+    if (!EMBEDDED) assert.deepEqual(notified, [id]);
 
     const later = await runCli([
       ...t.args,
@@ -84,7 +85,7 @@ Deno.test("seedtask enqueue inserts a queued task, prints its id and notifies ta
       "--json",
     ]);
     assert.equal(JSON.parse(at.stdout).run_after, "2030-01-02T03:04:05.000Z");
-    assert.equal(notified.length, 1, "only a task claimable now is announced");
+    if (!EMBEDDED) assert.equal(notified.length, 1, "only a task claimable now is announced");
   } finally {
     await sub.unlisten();
   }

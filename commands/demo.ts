@@ -1,0 +1,139 @@
+import type { Command } from "commander";
+import { resolveConfig } from "../lib/config.ts";
+import { connect } from "../lib/db.ts";
+import { demoHandlers, enqueueDemoTasks } from "../lib/demo.ts";
+import { formatEvent } from "../lib/dispatch_events.ts";
+import { createDispatcher } from "../lib/dispatcher.ts";
+import { formatStatistics } from "../lib/format_stats.ts";
+import { formatTaskDetails, formatTaskTable } from "../lib/format_tasks.ts";
+import { getTask } from "../lib/get_task.ts";
+import { listTasks } from "../lib/list_tasks.ts";
+import { migrate } from "../lib/migrate.ts";
+import { getTaskStatistics } from "../lib/task_stats.ts";
+import { type Context, useEmoji } from "./context.ts";
+import { parseIntFlag } from "./options.ts";
+
+interface DemoFlags {
+  dir?: string;
+  tasks: string;
+  serve?: boolean;
+  port: string;
+  seconds: string;
+}
+
+export function registerDemo(program: Command, ctx: Context): void {
+  program
+    .command("demo")
+    .description(
+      "Everything on an embedded PostgreSQL: migrate, enqueue SeedCore-like tasks, dispatch " +
+        "them, then show stats, the latest tasks and a failed task's details",
+    )
+    .option("--dir <dir>", "keep the embedded database in this directory (default: in memory)")
+    .option("--tasks <n>", "how many tasks to enqueue", "40")
+    .option("--seconds <n>", "longest time the dispatcher runs", "12")
+    .option("--serve", "then keep the HTTP API running on the demo data until Ctrl-C")
+    .option("--port <port>", "port for --serve", "8080")
+    .action(async (opts: DemoFlags, cmd: Command) => {
+      const count = parseIntFlag(opts.tasks, "tasks", 1, 100_000);
+      const seconds = parseIntFlag(opts.seconds, "seconds", 1, 3600);
+      const port = parseIntFlag(opts.port, "port", 0, 65_535);
+      const emoji = useEmoji(ctx, cmd);
+      const say = (text: string) => ctx.out(text);
+
+      const { startEmbedded } = await import("../lib/embedded.ts");
+      const embedded = await startEmbedded({ dir: opts.dir });
+      const db = connect(
+        {
+          ...resolveConfig({ dsn: embedded.dsn }, {}),
+          dsnSource: "embedded",
+          maxConnections: embedded.maxConnections,
+        },
+      );
+      try {
+        await say(
+          `Embedded PostgreSQL (PGlite) ${opts.dir ? `in ${opts.dir}` : "in memory"}\n`,
+        );
+        const migration = await migrate(db);
+        await say(
+          `Migrated: ${migration.steps.length} step${
+            migration.steps.length === 1 ? "" : "s"
+          } applied\n`,
+        );
+        const ids = await enqueueDemoTasks(db, count);
+        await say(
+          `Enqueued ${ids.length} tasks (graph_embed, graph_rag_query, fact_search, fact_ingest, graph_sync)\n\n`,
+        );
+
+        let queue = Promise.resolve();
+        const dispatcher = createDispatcher({
+          db,
+          name: "demo-dispatcher",
+          concurrency: 8,
+          batch: 8,
+          pollMs: 100,
+          maxAttempts: 3,
+          backoff: { baseMs: 300, maxMs: 2000, jitter: 0.2 },
+          shutdownTimeoutMs: 3000,
+          handlers: demoHandlers(),
+          onEvent: (e) => {
+            queue = queue.then(() => say(formatEvent(e, "text", { emoji }) + "\n"));
+          },
+        });
+        const run = dispatcher.run();
+        const deadline = Date.now() + seconds * 1000;
+        while (Date.now() < deadline) {
+          const [row] = await db.sql`select count(*)::int as n from ${db.sql(db.table)}
+            where status not in ('completed', 'failed', 'cancelled')`;
+          if (row!.n === 0) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        dispatcher.stop("demo finished");
+        await run;
+        await queue;
+
+        await say(
+          "\n" + formatStatistics(await getTaskStatistics(db, { top: 5, days: 1 }), { emoji }),
+        );
+        const latest = await listTasks(db, { limit: 10 });
+        await say(`\nLatest tasks:\n\n${formatTaskTable(latest.items, { emoji })}`);
+        const failed = await listTasks(db, { statuses: ["failed"], limit: 1 });
+        if (failed.items[0]) {
+          await say(
+            `\nA failed task:\n\n${
+              formatTaskDetails(await getTask(db, failed.items[0].id), { emoji })
+            }`,
+          );
+        }
+        if (opts.serve) {
+          const { createApp } = await import("../server/app.ts");
+          const app = createApp({ db, log: (l) => void say(l + "\n") });
+          const stop = new AbortController();
+          const onSignal = () => stop.abort();
+          Deno.addSignalListener("SIGINT", onSignal);
+          try {
+            const server = Deno.serve({
+              hostname: "127.0.0.1",
+              port,
+              signal: stop.signal,
+              onListen: ({ port }) =>
+                void say(
+                  `\nHTTP API on the demo data: http://127.0.0.1:${port}/tasks  /stats  /metrics  ` +
+                    "(Ctrl-C to stop)\n",
+                ),
+            }, app.fetch);
+            await server.finished;
+          } finally {
+            Deno.removeSignalListener("SIGINT", onSignal);
+          }
+        } else {
+          await say(
+            `\nTry: seedtask demo --serve, or keep the data with --dir and run ` +
+              "`seedtask --embedded DIR list`\n",
+          );
+        }
+      } finally {
+        await db.close();
+        await embedded.close();
+      }
+    });
+}
