@@ -107,7 +107,7 @@ export function mdTable(headers: string[], rows: (string | number)[][]): string 
   const cells = [headers, ...body];
   const widths = headers.map((_, i) => Math.max(3, ...cells.map((r) => (r[i] ?? "").length)));
   const numeric = headers.map((_, i) =>
-    i > 0 && body.every((r) => /^([-+]?[\d.,]+|—|n\/a)/.test(r[i] ?? ""))
+    i > 0 && body.every((r) => /^([-+<]?[\d.,]+|—|n\/a)/.test(r[i] ?? ""))
   );
   const line = (r: string[]) =>
     `| ${

@@ -16,13 +16,20 @@ export interface Profile {
   serveSeconds: number;
   /** No-op tasks drained per library-level and graphile-worker run. */
   dispatchTasks: number;
-  /** No-op tasks drained per `dispatch --exec` run (a process per task). */
+  /**
+   * No-op tasks drained per `dispatch --exec` run. A process per task runs at tens of tasks
+   * per second on a small machine, so this is kept well below `dispatchTasks`.
+   */
   execTasks: number;
   /** In-process repetitions of each list/show call, bounded by `inProcessBudgetMs`. */
   inProcessReps: number;
   inProcessBudgetMs: number;
   /** Repetitions of spawned processes (CLI and psql) per operation. */
   processReps: number;
+  /** Seconds of pgbench per replayed statement. */
+  pgbenchSeconds: number;
+  /** Tuned [concurrency, batch] settings tried at the library level. */
+  tuned: [number, number][];
   /** Enqueue-to-start samples for --listen. */
   listenSamples: number;
   /** Runs per command in the start-up suite. */
@@ -35,22 +42,26 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     serveRows: 1_000_000,
     serveSeconds: 5,
     dispatchTasks: 20_000,
-    execTasks: 5_000,
+    execTasks: 1_000,
     inProcessReps: 300,
     inProcessBudgetMs: 10_000,
-    processReps: 10,
+    processReps: 7,
+    pgbenchSeconds: 3,
+    tuned: [[32, 16], [64, 32]],
     listenSamples: 50,
-    startupRuns: 20,
+    startupRuns: 15,
   },
   full: {
     sizes: [1_000_000, 10_000_000],
     serveRows: 10_000_000,
     serveSeconds: 15,
     dispatchTasks: 100_000,
-    execTasks: 100_000,
+    execTasks: 10_000,
     inProcessReps: 1000,
     inProcessBudgetMs: 30_000,
     processReps: 20,
+    pgbenchSeconds: 10,
+    tuned: [[32, 16], [64, 32], [128, 64]],
     listenSamples: 200,
     startupRuns: 50,
   },

@@ -39,8 +39,6 @@ import type { SuiteReport, Target } from "./results_md.ts";
 
 const SCHEMA = "bench_dispatch";
 const GRAPHILE_SCHEMA = "graphile_worker";
-/** Tuned settings tried at the library level: [concurrency, batch]. */
-const TUNED: [number, number][] = [[32, 16], [64, 32], [128, 64]];
 /** The tuned flags of the CLI run (a process per task: more concurrency hides spawn time). */
 const CLI_TUNED = { concurrency: 64, batch: 32 };
 
@@ -361,7 +359,7 @@ export async function dispatchSuite(ctx: BenchContext): Promise<SuiteReport> {
   let latency: { fromCommit: Summary; fromCall: Summary };
   try {
     runs.push(await libraryRun(ctx, monitor, 16, 8, "defaults"));
-    for (const [c, b] of TUNED) runs.push(await libraryRun(ctx, monitor, c, b, "tuned"));
+    for (const [c, b] of p.tuned) runs.push(await libraryRun(ctx, monitor, c, b, "tuned"));
     runs.push(await cliRun(ctx, monitor, null));
     runs.push(await cliRun(ctx, monitor, CLI_TUNED));
     runs.push(await graphileRun(ctx, ext, monitor, 16, false));
@@ -414,7 +412,8 @@ export async function dispatchSuite(ctx: BenchContext): Promise<SuiteReport> {
       int(p.dispatchTasks)
     } for the library and graphile-worker runs${fewer}, ${
       int(p.execTasks)
-    } for the CLI --exec runs (a process per task). tasks/s = tasks / time from the ` +
+    } for the CLI --exec runs (a process per task, which on this machine runs at tens of ` +
+    `tasks per second, so fewer tasks keep the run short). tasks/s = tasks / time from the ` +
     `dispatcher's start to its return (library: run() with \`once\`; CLI: its "started" to ` +
     `"stopped" log lines; graphile-worker: run() to runner.stop() after the last job:complete ` +
     `event). Wall = the whole process, spawn to exit (for graphile-worker this includes its ` +

@@ -254,7 +254,7 @@ async function measureSize(ctx: BenchContext, rows: number): Promise<SizeResult>
   const id = await uniquePrefixId(ctx.sql, table);
   const prefix = id.slice(0, 8);
   const ops = operations(prefix);
-  const pgbenchSeconds = Math.max(2, Math.round(p.inProcessBudgetMs / 2000));
+  const pgbenchSeconds = p.pgbenchSeconds;
   say(`\nqueries @ ${rowsLabel(rows)} rows (${table}, show prefix ${prefix})`);
 
   const db = openDb(ctx.dsn, table);

@@ -11,7 +11,8 @@
  * Options: `--suite queries|serve|dispatch|startup` (repeatable or comma-separated; default
  * all), `--keep` (keep the filled tables and reuse them next time), `--rows N[,N]`,
  * `--tasks N`, `--exec-tasks N`, `--seconds S` (override the profile; the results are then
- * recorded under mode "custom"), `--results PATH` (default bench/RESULTS.md), `--no-write`.
+ * recorded under mode "custom", in bench/.cache/RESULTS-custom.md), `--results PATH` (default
+ * bench/RESULTS.md), `--no-write`.
  * `SEEDTASK_BENCH_DSN` selects the server (default
  * postgres://postgres@127.0.0.1:5432/seedtask_bench; the database is created if missing).
  *
@@ -28,6 +29,7 @@ import {
   prepareFilledTable,
 } from "./data.ts";
 import { dispatchSuite } from "./dispatch_suite.ts";
+import { cacheDir } from "./externals.ts";
 import { queriesSuite } from "./queries_suite.ts";
 import { type SuiteReport, targetLine, writeResults } from "./results_md.ts";
 import { serveSuite } from "./serve_suite.ts";
@@ -52,6 +54,7 @@ function positiveInt(value: string, flag: string): number {
 }
 
 async function main(): Promise<number> {
+  const started = performance.now();
   const { values } = parseArgs({
     args: Deno.args,
     options: {
@@ -92,6 +95,7 @@ async function main(): Promise<number> {
   if (values.seconds) {
     profile.serveSeconds = positiveInt(values.seconds, "--seconds");
     profile.inProcessBudgetMs = profile.serveSeconds * 1000;
+    profile.pgbenchSeconds = profile.serveSeconds;
     mode = "custom";
   }
   const suites = (values.suite ?? Object.keys(SUITES)).flatMap((s) => s.split(","))
@@ -99,7 +103,9 @@ async function main(): Promise<number> {
   for (const s of suites) {
     if (!SUITES[s]) throw new TypeError(`Unknown suite "${s}"\n${USAGE}`);
   }
-  const resultsPath = values.results ?? `${BENCH_DIR}/RESULTS.md`;
+  // Custom sizes are for trying the harness out: keep them out of the committed results.
+  const resultsPath = values.results ??
+    (mode === "custom" ? `${cacheDir()}/RESULTS-custom.md` : `${BENCH_DIR}/RESULTS.md`);
   const dsn = Deno.env.get("SEEDTASK_BENCH_DSN") ?? DEFAULT_BENCH_DSN;
   const command = mode === "custom"
     ? `deno run -A bench/run.ts ${Deno.args.join(" ")}`
@@ -196,6 +202,11 @@ async function main(): Promise<number> {
       ]),
     ));
   }
+  say(
+    `\ndone in ${((performance.now() - started) / 1000 / 60).toFixed(1)} minutes${
+      failed > 0 ? `; ${failed} suite(s) failed` : ""
+    }`,
+  );
   return failed > 0 ? 1 : 0;
 }
 
