@@ -151,11 +151,13 @@ async function main(): Promise<number> {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     await sql.end({ timeout: 5 });
   };
+  let cleaning: Promise<void> | null = null;
+  const cleanupOnce = () => (cleaning ??= cleanup());
   const onSignal = () => {
     if (interrupted) return;
     interrupted = true;
-    say("\ninterrupted: stopping servers and dropping the bench schemas");
-    void cleanup().finally(() => Deno.exit(130));
+    say(`\ninterrupted: stopping servers${values.keep ? "" : " and dropping the bench schemas"}`);
+    void cleanupOnce().finally(() => Deno.exit(130));
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -167,6 +169,7 @@ async function main(): Promise<number> {
   let failed = 0;
   try {
     for (const name of suites) {
+      if (interrupted) break;
       const t0 = performance.now();
       say(`\n=== ${name} ===`);
       try {
@@ -179,6 +182,7 @@ async function main(): Promise<number> {
           say(`(written to ${resultsPath})`);
         }
       } catch (err) {
+        if (interrupted) break;
         failed++;
         say(`suite ${name} failed: ${(err as Error).stack ?? err}`);
         await killChildren();
@@ -188,7 +192,8 @@ async function main(): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
-    if (!interrupted) await cleanup();
+    await cleanupOnce();
+    if (interrupted) Deno.exit(130);
   }
   const all = reports.flatMap((r) => r.targets.map((t) => [r.suite, t] as const));
   if (all.length > 0) {
