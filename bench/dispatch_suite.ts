@@ -295,14 +295,33 @@ async function listenLatency(
     "--log-format",
     "json",
   ], { keepOutput: false, env: { NO_COLOR: "1" } });
+  // The "processing" line may arrive before enqueueTask() returns: keep either side's news.
   const startedAt = new Map<string, number>();
+  const waiting = new Map<string, (at: number) => void>();
   let isStarted = false;
   child.onLine((line) => {
     if (line.includes('"event":"processing"')) {
+      const at = performance.now();
       const id = (JSON.parse(line) as { task_id: string }).task_id;
-      startedAt.set(id, performance.now());
+      const resolve = waiting.get(id);
+      if (resolve) resolve(at);
+      else startedAt.set(id, at);
     } else if (line.includes('"event":"started"')) isStarted = true;
   });
+  const started = (id: string): Promise<number> => {
+    const at = startedAt.get(id);
+    if (at !== undefined) return Promise.resolve(at);
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`task ${id} did not start within 10 s`)),
+        10_000,
+      );
+      waiting.set(id, (t) => {
+        clearTimeout(timer);
+        resolve(t);
+      });
+    });
+  };
   const db = openDb(ctx.dsn, table, 2);
   const fromCommit: number[] = [];
   const fromCall: number[] = [];
@@ -320,14 +339,10 @@ async function listenLatency(
       const t0 = performance.now();
       const task = await enqueueTask(db, { type: "noop", description: `latency probe ${i}` });
       const t1 = performance.now();
-      const until = Date.now() + 10_000;
-      while (!startedAt.has(task.id)) {
-        if (Date.now() > until) throw new Error(`task ${task.id} did not start within 10 s`);
-        await sleep(0.2);
-      }
+      const t2 = await started(task.id);
       if (i >= 3) {
-        fromCommit.push(startedAt.get(task.id)! - t1);
-        fromCall.push(startedAt.get(task.id)! - t0);
+        fromCommit.push(t2 - t1);
+        fromCall.push(t2 - t0);
       }
       await sleep(20);
     }
