@@ -1,0 +1,225 @@
+/**
+ * seedtask's benchmark harness.
+ *
+ * ```sh
+ * deno task bench                      # --quick: 1M rows, < 10 minutes
+ * deno task bench:full                 # --full: 1M and 10M rows, 100,000 dispatch tasks
+ * deno run -A bench/run.ts --quick --suite queries --suite serve
+ * deno run -A bench/run.ts --rows 20000 --tasks 2000 --seconds 2   # a smoke run ("custom")
+ * ```
+ *
+ * Options: `--suite queries|serve|dispatch|startup` (repeatable or comma-separated; default
+ * all), `--keep` (keep the filled tables and reuse them next time), `--rows N[,N]`,
+ * `--tasks N`, `--exec-tasks N`, `--seconds S` (override the profile; the results are then
+ * recorded under mode "custom", in bench/.cache/RESULTS-custom.md), `--results PATH` (default
+ * bench/RESULTS.md), `--no-write`.
+ * `SEEDTASK_BENCH_DSN` selects the server (default
+ * postgres://postgres@127.0.0.1:5432/seedtask_bench; the database is created if missing).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { BENCH_DIR, describeMachine, killChildren, machineLine, mdTable, say } from "./common.ts";
+import { type BenchContext, type Profile, PROFILES } from "./context.ts";
+import {
+  DEFAULT_BENCH_DSN,
+  dropSchema,
+  ensureDatabase,
+  type FilledTable,
+  prepareFilledTable,
+} from "./data.ts";
+import { dispatchSuite } from "./dispatch_suite.ts";
+import { cacheDir } from "./externals.ts";
+import { queriesSuite } from "./queries_suite.ts";
+import { type SuiteReport, targetLine, writeResults } from "./results_md.ts";
+import { serveSuite } from "./serve_suite.ts";
+import { startupSuite } from "./startup_suite.ts";
+
+const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
+  queries: queriesSuite,
+  serve: serveSuite,
+  dispatch: dispatchSuite,
+  startup: startupSuite,
+};
+
+const USAGE = `usage: deno run -A bench/run.ts [--quick | --full] [--suite NAME]... [--keep]
+                 [--rows N[,N]] [--tasks N] [--exec-tasks N] [--seconds S]
+                 [--results PATH] [--no-write]
+suites: ${Object.keys(SUITES).join(", ")} (default: all, in that order)`;
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value.replaceAll("_", ""));
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`Invalid ${flag} "${value}"`);
+  return n;
+}
+
+async function main(): Promise<number> {
+  const started = performance.now();
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean" },
+      full: { type: "boolean" },
+      suite: { type: "string", multiple: true },
+      keep: { type: "boolean" },
+      rows: { type: "string" },
+      tasks: { type: "string" },
+      "exec-tasks": { type: "string" },
+      seconds: { type: "string" },
+      results: { type: "string" },
+      "no-write": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    say(USAGE);
+    return 0;
+  }
+  if (values.quick && values.full) throw new TypeError("Give --quick or --full, not both");
+  let mode = values.full ? "full" : "quick";
+  const profile: Profile = structuredClone(PROFILES[mode as "quick" | "full"]);
+  if (values.rows) {
+    profile.sizes = values.rows.split(",").map((s) => positiveInt(s.trim(), "--rows"));
+    profile.serveRows = Math.max(...profile.sizes);
+    mode = "custom";
+  }
+  if (values.tasks) {
+    profile.dispatchTasks = positiveInt(values.tasks, "--tasks");
+    profile.execTasks = Math.min(profile.execTasks, profile.dispatchTasks);
+    mode = "custom";
+  }
+  if (values["exec-tasks"]) {
+    profile.execTasks = positiveInt(values["exec-tasks"], "--exec-tasks");
+    mode = "custom";
+  }
+  if (values.seconds) {
+    profile.serveSeconds = positiveInt(values.seconds, "--seconds");
+    profile.inProcessBudgetMs = profile.serveSeconds * 1000;
+    profile.pgbenchSeconds = profile.serveSeconds;
+    mode = "custom";
+  }
+  const suites = (values.suite ?? Object.keys(SUITES)).flatMap((s) => s.split(","))
+    .map((s) => s.trim()).filter((s) => s !== "");
+  for (const s of suites) {
+    if (!SUITES[s]) throw new TypeError(`Unknown suite "${s}"\n${USAGE}`);
+  }
+  // Custom sizes are for trying the harness out: keep them out of the committed results.
+  const resultsPath = values.results ??
+    (mode === "custom" ? `${cacheDir()}/RESULTS-custom.md` : `${BENCH_DIR}/RESULTS.md`);
+  const dsn = Deno.env.get("SEEDTASK_BENCH_DSN") ?? DEFAULT_BENCH_DSN;
+  const command = mode === "custom"
+    ? `deno run -A bench/run.ts ${Deno.args.join(" ")}`
+    : `deno task ${mode === "full" ? "bench:full" : "bench"}${
+      values.suite ? ` --suite ${suites.join(",")}` : ""
+    }`;
+
+  const sql = await ensureDatabase(dsn);
+  const machine = await describeMachine(sql);
+  const tmp = await Deno.makeTempDir({ prefix: "seedtask_bench_" });
+  const tables = new Map<number, Promise<FilledTable>>();
+  const ctx: BenchContext = {
+    dsn,
+    sql,
+    mode,
+    profile,
+    machine,
+    tmp,
+    schemas: new Set(),
+    filled(rows) {
+      let t = tables.get(rows);
+      if (!t) {
+        t = prepareFilledTable(sql, dsn, rows).then((f) => {
+          ctx.schemas.add(f.schema);
+          return f;
+        });
+        tables.set(rows, t);
+      }
+      return t;
+    },
+  };
+
+  let interrupted = false;
+  const cleanup = async () => {
+    await killChildren();
+    if (!values.keep) {
+      for (const s of ctx.schemas) {
+        await dropSchema(sql, s).catch((e) => say(`could not drop ${s}: ${e.message}`));
+      }
+    } else if (ctx.schemas.size > 0) {
+      say(`kept schemas (--keep): ${[...ctx.schemas].join(", ")}`);
+    }
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await sql.end({ timeout: 5 });
+  };
+  let cleaning: Promise<void> | null = null;
+  const cleanupOnce = () => (cleaning ??= cleanup());
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    say(`\ninterrupted: stopping servers${values.keep ? "" : " and dropping the bench schemas"}`);
+    void cleanupOnce().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  say(`seedtask benchmarks (${mode}): ${suites.join(", ")}`);
+  say(`machine: ${machineLine(machine)}`);
+  say(`database: ${dsn.replace(/:[^:@/]*@/, ":***@")}`);
+  const reports: SuiteReport[] = [];
+  let failed = 0;
+  try {
+    for (const name of suites) {
+      if (interrupted) break;
+      const t0 = performance.now();
+      say(`\n=== ${name} ===`);
+      try {
+        const report = await SUITES[name]!(ctx);
+        reports.push(report);
+        say(`\n${report.body.trim()}\n`);
+        for (const t of report.targets) say(targetLine(t));
+        if (!values["no-write"]) {
+          await writeResults(resultsPath, report, mode, machine, command);
+          say(`(written to ${resultsPath})`);
+        }
+      } catch (err) {
+        if (interrupted) break;
+        failed++;
+        say(`suite ${name} failed: ${(err as Error).stack ?? err}`);
+        await killChildren();
+      }
+      say(`=== ${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s ===`);
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await cleanupOnce();
+    if (interrupted) Deno.exit(130);
+  }
+  const all = reports.flatMap((r) => r.targets.map((t) => [r.suite, t] as const));
+  if (all.length > 0) {
+    say("\nTargets:");
+    say(mdTable(
+      ["suite", "target", "verdict"],
+      all.map(([s, t]) => [
+        s,
+        t.name,
+        t.met === null ? "not measured" : t.met ? "met" : "MISSED",
+      ]),
+    ));
+  }
+  say(
+    `\ndone in ${((performance.now() - started) / 1000 / 60).toFixed(1)} minutes${
+      failed > 0 ? `; ${failed} suite(s) failed` : ""
+    }`,
+  );
+  return failed > 0 ? 1 : 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (err) {
+    say(`error: ${(err as Error).message}`);
+    Deno.exit(2);
+  }
+}

