@@ -10,6 +10,7 @@ interface StatsFlags {
   days: string;
   longRunning: string;
   highAttempts: string;
+  exact?: boolean;
 }
 
 export function registerStats(program: Command, ctx: Context): void {
@@ -21,12 +22,17 @@ export function registerStats(program: Command, ctx: Context): void {
     .option("--days <n>", "days of recent activity", "7")
     .option("--long-running <duration>", "running longer than this is long running", "10m")
     .option("--high-attempts <n>", "attempts at or above this are listed", "3")
+    .option(
+      "--exact",
+      "count every row even on a large table (default: planner estimates for large counts)",
+    )
     .action(async (opts: StatsFlags, cmd: Command) => {
       const options = {
         top: parseIntFlag(opts.top, "top", 1, 1000),
         days: parseIntFlag(opts.days, "days", 1, 3650),
         longRunningMs: parseDurationFlag(opts.longRunning, "long-running"),
         highAttempts: parseIntFlag(opts.highAttempts, "high-attempts", 1, 1_000_000),
+        exact: !!opts.exact,
       };
       await withDb(ctx, cmd, async (db) => {
         const stats = await getTaskStatistics(db, options);

@@ -34,6 +34,10 @@ function columns(table: string[][], indent = "   "): string[] {
 /** The human `seedtask stats` report: aligned sections, same numbers as `--json`. */
 export function formatStatistics(stats: TaskStatistics, options: DisplayOptions = {}): string {
   const e = (emoji: string) => options.emoji ? `${emoji} ` : "";
+  const estimated = new Set(stats.estimates?.fields ?? []);
+  const approx = (field: string, n: number | string) => estimated.has(field) ? `≈${n}` : String(n);
+  const heading = (field: string, text: string) =>
+    estimated.has(field) ? `${text} (estimated)` : text;
   const out: string[] = [];
   const rule = "=".repeat(80);
   out.push(rule, `${e("📊")}TASK STATISTICS  (${formatUtc(stats.generated_at)})`, rule);
@@ -43,9 +47,11 @@ export function formatStatistics(stats: TaskStatistics, options: DisplayOptions 
     ...rows([
       ...TASK_STATUSES.map((s): [string, string] => [
         formatStatus(s, options.emoji),
-        `${stats.status_counts[s]}  (${stats.status_percentages[s].toFixed(1).padStart(5)}%)`,
+        `${approx(`status_counts.${s}`, stats.status_counts[s])}  (${
+          stats.status_percentages[s].toFixed(1).padStart(5)
+        }%)`,
       ]),
-      ["total", `${stats.total}${" ".repeat(10)}`],
+      ["total", `${approx("total", stats.total)}${" ".repeat(10)}`],
     ]),
   );
 
@@ -76,24 +82,26 @@ export function formatStatistics(stats: TaskStatistics, options: DisplayOptions 
         "drift score avg / max",
         stats.drift_score.avg === null
           ? "-"
-          : `${stats.drift_score.avg.toFixed(3)} / ${stats.drift_score.max?.toFixed(3)}`,
+          : `${approx("drift_score", stats.drift_score.avg.toFixed(3))} / ${
+            approx("drift_score", stats.drift_score.max?.toFixed(3) ?? "-")
+          }`,
       ],
     ]),
   );
 
   const attempts = Object.entries(stats.attempts_distribution);
   if (attempts.length > 0) {
-    out.push("", `${e("🔢")}ATTEMPTS`);
+    out.push("", `${e("🔢")}${heading("attempts_distribution", "ATTEMPTS")}`);
     out.push(...rows(attempts.map(([k, v]) => [`${k} attempt${k === "1" ? "" : "s"}`, String(v)])));
   }
   const types = Object.entries(stats.type_counts);
   if (types.length > 0) {
-    out.push("", `${e("🏷️")}TOP TYPES`);
+    out.push("", `${e("🏷️")}${heading("type_counts", "TOP TYPES")}`);
     out.push(...rows(types.map(([k, v]) => [k, String(v)])));
   }
   const domains = Object.entries(stats.domain_counts);
   if (domains.length > 0) {
-    out.push("", `${e("🌐")}TOP DOMAINS`);
+    out.push("", `${e("🌐")}${heading("domain_counts", "TOP DOMAINS")}`);
     out.push(...rows(domains.map(([k, v]) => [k, String(v)])));
   }
 
@@ -136,6 +144,14 @@ export function formatStatistics(stats: TaskStatistics, options: DisplayOptions 
         out.push(`      error: ${err.length > 70 ? err.slice(0, 69) + "…" : err}`);
       }
     });
+  }
+  if (stats.estimates) {
+    out.push(
+      "",
+      `≈ estimated from the planner's statistics (${stats.estimates.rows} rows, ANALYZE of ${
+        stats.estimates.analyzed_at ? formatUtc(stats.estimates.analyzed_at) : "unknown time"
+      }); --exact counts every row`,
+    );
   }
   out.push(rule);
   return out.join("\n") + "\n";

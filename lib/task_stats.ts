@@ -7,6 +7,13 @@ import {
   nowFragment,
   type QueueHealth,
 } from "./queue_health.ts";
+import {
+  ESTIMATE_MIN_ROWS,
+  ESTIMATE_MIN_STATUS,
+  estimatedCounts,
+  readTableEstimate,
+  type TableEstimate,
+} from "./estimate_counts.ts";
 import { TASK_STATUSES, type TaskStatus } from "./task.ts";
 import { VERSION } from "./version.ts";
 
@@ -22,6 +29,8 @@ export interface StatsOptions {
   highAttempts?: number;
   /** Evaluate as of this instant (tests). */
   now?: Date;
+  /** Count every row even on a large table (no planner estimates). */
+  exact?: boolean;
 }
 
 /** One day of `recent_activity` (key names kept from the seed's helper). */
@@ -86,6 +95,10 @@ export interface TaskStatistics {
   /** attempts value -> number of tasks. */
   attempts_distribution: Record<string, number>;
   drift_score: { avg: number | null; max: number | null };
+  /** True when every number was counted; false when some are planner estimates. */
+  exact: boolean;
+  /** Which numbers are estimates, from which ANALYZE, for how many rows; null when exact. */
+  estimates: { fields: string[]; analyzed_at: Date | null; rows: number } | null;
   options: { top: number; days: number; long_running_seconds: number; high_attempts: number };
   version: string;
   generated_at: Date;
@@ -116,7 +129,7 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
  */
 export function statsQueries(
   db: Db,
-  opts: Required<Omit<StatsOptions, "now">> & { now?: Date },
+  opts: Required<Omit<StatsOptions, "now" | "exact">> & { now?: Date },
 ): Record<string, Fragment> {
   const sql = db.sql;
   const t = sql(db.table);
@@ -173,8 +186,119 @@ function utcDay(date: Date): string {
   return date.toISOString().slice(0, 10);
 }
 
+interface Distributions {
+  statusCounts: Record<TaskStatus, number>;
+  typeCounts: Record<string, number>;
+  domainCounts: Record<string, number>;
+  attempts: Record<string, number>;
+  drift: { avg: number | null; max: number | null };
+  /** Dotted names of the estimated numbers; empty when every row was counted. */
+  estimated: string[];
+  analyzedAt: Date | null;
+}
+
+function zeroStatuses(): Record<TaskStatus, number> {
+  return Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+}
+
+/** Counts every row: one pass per distribution, each over the narrowest index that serves it. */
+async function exactDistributions(q: Record<string, Fragment>): Promise<Distributions> {
+  const [status, types, domains, attempts] = await Promise.all([
+    q.statusCounts!,
+    q.typeCounts!,
+    q.domainCounts!,
+    q.attempts!,
+  ]);
+  const statusCounts = zeroStatuses();
+  let total = 0;
+  let driftSum = 0;
+  let driftMax: number | null = null;
+  for (const r of status) {
+    statusCounts[r.status as TaskStatus] = r.count;
+    total += r.count;
+    driftSum += r.drift_sum ?? 0;
+    if (r.drift_max !== null && (driftMax === null || r.drift_max > driftMax)) {
+      driftMax = r.drift_max;
+    }
+  }
+  const attemptsDistribution: Record<string, number> = {};
+  for (const r of [...attempts].sort((a, b) => a.attempts - b.attempts)) {
+    attemptsDistribution[String(r.attempts)] = r.count;
+  }
+  return {
+    statusCounts,
+    typeCounts: Object.fromEntries(types.map((r) => [r.key, r.count])),
+    domainCounts: Object.fromEntries(domains.map((r) => [r.key, r.count])),
+    attempts: attemptsDistribution,
+    drift: { avg: total === 0 ? null : driftSum / total, max: driftMax },
+    estimated: [],
+    analyzedAt: null,
+  };
+}
+
 /**
- * Computes the full statistics report. The statements run concurrently on the pool.
+ * On a large table: statuses with few tasks are counted exactly (short index ranges); the
+ * large ones — in practice completed, failed, cancelled — are the estimated rows not in the
+ * small statuses, split by the planner's frequencies; type, domain and attempts distributions
+ * come from pg_stats; drift from a 1% block sample. No statement reads the whole table.
+ */
+async function estimatedDistributions(
+  db: Db,
+  est: TableEstimate,
+  top: number,
+): Promise<Distributions> {
+  const sql = db.sql;
+  const t = sql(db.table);
+  const status = est.columns.get("status")!;
+  const freq = new Map(status.values.map((v, i) => [v, status.freqs[i] ?? 0]));
+  const big = TASK_STATUSES.filter((s) => (freq.get(s) ?? 0) * est.rows >= ESTIMATE_MIN_STATUS);
+  const small = TASK_STATUSES.filter((s) => !big.includes(s));
+  const samplePercent = Math.min(100, Math.max(0.01, (30_000 / Math.max(est.rows, 1)) * 100));
+  const [counted, [drift]] = await Promise.all([
+    small.length === 0 ? [] : sql`
+      select status::text as status, count(*)::int as count from ${t}
+      where status in ${sql(small as TaskStatus[])} group by status`,
+    sql`select avg(drift_score)::float8 as avg, max(drift_score)::float8 as max
+      from ${t} tablesample system (${samplePercent})`,
+  ]);
+  const statusCounts = zeroStatuses();
+  let smallTotal = 0;
+  for (const r of counted) {
+    statusCounts[r.status as TaskStatus] = r.count;
+    smallTotal += r.count;
+  }
+  const rest = Math.max(0, est.rows - smallTotal);
+  const bigFreq = big.reduce((n, s) => n + (freq.get(s) ?? 0), 0);
+  for (const s of big) statusCounts[s] = Math.round(rest * (freq.get(s) ?? 0) / (bigFreq || 1));
+  const attempts = Object.fromEntries(
+    estimatedCounts(est.columns.get("attempts"), est.rows).sort((a, b) =>
+      Number(a[0]) - Number(b[0])
+    ),
+  );
+  return {
+    statusCounts,
+    typeCounts: Object.fromEntries(estimatedCounts(est.columns.get("type"), est.rows, top)),
+    domainCounts: Object.fromEntries(estimatedCounts(est.columns.get("domain"), est.rows, top)),
+    attempts,
+    drift: { avg: drift?.avg ?? null, max: drift?.max ?? null },
+    estimated: [
+      ...big.map((s) => `status_counts.${s}`),
+      ...(big.length > 0 ? ["total", "status_percentages"] : []),
+      "type_counts",
+      "domain_counts",
+      "attempts_distribution",
+      "drift_score",
+    ],
+    analyzedAt: est.analyzedAt,
+  };
+}
+
+/**
+ * Computes the statistics report; the statements run concurrently on the pool.
+ *
+ * On a table of more than {@link ESTIMATE_MIN_ROWS} rows the large counts are planner
+ * estimates (listed in `estimates.fields`), so stats costs about as much as counting the small
+ * statuses rather than reading every row; `exact: true` counts everything.
  *
  * @example
  * const stats = await getTaskStatistics(db, { days: 3 });
@@ -197,47 +321,29 @@ export async function getTaskStatistics(
   return await guard(db, async () => {
     await getTableInfo(db);
     const q = statsQueries(db, opts);
-    const [status, types, domains, attempts, created, finished, long, high, durations, health] =
-      await Promise.all([
-        q.statusCounts!,
-        q.typeCounts!,
-        q.domainCounts!,
-        q.attempts!,
-        q.created!,
-        q.finished!,
-        q.longRunning!,
-        q.highAttempts!,
-        q.durations!,
-        getQueueHealth(db, { longRunningMs: opts.longRunningMs, now: opts.now }),
-      ]) as [
-        postgres.Row[],
-        postgres.Row[],
-        postgres.Row[],
-        postgres.Row[],
-        postgres.Row[],
-        postgres.Row[],
-        postgres.Row[],
-        postgres.Row[],
-        postgres.Row[],
-        QueueHealth,
-      ];
+    const estimate = options.exact ? null : await readTableEstimate(db);
+    const useEstimates = estimate !== null && estimate.rows >= ESTIMATE_MIN_ROWS &&
+      estimate.columns.has("status");
+    const [dist, created, finished, long, high, durations, health] = await Promise.all([
+      useEstimates ? estimatedDistributions(db, estimate, opts.top) : exactDistributions(q),
+      q.created!,
+      q.finished!,
+      q.longRunning!,
+      q.highAttempts!,
+      q.durations!,
+      getQueueHealth(db, { longRunningMs: opts.longRunningMs, now: opts.now }),
+    ]) as [
+      Distributions,
+      postgres.Row[],
+      postgres.Row[],
+      postgres.Row[],
+      postgres.Row[],
+      postgres.Row[],
+      QueueHealth,
+    ];
     const generatedAt = opts.now ?? new Date();
-
-    const statusCounts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<
-      TaskStatus,
-      number
-    >;
-    let total = 0;
-    let driftSum = 0;
-    let driftMax: number | null = null;
-    for (const r of status) {
-      statusCounts[r.status as TaskStatus] = r.count;
-      total += r.count;
-      driftSum += r.drift_sum ?? 0;
-      if (r.drift_max !== null && (driftMax === null || r.drift_max > driftMax)) {
-        driftMax = r.drift_max;
-      }
-    }
+    const statusCounts = dist.statusCounts;
+    const total = TASK_STATUSES.reduce((n, s) => n + statusCounts[s], 0);
     const statusPercentages = Object.fromEntries(
       TASK_STATUSES.map((
         s,
@@ -265,17 +371,12 @@ export async function getTaskStatistics(
       if (r.status === "completed") d.completed_count = r.count;
       else d.failed_count = r.count;
     }
-
-    const attemptsDistribution: Record<string, number> = {};
-    for (const r of [...attempts].sort((a, b) => a.attempts - b.attempts)) {
-      attemptsDistribution[String(r.attempts)] = r.count;
-    }
     const d = durations[0]!;
 
     return {
       status_counts: statusCounts,
-      type_counts: Object.fromEntries(types.map((r) => [r.key, r.count])),
-      domain_counts: Object.fromEntries(domains.map((r) => [r.key, r.count])),
+      type_counts: dist.typeCounts,
+      domain_counts: dist.domainCounts,
       recent_activity: days,
       long_running: long.map((r) => ({
         id: r.id,
@@ -313,8 +414,12 @@ export async function getTaskStatistics(
         last_day: health.failure_rate_last_day,
       },
       run_duration_seconds: { p50: d.p50, p95: d.p95, sample: d.sample },
-      attempts_distribution: attemptsDistribution,
-      drift_score: { avg: total === 0 ? null : driftSum / total, max: driftMax },
+      attempts_distribution: dist.attempts,
+      drift_score: dist.drift,
+      exact: dist.estimated.length === 0,
+      estimates: dist.estimated.length === 0
+        ? null
+        : { fields: dist.estimated, analyzed_at: dist.analyzedAt, rows: estimate!.rows },
       options: {
         top: opts.top,
         days: opts.days,

@@ -259,13 +259,14 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get("/stats", async (c) => {
     const q = c.req.queries() as Query;
-    only(q, ["top", "days", "long_running", "high_attempts"]);
+    only(q, ["top", "days", "long_running", "high_attempts", "exact"]);
     const lr = one(q, "long_running");
     const options: StatsOptions = {
       top: int(q, "top", 1, 1000),
       days: int(q, "days", 1, 3650),
       longRunningMs: lr === undefined ? undefined : parseDuration(lr, "long_running"),
       highAttempts: int(q, "high_attempts", 1, 1_000_000),
+      exact: bool(q, "exact"),
     };
     return c.json(await stats(options));
   });

@@ -207,6 +207,7 @@ export function openApiDocument(): Record<string, unknown> {
             q("days", "Days of activity (default 7)", { type: "integer" }),
             q("long_running", "Duration, e.g. 10m"),
             q("high_attempts", "Attempts threshold (default 3)", { type: "integer" }),
+            q("exact", "Count every row even on a large table", { type: "boolean" }),
           ],
           responses: { "200": json({ type: "object" }, "Statistics"), ...errors(400, 401, 503) },
         },

@@ -8,7 +8,8 @@ import type postgres from "postgres";
 import { findTaskQuery } from "../lib/get_task.ts";
 import { type ListFilter, listTasksQuery } from "../lib/list_tasks.ts";
 import { queueHealthQuery } from "../lib/queue_health.ts";
-import { statsQueries } from "../lib/task_stats.ts";
+import { formatStatistics } from "../lib/format_stats.ts";
+import { getTaskStatistics, statsQueries } from "../lib/task_stats.ts";
 import { parseTaskIdArg } from "../lib/task_id.ts";
 import { fillTasks } from "./fill.ts";
 import { testSchema } from "./helpers.ts";
@@ -125,6 +126,50 @@ Deno.test({
         assert.ok(plan.indexes.has("tasks_pkey"), plan.text);
       }
     });
+
+    await t.step(
+      "stats on a large table: small counts exact, large ones estimated and marked",
+      async () => {
+        const exact = await getTaskStatistics(db, { exact: true });
+        assert.equal(exact.exact, true);
+        assert.equal(exact.estimates, null);
+        assert.equal(exact.total, ROWS);
+        const est = await getTaskStatistics(db);
+        assert.equal(est.exact, false);
+        // 70% completed is estimated; every other status (at most 10% = 20k) is counted
+        assert.deepEqual(est.estimates!.fields, [
+          "status_counts.completed",
+          "total",
+          "status_percentages",
+          "type_counts",
+          "domain_counts",
+          "attempts_distribution",
+          "drift_score",
+        ]);
+        assert.equal(est.estimates!.rows, ROWS);
+        for (const s of ["created", "queued", "running", "failed", "cancelled", "retry"] as const) {
+          assert.equal(est.status_counts[s], exact.status_counts[s], s);
+        }
+        const off = (a: number, b: number) => Math.abs(a - b) / b;
+        assert.ok(off(est.status_counts.completed, exact.status_counts.completed) < 0.02);
+        assert.ok(off(est.total, exact.total) < 0.02);
+        // twelve types of about 8.3% each: the top ten may differ at the margin, their sizes not
+        const exactTypes = (await getTaskStatistics(db, { exact: true, top: 12 })).type_counts;
+        assert.equal(Object.keys(est.type_counts).length, 10);
+        for (const [type, n] of Object.entries(est.type_counts)) {
+          assert.ok(off(n, exactTypes[type]!) < 0.1, `type ${type}: ${n} vs ${exactTypes[type]}`);
+        }
+        assert.ok(Math.abs(est.drift_score.avg! - exact.drift_score.avg!) < 0.05);
+        assert.deepEqual(est.recent_activity, exact.recent_activity, "ranges stay exact");
+        const text = formatStatistics(est);
+        assert.match(text, /^ {3}completed\s+≈\d+ {2}\(/m);
+        assert.match(text, /^TOP TYPES \(estimated\)$/m);
+        assert.match(
+          text,
+          /^≈ estimated from the planner's statistics \(200000 rows, ANALYZE of /m,
+        );
+      },
+    );
 
     await t.step("stats: each statement reads the index designed for it", async () => {
       const q = statsQueries(db, {

@@ -1,0 +1,66 @@
+import { type Db, quoteQualified } from "./db.ts";
+
+/** Below this many rows stats counts every row; above it, large counts come from the planner. */
+export const ESTIMATE_MIN_ROWS = 200_000;
+/** A status estimated to hold at least this many tasks is estimated, not counted. */
+export const ESTIMATE_MIN_STATUS = 50_000;
+
+/** The planner's view of one column: its most common values and their frequencies. */
+export interface ColumnEstimate {
+  values: string[];
+  freqs: number[];
+}
+
+/** What ANALYZE recorded about the task table, scaled to its current size. */
+export interface TableEstimate {
+  /** Estimated live rows now: reltuples per page times the table's current pages. */
+  rows: number;
+  analyzedAt: Date | null;
+  columns: Map<string, ColumnEstimate>;
+}
+
+/**
+ * Reads the planner's statistics for the task table (pg_class, pg_stats). Null when the table
+ * was never analyzed. The row count is scaled like the planner scales it — reltuples per page
+ * times the pages the table has now — so growth since the last ANALYZE is seen.
+ */
+export async function readTableEstimate(db: Db): Promise<TableEstimate | null> {
+  const sql = db.sql;
+  const rel = quoteQualified(db.table);
+  const [size] = await sql<
+    { reltuples: number; relpages: number; pages: number; analyzed_at: Date | null }[]
+  >`
+    select c.reltuples::float8 as reltuples, c.relpages::int as relpages,
+      (pg_relation_size(c.oid) / current_setting('block_size')::int)::int as pages,
+      greatest(s.last_analyze, s.last_autoanalyze) as analyzed_at
+    from pg_class c left join pg_stat_user_tables s on s.relid = c.oid
+    where c.oid = to_regclass(${rel})`;
+  if (!size || size.reltuples < 0) return null;
+  const rows = size.relpages > 0 ? (size.reltuples / size.relpages) * size.pages : size.reltuples;
+  const stats = await sql<{ name: string; vals: string[] | null; freqs: number[] | null }[]>`
+    select s.attname::text as name, s.most_common_vals::text::text[] as vals,
+      s.most_common_freqs::float8[] as freqs
+    from pg_stats s
+    join pg_class c on c.relname = s.tablename
+    join pg_namespace n on n.oid = c.relnamespace and n.nspname = s.schemaname
+    where c.oid = to_regclass(${rel})
+      and s.attname in ('status', 'type', 'domain', 'attempts')`;
+  const columns = new Map<string, ColumnEstimate>();
+  for (const s of stats) {
+    if (s.vals && s.freqs) columns.set(s.name, { values: s.vals, freqs: s.freqs });
+  }
+  return { rows: Math.round(rows), analyzedAt: size.analyzed_at, columns };
+}
+
+/** The most common values of a column as estimated counts, most frequent first. */
+export function estimatedCounts(
+  column: ColumnEstimate | undefined,
+  rows: number,
+  top = Number.POSITIVE_INFINITY,
+): Array<[string, number]> {
+  if (!column) return [];
+  return column.values
+    .map((v, i): [string, number] => [v, Math.round((column.freqs[i] ?? 0) * rows)])
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, top);
+}
