@@ -8,6 +8,7 @@ import {
   TableNotFoundError,
 } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
+import { LEASE_COLUMNS } from "./task.ts";
 
 /** The postgres.js tagged-template client. */
 // deno-lint-ignore ban-types
@@ -208,9 +209,7 @@ export function getTableInfo(db: Db): Promise<TableInfo> {
       throw new TableNotFoundError(`Table "${db.table}" does not exist in ${db.target}`);
     }
     const columns = new Map(rows.map((r) => [r.name, r.type]));
-    const hasLease = ["owner_id", "lease_expires_at", "last_heartbeat"].every((c) =>
-      columns.has(c)
-    );
+    const hasLease = LEASE_COLUMNS.every((c) => columns.has(c));
     return { columns, hasLease };
   });
   db.cache.set("tableInfo", promise);

@@ -1,7 +1,7 @@
 import { type Db, guard, mapDbError, quoteQualified, type Sql } from "./db.ts";
 import { ConnectionError, MIGRATE_HINT } from "./errors.ts";
-import { indexPresent, recommendedIndexes } from "./migrate.ts";
-import { TASK_STATUSES } from "./task.ts";
+import { hasUpdatedAtTrigger, indexPresent, readIndexes, recommendedIndexes } from "./migrate.ts";
+import { LEASE_COLUMNS, TASK_STATUSES } from "./task.ts";
 
 /** One finding of `seedtask doctor`. */
 export interface DoctorCheck {
@@ -49,7 +49,6 @@ const EXPECTED_TYPES: Record<string, string[]> = {
   lease_expires_at: ["timestamp with time zone"],
   last_heartbeat: ["timestamp with time zone"],
 };
-const LEASE_COLUMNS = ["owner_id", "lease_expires_at", "last_heartbeat"];
 
 type Fragment = ReturnType<Sql>;
 const INVARIANTS: Array<
@@ -202,17 +201,7 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
       message: "all contract columns have the right types",
     });
 
-    const indexes = await db.sql<
-      { name: string; valid: boolean; columns: string[] | null; partial: boolean }[]
-    >`
-      select c.relname::text as name, i.indisvalid as valid, i.indpred is not null as partial,
-        case when 0 = any (i.indkey::int2[]) then null else (
-          select array_agg(a.attname::text order by k.ord)
-          from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
-          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-        ) end as columns
-      from pg_index i join pg_class c on c.oid = i.indexrelid
-      where i.indrelid = to_regclass(${quoteQualified(db.table)})`;
+    const indexes = await readIndexes(db);
     const missingIdx = recommendedIndexes(db.tableName).filter((i) => !indexPresent(i, indexes));
     for (const idx of missingIdx) {
       checks.push({
@@ -225,14 +214,9 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
     if (missingIdx.length === 0) {
       checks.push({ name: "indexes", ok: true, message: "all recommended indexes are present" });
     }
-    const [trigger] = await db.sql`
-      select exists (
-        select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid
-        where t.tgrelid = to_regclass(${quoteQualified(db.table)}) and not t.tgisinternal
-          and p.prosrc ilike '%updated_at%'
-      ) as present`;
+    const trigger = await hasUpdatedAtTrigger(db);
     checks.push(
-      trigger!.present
+      trigger
         ? { name: "trigger", ok: true, message: "an updated_at trigger keeps updated_at current" }
         : {
           name: "trigger",

@@ -1,7 +1,13 @@
 import Table from "cli-table3";
 import { formatDuration } from "./duration.ts";
 import { formatRelative, formatUtc, formatUtcRelative } from "./format_time.ts";
-import { CONTRACT_COLUMNS, STATUS_EMOJI, type Task, type TaskStatus } from "./task.ts";
+import {
+  CONTRACT_COLUMNS,
+  LEASE_COLUMNS,
+  STATUS_EMOJI,
+  type Task,
+  type TaskStatus,
+} from "./task.ts";
 import { shortId } from "./task_id.ts";
 
 /** How a human-facing formatter decorates its output. */
@@ -161,23 +167,8 @@ export function formatTaskDetails(task: Task, options: DisplayOptions = {}): str
   return out.join("\n") + "\n";
 }
 
-const CSV_COLUMNS = [
-  "id",
-  "status",
-  "type",
-  "description",
-  "domain",
-  "drift_score",
-  "attempts",
-  "locked_by",
-  "locked_at",
-  "run_after",
-  "params",
-  "result",
-  "error",
-  "created_at",
-  "updated_at",
-] as const;
+/** The contract's columns without the lease ones (those are dispatcher internals). */
+const CSV_COLUMNS = CONTRACT_COLUMNS.filter((c) => !LEASE_COLUMNS.includes(c));
 
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return "";

@@ -1,4 +1,4 @@
-import { type Db, guard, invalidateTableInfo, quoteIdent } from "./db.ts";
+import { type Db, guard, invalidateTableInfo, quoteIdent, quoteQualified } from "./db.ts";
 import { TASK_STATUSES } from "./task.ts";
 
 /** One DDL statement of a migration plan. */
@@ -124,11 +124,39 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
   ];
 }
 
-interface IndexState {
+/** An index of the task table as the catalog describes it. */
+export interface IndexState {
   name: string;
   valid: boolean;
+  /** Key and INCLUDE columns in order; null for an expression index. */
   columns: string[] | null;
   partial: boolean;
+}
+
+/** The task table's indexes (read by migrate to plan, and by doctor to report). */
+export async function readIndexes(db: Db): Promise<IndexState[]> {
+  return [
+    ...(await db.sql<IndexState[]>`
+      select c.relname::text as name, i.indisvalid as valid, i.indpred is not null as partial,
+        case when 0 = any (i.indkey::int2[]) then null else (
+          select array_agg(a.attname::text order by k.ord)
+          from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
+          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+        ) end as columns
+      from pg_index i join pg_class c on c.oid = i.indexrelid
+      where i.indrelid = to_regclass(${quoteQualified(db.table)})`),
+  ];
+}
+
+/** Whether a BEFORE trigger whose function mentions updated_at exists (ours or SeedCore's). */
+export async function hasUpdatedAtTrigger(db: Db): Promise<boolean> {
+  const [row] = await db.sql<{ has: boolean }[]>`
+    select exists (
+      select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+      where t.tgrelid = to_regclass(${quoteQualified(db.table)}) and not t.tgisinternal
+        and t.tgtype & 2 = 2 and p.prosrc ilike '%updated_at%'
+    ) as has`;
+  return row!.has;
 }
 
 interface DbState {
@@ -211,22 +239,8 @@ async function readState(db: Db): Promise<DbState> {
     const [{ empty }] = await sql<{ empty: boolean }[]>`
       select not exists (select 1 from ${table}) as empty` as unknown as [{ empty: boolean }];
     state.tableEmpty = empty;
-    const [{ has }] = await sql<{ has: boolean }[]>`
-      select exists (
-        select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid
-        where t.tgrelid = to_regclass(${qualified}) and not t.tgisinternal
-          and t.tgtype & 2 = 2 and p.prosrc ilike '%updated_at%'
-      ) as has` as unknown as [{ has: boolean }];
-    state.hasUpdatedAtTrigger = has;
-    state.indexes = await sql<IndexState[]>`
-      select c.relname::text as name, i.indisvalid as valid, i.indpred is not null as partial,
-        case when 0 = any (i.indkey::int2[]) then null else (
-          select array_agg(a.attname::text order by k.ord)
-          from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
-          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-        ) end as columns
-      from pg_index i join pg_class c on c.oid = i.indexrelid
-      where i.indrelid = to_regclass(${qualified})`;
+    state.hasUpdatedAtTrigger = await hasUpdatedAtTrigger(db);
+    state.indexes = await readIndexes(db);
   }
   if (base!.migrations) {
     const rows = await sql<{ name: string }[]>`

@@ -63,6 +63,9 @@ export const CONTRACT_COLUMNS = [
   "last_heartbeat",
 ] as const;
 
+/** The lease columns of SeedCore migration 006 (needed by dispatch, optional elsewhere). */
+export const LEASE_COLUMNS: readonly string[] = ["owner_id", "lease_expires_at", "last_heartbeat"];
+
 export function isTaskStatus(value: string): value is TaskStatus {
   return (TASK_STATUSES as readonly string[]).includes(value);
 }

@@ -109,11 +109,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `deno run main.ts ...args` as a child process with a clean environment. */
-export async function runCli(
+/** A `deno run main.ts ...args` command with a clean environment (NO_COLOR, PATH, HOME). */
+function cliCommand(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; stdin?: string } = {},
-): Promise<CliResult> {
+  options: { env?: Record<string, string>; cwd?: string; stdin?: "piped" | "null" },
+): Deno.Command {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "",
     HOME: Deno.env.get("HOME") ?? "/tmp",
@@ -122,14 +122,25 @@ export async function runCli(
   };
   const denoDir = Deno.env.get("DENO_DIR");
   if (denoDir) env.DENO_DIR = denoDir;
-  const child = new Deno.Command(Deno.execPath(), {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--quiet", MAIN, ...args],
     env,
     clearEnv: true,
     cwd: options.cwd,
-    stdin: options.stdin === undefined ? "null" : "piped",
+    stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
+  });
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export async function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; stdin?: string } = {},
+): Promise<CliResult> {
+  const child = cliCommand(args, {
+    ...options,
+    stdin: options.stdin === undefined ? "null" : "piped",
   }).spawn();
   if (options.stdin !== undefined) {
     const w = child.stdin.getWriter();
@@ -270,22 +281,7 @@ export function spawnCli(
   args: string[],
   options: { env?: Record<string, string> } = {},
 ): RunningCli {
-  const env: Record<string, string> = {
-    PATH: Deno.env.get("PATH") ?? "",
-    HOME: Deno.env.get("HOME") ?? "/tmp",
-    NO_COLOR: "1",
-    ...options.env,
-  };
-  const denoDir = Deno.env.get("DENO_DIR");
-  if (denoDir) env.DENO_DIR = denoDir;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = cliCommand(args, options).spawn();
   let out = "";
   let err = "";
   const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
