@@ -97,7 +97,7 @@ export function gradeHealth(health: QueueHealth, thresholds: CheckThresholds): C
     lag: Math.round(health.lag_seconds ?? 0),
     stuck: health.stuck,
     failure_rate: health.failure_rate_last_hour ?? 0,
-    queued: health.queued,
+    queued: health.queued ?? 0,
   };
   const metrics = (Object.keys(values) as MetricName[]).map((name) => ({
     name,

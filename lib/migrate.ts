@@ -66,9 +66,19 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
   return [
     {
       name: n("claim_idx"),
-      purpose: "dispatcher claim order and queue lag (claimable tasks by ready time)",
+      purpose:
+        "dispatcher claim order, queue lag and the ready count (claimable tasks by ready time)",
+      // INCLUDE the expression's columns: PostgreSQL uses an expression index for an
+      // index-only scan only when the columns it is computed from are in the index too.
       definition: (t) =>
-        `(coalesce(run_after, created_at), id) where status in ('queued'::${t}, 'retry'::${t})`,
+        `(coalesce(run_after, created_at), id) include (run_after, created_at) ` +
+        `where status in ('queued'::${t}, 'retry'::${t})`,
+    },
+    {
+      name: n("running_idx"),
+      purpose:
+        "long-running and stuck tasks, the reaper (running tasks by lock time, with the lease)",
+      definition: (t) => `(locked_at) include (lease_expires_at) where status = 'running'::${t}`,
     },
     {
       name: n("updated_idx"),

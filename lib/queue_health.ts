@@ -7,6 +7,8 @@ export interface HealthOptions {
   longRunningMs?: number;
   /** Evaluate as of this instant instead of the server's now() (tests). */
   now?: Date;
+  /** Count status queued (check needs it; stats has its own status counts). Default true. */
+  withQueued?: boolean;
 }
 
 /** The live health of the queue: what `check` alerts on and `stats` reports. */
@@ -18,8 +20,8 @@ export interface QueueHealth {
   oldest_ready_at: Date | null;
   /** Claimable tasks whose run_after has passed: scheduled or backed-off work now due. */
   overdue: number;
-  /** Tasks in status queued (including ones scheduled for later). */
-  queued: number;
+  /** Tasks in status queued (including ones scheduled for later); null when not asked for. */
+  queued: number | null;
   /** Running tasks whose lease expired, or — without a lease — locked longer than the threshold. */
   stuck: number;
   completed_last_hour: number;
@@ -72,23 +74,28 @@ export function queueHealthQuery(
   const now = nowFragment(db, options.now);
   const longRunningMs = options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS;
   const ready = sql`status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}`;
-  const finished = (status: string, window: string) =>
-    sql`(select count(*)::int from ${t} where status = ${status}
-         and updated_at >= ${now} - ${window}::interval and updated_at <= ${now})`;
+  // One range scan per status covers both windows: the last hour is inside the last day.
+  const finished = (status: string) =>
+    sql`(select count(*) filter (where updated_at >= ${now} - interval '1 hour')::int as hour,
+           count(*)::int as day
+         from ${t} where status = ${status}
+           and updated_at >= ${now} - interval '1 day' and updated_at <= ${now})`;
   return sql`
-    select
-      (select count(*)::int from ${t} where ${ready}) as ready,
+    select r.ready, r.overdue, c.hour as completed_last_hour, c.day as completed_last_day,
+      f.hour as failed_last_hour, f.day as failed_last_day,
       (select min(coalesce(run_after, created_at)) from ${t} where ${ready}) as oldest_ready_at,
-      (select count(*)::int from ${t} where ${ready} and run_after is not null) as overdue,
-      (select count(*)::int from ${t} where status = 'queued') as queued,
+      ${
+    options.withQueued === false
+      ? sql`null::int`
+      : sql`(select count(*)::int from ${t} where status = 'queued')`
+  } as queued,
       (select count(*)::int from ${t} where ${
     stuckCondition(db, hasLease, longRunningMs, now)
   }) as stuck,
-      ${finished("completed", "1 hour")} as completed_last_hour,
-      ${finished("failed", "1 hour")} as failed_last_hour,
-      ${finished("completed", "1 day")} as completed_last_day,
-      ${finished("failed", "1 day")} as failed_last_day,
-      ${now} as now`;
+      ${now} as now
+    from (select count(*)::int as ready, count(*) filter (where run_after is not null)::int as overdue
+          from ${t} where ${ready}) r,
+      ${finished("completed")} c, ${finished("failed")} f`;
 }
 
 /** Reads the queue's live health (see {@link queueHealthQuery} for how it uses indexes). */

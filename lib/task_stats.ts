@@ -150,15 +150,20 @@ export function statsQueries(
       where domain is not null
       group by domain order by count(*) desc, domain limit ${opts.top}`,
     attempts: sql`select attempts, count(*)::int as count from ${t} group by attempts`,
+    // Group by the date first and format the few groups after: to_char on every row of a
+    // week's range cost more than reading the index.
     created: sql`
-      select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as date, count(*)::int as count
-      from ${t} where created_at >= ${since} and created_at <= ${now} group by 1`,
+      select to_char(day, 'YYYY-MM-DD') as date, count from (
+        select (created_at at time zone 'UTC')::date as day, count(*)::int as count
+        from ${t} where created_at >= ${since} and created_at <= ${now} group by 1
+      ) d`,
     finished: sql`
-      select status::text as status, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD') as date,
-             count(*)::int as count
-      from ${t}
-      where status in ('completed', 'failed') and updated_at >= ${since} and updated_at <= ${now}
-      group by 1, 2`,
+      select status::text as status, to_char(day, 'YYYY-MM-DD') as date, count from (
+        select status, (updated_at at time zone 'UTC')::date as day, count(*)::int as count
+        from ${t}
+        where status in ('completed', 'failed') and updated_at >= ${since} and updated_at <= ${now}
+        group by 1, 2
+      ) d`,
     longRunning: sql`
       select id, type, locked_by, locked_at, attempts,
              extract(epoch from ${now} - locked_at)::float8 as running_seconds
@@ -331,7 +336,7 @@ export async function getTaskStatistics(
       q.longRunning!,
       q.highAttempts!,
       q.durations!,
-      getQueueHealth(db, { longRunningMs: opts.longRunningMs, now: opts.now }),
+      getQueueHealth(db, { longRunningMs: opts.longRunningMs, now: opts.now, withQueued: false }),
     ]) as [
       Distributions,
       postgres.Row[],

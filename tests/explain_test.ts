@@ -178,13 +178,12 @@ Deno.test({
         longRunningMs: 600_000,
         highAttempts: 3,
       });
-      const byStatus = ["tasks_status_idx", "tasks_status_updated_idx"];
       const expectations: Record<string, string[]> = {
         statusCounts: ["tasks_status_idx"],
         attempts: ["tasks_attempts_idx"],
         created: ["tasks_created_idx"],
         finished: ["tasks_status_updated_idx"],
-        longRunning: byStatus,
+        longRunning: ["tasks_running_idx"],
         highAttempts: ["tasks_attempts_idx"],
         durations: ["tasks_status_updated_idx"],
       };
@@ -204,6 +203,7 @@ Deno.test({
       const health = await explain(s.sql, queueHealthQuery(db, true));
       assert.equal(health.seqScans.length, 0, health.text);
       assert.ok(health.indexes.has("tasks_claim_idx"), health.text);
+      assert.ok(health.indexes.has("tasks_running_idx"), health.text);
       assert.ok(health.indexes.has("tasks_status_updated_idx"), health.text);
     });
   },

@@ -78,6 +78,7 @@ Deno.test("migrate() creates the whole contract on an empty schema", async () =>
     "tasks_created_idx",
     "tasks_domain_updated_idx",
     "tasks_pkey",
+    "tasks_running_idx",
     "tasks_search_trgm_idx",
     "tasks_status_idx",
     "tasks_status_updated_idx",
