@@ -6,7 +6,7 @@ import type { DispatcherMetrics } from "./dispatch_metrics.ts";
 import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
 import { SeedtaskError } from "./errors.ts";
 import { type Executor, handlerExecutor, type TaskHandler } from "./executors.ts";
-import { type Claimed, completeTask, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
+import { type Claimed, completeTasks, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
 import { requeueStale } from "./requeue_stale.ts";
 import type { Task } from "./task.ts";
 
@@ -119,6 +119,11 @@ export class Dispatcher {
   private woken = false;
   private wakeUp: (() => void) | null = null;
   private running = false;
+  /** Completions waiting to be written together (see `complete`). */
+  private completions: Array<
+    { claim: Claimed; result: unknown; done: (ok: boolean | undefined) => void }
+  > = [];
+  private flushScheduled = false;
 
   constructor(private readonly options: DispatcherOptions) {
     if (!options.executor && !options.handlers) {
@@ -334,12 +339,9 @@ export class Dispatcher {
     if (entry.abandoned) return;
     entry.finishing = true;
     if (result.success) {
-      const row = await this.persist(
-        task.id,
-        () => completeTask(this.db, entry.claim, result.result),
-      );
-      if (row === undefined) return;
-      if (row) {
+      const completed = await this.complete(entry.claim, result.result);
+      if (completed === undefined) return;
+      if (completed) {
         this.stats.completed++;
         this.options.metrics?.completed.inc();
         this.emit({
@@ -387,6 +389,36 @@ export class Dispatcher {
         error: result.error,
       });
     }
+  }
+
+  /**
+   * Queues a completion; the completions that arrive in the same turn of the event loop are
+   * written by one statement, so a batch of short tasks costs one round trip instead of one
+   * each. Resolves true when recorded, false when refused, undefined when the database
+   * could not be reached.
+   */
+  private complete(claim: Claimed, result: unknown): Promise<boolean | undefined> {
+    return new Promise((done) => {
+      this.completions.push({ claim, result, done });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setTimeout(() => void this.flushCompletions(), 0);
+      }
+    });
+  }
+
+  private async flushCompletions(): Promise<void> {
+    this.flushScheduled = false;
+    const batch = this.completions.splice(0, 256);
+    if (this.completions.length > 0) {
+      this.flushScheduled = true;
+      setTimeout(() => void this.flushCompletions(), 0);
+    }
+    const ids = await this.persist(
+      batch[0]!.claim.id,
+      () => completeTasks(this.db, this.name, batch),
+    );
+    for (const item of batch) item.done(ids === undefined ? undefined : ids.has(item.claim.id));
   }
 
   /** Writes a result, retrying briefly if the database blips. `undefined` if it never could. */

@@ -37,6 +37,35 @@ export async function completeTask(
 }
 
 /**
+ * Completes many claimed executions of one owner in one statement (the dispatcher batches the
+ * completions that arrive together). Each row keeps its own guard — running, locked by the
+ * owner, at the claimed attempt — so a cancelled or reaped task is simply left out. Returns
+ * the ids that were completed.
+ */
+export async function completeTasks(
+  db: Db,
+  owner: string,
+  items: ReadonlyArray<{ claim: Claimed; result: unknown }>,
+): Promise<Set<string>> {
+  if (items.length === 0) return new Set();
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const values = items.map((
+      i,
+    ) => [i.claim.id, String(i.claim.attempts), JSON.stringify(i.result ?? null)]);
+    const rows = await sql<{ id: string }[]>`
+      update ${sql(db.table)} as t
+      set status = 'completed', result = v.result::jsonb, error = null,
+        owner_id = null, lease_expires_at = null
+      from (values ${sql(values)}) as v (id, attempts, result)
+      where t.id = v.id::uuid and t.status = 'running' and t.locked_by = ${owner}
+        and t.attempts = v.attempts::int
+      returning t.id`;
+    return new Set(rows.map((r) => r.id));
+  });
+}
+
+/**
  * Records a failed execution: back to `retry` with `run_after = now + delayMs` while attempts
  * remain, else `failed` with "Max attempts (N) exceeded: <error>". Null when refused.
  */
