@@ -196,23 +196,38 @@ export async function listTasks(db: Db, filter: ListFilter = {}): Promise<TaskPa
 /**
  * Streams every matching task (no limit) in batches through a server-side cursor, so memory
  * stays bounded whatever the table size. Used by `list --format ndjson|csv --limit 0`.
+ *
+ * An export of millions of rows legitimately runs longer than the statement timeout that
+ * guards interactive queries, so the cursor runs in its own transaction on a reserved
+ * connection with `SET LOCAL statement_timeout = 0` (like pg_dump).
  */
 export async function* streamTasks(
   db: Db,
   filter: Omit<ListFilter, "limit">,
   batchSize = 1000,
 ): AsyncGenerator<Task[]> {
-  const iterator = listTasksQuery(db, filter, { limit: null }).cursor(batchSize)[
-    Symbol.asyncIterator
-  ]();
-  while (true) {
-    let next: IteratorResult<postgres.Row[]>;
-    try {
-      next = await iterator.next();
-    } catch (err) {
-      throw mapDbError(err, db);
+  const query = listTasksQuery(db, filter, { limit: null }); // validates before connecting
+  let conn: postgres.ReservedSql;
+  try {
+    conn = await db.sql.reserve();
+  } catch (err) {
+    throw mapDbError(err, db);
+  }
+  let finished = false;
+  try {
+    await conn`begin read only`;
+    await conn`set local statement_timeout = 0`;
+    const iterator = conn`${query}`.cursor(batchSize)[Symbol.asyncIterator]();
+    while (true) {
+      const next = await iterator.next();
+      if (next.done) break;
+      yield next.value.map(toTask);
     }
-    if (next.done) return;
-    yield next.value.map(toTask);
+    finished = true;
+  } catch (err) {
+    throw mapDbError(err, db);
+  } finally {
+    await conn.unsafe(finished ? "commit" : "rollback").catch(() => {});
+    conn.release();
   }
 }
