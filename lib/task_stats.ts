@@ -150,20 +150,27 @@ export function statsQueries(
       where domain is not null
       group by domain order by count(*) desc, domain limit ${opts.top}`,
     attempts: sql`select attempts, count(*)::int as count from ${t} group by attempts`,
-    // Group by the date first and format the few groups after: to_char on every row of a
-    // week's range cost more than reading the index.
+    // One counting subquery per day (and status): each is an index-only range count, about
+    // three times cheaper per row than grouping by a computed day. generate_series over
+    // integers gives the planner the exact number of days (over timestamps it would guess
+    // 1000 and price the statement high enough to JIT-compile it).
     created: sql`
-      select to_char(day, 'YYYY-MM-DD') as date, count from (
-        select (created_at at time zone 'UTC')::date as day, count(*)::int as count
-        from ${t} where created_at >= ${since} and created_at <= ${now} group by 1
-      ) d`,
+      select to_char(d.start at time zone 'UTC', 'YYYY-MM-DD') as date,
+             (select count(*)::int from ${t}
+              where created_at >= d.start and created_at < d.start + interval '1 day'
+                and created_at <= ${now}) as created
+      from (select ${since} + i * interval '1 day' as start
+            from generate_series(0, ${opts.days - 1}::int) as i) d`,
     finished: sql`
-      select status::text as status, to_char(day, 'YYYY-MM-DD') as date, count from (
-        select status, (updated_at at time zone 'UTC')::date as day, count(*)::int as count
-        from ${t}
-        where status in ('completed', 'failed') and updated_at >= ${since} and updated_at <= ${now}
-        group by 1, 2
-      ) d`,
+      select to_char(d.start at time zone 'UTC', 'YYYY-MM-DD') as date,
+             (select count(*)::int from ${t}
+              where status = 'completed' and updated_at >= d.start
+                and updated_at < d.start + interval '1 day' and updated_at <= ${now}) as completed,
+             (select count(*)::int from ${t}
+              where status = 'failed' and updated_at >= d.start
+                and updated_at < d.start + interval '1 day' and updated_at <= ${now}) as failed
+      from (select ${since} + i * interval '1 day' as start
+            from generate_series(0, ${opts.days - 1}::int) as i) d`,
     longRunning: sql`
       select id, type, locked_by, locked_at, attempts,
              extract(epoch from ${now} - locked_at)::float8 as running_seconds
@@ -368,13 +375,13 @@ export async function getTaskStatistics(
     const byDate = new Map(days.map((d) => [d.date, d]));
     for (const r of created) {
       const d = byDate.get(r.date);
-      if (d) d.created_count = r.count;
+      if (d) d.created_count = r.created;
     }
     for (const r of finished) {
       const d = byDate.get(r.date);
       if (!d) continue;
-      if (r.status === "completed") d.completed_count = r.count;
-      else d.failed_count = r.count;
+      d.completed_count = r.completed;
+      d.failed_count = r.failed;
     }
     const d = durations[0]!;
 

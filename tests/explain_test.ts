@@ -196,7 +196,7 @@ Deno.test({
         assert.equal(plan.seqScans.length, 0, `${name}: ${plan.text}`);
       }
       // counts are index-only (no heap visits) after VACUUM
-      for (const name of ["statusCounts", "attempts"]) {
+      for (const name of ["statusCounts", "attempts", "created", "finished"]) {
         const plan = await explain(s.sql, q[name]!);
         assert.ok(plan.types.includes("Index Only Scan"), `${name}: ${plan.text}`);
       }
