@@ -186,6 +186,8 @@ export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
 export interface TableInfo {
   /** column name -> type as the catalog prints it (`uuid`, `taskstatus`, `timestamp with time zone`). */
   columns: Map<string, string>;
+  /** column name -> its type's oid and pg_type.typcategory (`E` for enums, `S` strings, …). */
+  columnTypes: Map<string, { oid: number; category: string }>;
   /** owner_id, lease_expires_at and last_heartbeat are all present (SeedCore migration 006). */
   hasLease: boolean;
 }
@@ -199,9 +201,10 @@ export function getTableInfo(db: Db): Promise<TableInfo> {
   if (cached) return cached;
   const promise = guard(db, async () => {
     const regclass = db.schema ? `${db.schema}.${db.tableName}` : db.tableName;
-    const rows = await db.sql<{ name: string; type: string }[]>`
-      select a.attname as name, format_type(a.atttypid, a.atttypmod) as type
-      from pg_attribute a
+    const rows = await db.sql<{ name: string; type: string; oid: number; category: string }[]>`
+      select a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+             a.atttypid::int as oid, t.typcategory::text as category
+      from pg_attribute a join pg_type t on t.oid = a.atttypid
       where a.attrelid = to_regclass(${quoteQualified(regclass)})
         and a.attnum > 0 and not a.attisdropped
       order by a.attnum`;
@@ -209,8 +212,9 @@ export function getTableInfo(db: Db): Promise<TableInfo> {
       throw new TableNotFoundError(`Table "${db.table}" does not exist in ${db.target}`);
     }
     const columns = new Map(rows.map((r) => [r.name, r.type]));
+    const columnTypes = new Map(rows.map((r) => [r.name, { oid: r.oid, category: r.category }]));
     const hasLease = LEASE_COLUMNS.every((c) => columns.has(c));
-    return { columns, hasLease };
+    return { columns, columnTypes, hasLease };
   });
   db.cache.set("tableInfo", promise);
   promise.catch(() => db.cache.delete("tableInfo"));
@@ -220,6 +224,7 @@ export function getTableInfo(db: Db): Promise<TableInfo> {
 /** Forgets cached metadata (after `migrate` changed the table). */
 export function invalidateTableInfo(db: Db): void {
   db.cache.delete("tableInfo");
+  db.cache.delete("jsonSelectList");
 }
 
 /** Double-quotes each part of a (possibly schema-qualified) identifier for to_regclass(). */

@@ -28,14 +28,15 @@ export interface TaskPage {
 export const DEFAULT_LIST_LIMIT = 50;
 export const MAX_LIST_LIMIT = 10_000;
 
-interface Cursor {
+export interface Cursor {
   sort: "updated" | "created";
   /** The sort key with microseconds, as PostgreSQL printed it (JS Dates keep only ms). */
   ts: string;
   id: string;
 }
 
-function encodeCursor(c: Cursor): string {
+/** @internal The opaque `next_cursor` for a page ending at `c`. */
+export function encodeCursor(c: Cursor): string {
   const json = JSON.stringify([c.sort === "created" ? "c" : "u", c.ts, c.id]);
   return btoa(json).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
