@@ -93,6 +93,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * await dispatcher.run();
  * ```
  */
+/** Most claim statements one dispatcher runs at once (see run()). */
+const MAX_CLAIM_LANES = 4;
+
 export class Dispatcher {
   readonly name: string;
   readonly stats: DispatcherStats = {
@@ -117,7 +120,15 @@ export class Dispatcher {
   private readonly inFlight = new Map<string, InFlight>();
   private stopping: string | null = null;
   private woken = false;
-  private wakeUp: (() => void) | null = null;
+  private readonly waiters = new Set<() => void>();
+  /** Handlers running now: what `concurrency` bounds. */
+  private executing = 0;
+  /** Slots promised to claim statements still in flight. */
+  private reserved = 0;
+  /** The last claim came back full: more is waiting, so every claim lane works. */
+  private backlog = false;
+  /** The first lane has returned: the others follow. */
+  private lanesDone = false;
   private running = false;
   /** Completions waiting to be written together (see `complete`). */
   private completions: Array<
@@ -153,12 +164,13 @@ export class Dispatcher {
     } catch { /* a logging failure must not stop the dispatcher */ }
   }
 
-  /** Wakes the claim loop (new task notified, a slot freed, a retry became due). */
+  /** Wakes the claim loops (new task notified, a slot freed, a retry became due). */
   wake(): void {
     this.woken = true;
-    this.wakeUp?.();
+    for (const waiter of [...this.waiters]) waiter();
   }
 
+  /** Resolves on the next wake(), or after `ms` (never, for Infinity). */
   private waitForWake(ms: number): Promise<void> {
     if (this.woken) {
       this.woken = false;
@@ -166,13 +178,13 @@ export class Dispatcher {
     }
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
-        this.wakeUp = null;
+        if (timer !== undefined) clearTimeout(timer);
+        this.waiters.delete(done);
         this.woken = false;
         resolve();
       };
-      const timer = setTimeout(done, ms);
-      this.wakeUp = done;
+      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
+      this.waiters.add(done);
     });
   }
 
@@ -229,7 +241,15 @@ export class Dispatcher {
     await this.reap();
 
     try {
-      await this.claimLoop();
+      // Lane 0 claims as a single loop would; while claims come back full, the other lanes
+      // claim too, so up to `lanes` claim statements run at once (on separate connections)
+      // instead of one after another — what lets the defaults keep up with a backlog.
+      const lanes = Math.min(Math.ceil(this.concurrency / this.batch), MAX_CLAIM_LANES);
+      const others = Array.from({ length: lanes - 1 }, (_, i) => this.claimLoop(i + 1));
+      await this.claimLoop(0);
+      this.lanesDone = true;
+      this.wake();
+      await Promise.all(others);
       await this.drain();
     } finally {
       clearInterval(heartbeat);
@@ -247,14 +267,15 @@ export class Dispatcher {
     return this.stats;
   }
 
-  private async claimLoop(): Promise<void> {
+  private async claimLoop(lane: number): Promise<void> {
     let errorDelay = 0;
-    while (this.stopping === null) {
-      const free = this.concurrency - this.inFlight.size;
+    while (this.stopping === null && !(lane > 0 && this.lanesDone)) {
+      const free = this.concurrency - this.executing - this.reserved;
       let wanted = 0;
       let claimed = 0;
-      if (free > 0) {
+      if (free > 0 && (lane === 0 || this.backlog)) {
         wanted = Math.min(this.batch, free);
+        this.reserved += wanted;
         let tasks: Task[];
         try {
           tasks = await claimTasks(this.db, {
@@ -265,6 +286,8 @@ export class Dispatcher {
           });
           errorDelay = 0;
         } catch (err) {
+          this.reserved -= wanted;
+          this.backlog = false;
           // The database is unreachable or busy: back off and keep trying (up to the poll).
           errorDelay = Math.min(Math.max(errorDelay * 2, 100), Math.max(this.pollMs, 1000));
           this.emit({
@@ -272,17 +295,29 @@ export class Dispatcher {
             dispatcher: this.name,
             message: `Claim failed: ${(err as Error).message}`,
           });
-          await this.waitForWake(errorDelay);
+          await this.waitForWake(lane === 0 ? errorDelay : Infinity);
           continue;
         }
+        this.reserved -= wanted;
         claimed = tasks.length;
         for (const task of tasks) this.start(task);
+        const full = claimed === wanted;
+        if (full && !this.backlog) this.wake(); // bring the other lanes in
+        this.backlog = full;
       }
-      if (this.options.once && claimed === 0 && this.inFlight.size === 0) return;
+      if (
+        lane === 0 && this.options.once && claimed === 0 && this.inFlight.size === 0 &&
+        this.reserved === 0
+      ) return;
       // A full batch suggests more is waiting: claim again at once while slots are free.
-      if (claimed > 0 && claimed === wanted && this.inFlight.size < this.concurrency) continue;
+      if (
+        claimed > 0 && claimed === wanted &&
+        this.executing + this.reserved < this.concurrency
+      ) continue;
       await this.waitForWake(
-        this.inFlight.size >= this.concurrency || (this.options.once && claimed === 0)
+        lane > 0
+          ? Infinity // the other lanes only follow a backlog; a wake brings them back
+          : this.executing >= this.concurrency || (this.options.once && claimed === 0)
           ? 60_000 // a finishing task wakes us
           : this.pollMs,
       );
@@ -301,6 +336,7 @@ export class Dispatcher {
       done: Promise.resolve(),
     };
     this.inFlight.set(task.id, entry);
+    this.executing++;
     this.options.metrics?.inFlight.set(this.inFlight.size);
     entry.done = this.execute(entry)
       .catch((err) =>
@@ -335,7 +371,15 @@ export class Dispatcher {
       target: this.executor.target,
     });
     const started = performance.now();
-    const result = await this.executor.execute(task, entry.controller.signal);
+    let result: Awaited<ReturnType<Executor["execute"]>>;
+    try {
+      result = await this.executor.execute(task, entry.controller.signal);
+    } finally {
+      // The slot is free once the handler returns: the next claim need not wait for this
+      // result to be written (the task stays in inFlight, heartbeat-free, until it is).
+      this.executing--;
+      this.wake();
+    }
     if (entry.abandoned) return;
     entry.finishing = true;
     if (result.success) {

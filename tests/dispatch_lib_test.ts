@@ -316,3 +316,39 @@ Deno.test("the HTTP executor posts the payload and maps every answer to an outco
     await server.shutdown();
   }
 });
+
+Deno.test("concurrency bounds running handlers while several claim lanes drain a backlog", async () => {
+  await using t = await testSchema();
+  const tbl = t.sql(t.table);
+  await t.sql`insert into ${tbl} (type, status, params)
+    select 'slow', 'queued', jsonb_build_object('i', i) from generate_series(1, 60) as i`;
+  let running = 0;
+  let peak = 0;
+  const seen: number[] = [];
+  // concurrency 5 with batch 2: three claim lanes, each claiming at most the free slots
+  const dispatcher = createDispatcher({
+    db: t.db,
+    name: "lanes-test",
+    concurrency: 5,
+    batch: 2,
+    once: true,
+    pollMs: 20,
+    handlers: {
+      slow: async (task) => {
+        running++;
+        peak = Math.max(peak, running);
+        seen.push((task.params as { i: number }).i);
+        await new Promise((r) => setTimeout(r, 5 + (seen.length % 4) * 3));
+        running--;
+        return null;
+      },
+    },
+  });
+  const stats = await dispatcher.run();
+  assert.equal(peak, 5, "the slots were all used, and never more");
+  assert.equal(stats.completed, 60);
+  assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i + 1));
+  const [row] = await t.sql`select count(*) filter (where status = 'completed')::int as done,
+    max(attempts)::int as attempts from ${tbl}`;
+  assert.deepEqual({ ...row }, { done: 60, attempts: 1 });
+});
