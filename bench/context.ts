@@ -17,8 +17,8 @@ export interface Profile {
   /** No-op tasks drained per library-level and graphile-worker run. */
   dispatchTasks: number;
   /**
-   * No-op tasks drained per `dispatch --exec` run. A process per task runs at tens of tasks
-   * per second on a small machine, so this is kept well below `dispatchTasks`.
+   * No-op tasks drained per `dispatch --exec` run. A process per task is several times
+   * slower than an in-process handler, so this is kept well below `dispatchTasks`.
    */
   execTasks: number;
   /** In-process repetitions of each list/show call, bounded by `inProcessBudgetMs`. */

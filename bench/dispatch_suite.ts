@@ -427,8 +427,8 @@ export async function dispatchSuite(ctx: BenchContext): Promise<SuiteReport> {
       int(p.dispatchTasks)
     } for the library and graphile-worker runs${fewer}, ${
       int(p.execTasks)
-    } for the CLI --exec runs (a process per task, which on this machine runs at tens of ` +
-    `tasks per second, so fewer tasks keep the run short). tasks/s = tasks / time from the ` +
+    } for the CLI --exec runs (a process per task, several times slower than in-process ` +
+    `handlers, so fewer tasks keep the run short). tasks/s = tasks / time from the ` +
     `dispatcher's start to its return (library: run() with \`once\`; CLI: its "started" to ` +
     `"stopped" log lines; graphile-worker: run() to runner.stop() after the last job:complete ` +
     `event). Wall = the whole process, spawn to exit (for graphile-worker this includes its ` +
