@@ -9,6 +9,11 @@ export const REPO_DIR = new URL("..", import.meta.url).pathname.replace(/\/$/, "
 export const BENCH_DIR = `${REPO_DIR}/bench`;
 export const MAIN = `${REPO_DIR}/main.ts`;
 
+/** `deno run` arguments that start seedtask from source on `table` of `dsn`, then `args`. */
+export function seedtaskArgs(dsn: string, table: string, ...args: string[]): string[] {
+  return ["run", "-A", MAIN, "--dsn", dsn, "--table", table, ...args];
+}
+
 const encoder = new TextEncoder();
 
 /** Writes a line to stdout (the harness's only output channel besides RESULTS.md). */

@@ -23,11 +23,11 @@ import {
   BENCH_DIR,
   exec,
   int,
-  MAIN,
   mdTable,
   ms,
   ratio,
   say,
+  seedtaskArgs,
   sleep,
   summarize,
   type Summary,
@@ -173,14 +173,7 @@ async function cliRun(
   const n = ctx.profile.execTasks;
   const table = await seedTasks(ctx, n);
   const args = [
-    "run",
-    "-A",
-    MAIN,
-    "--dsn",
-    ctx.dsn,
-    "--table",
-    table,
-    "dispatch",
+    ...seedtaskArgs(ctx.dsn, table, "dispatch"),
     "--once",
     "--exec",
     "cat >/dev/null",
@@ -279,14 +272,7 @@ async function listenLatency(
 ): Promise<{ fromCommit: Summary; fromCall: Summary }> {
   const table = await createEmptyTable(ctx.sql, ctx.dsn, SCHEMA);
   const child = background(Deno.execPath(), [
-    "run",
-    "-A",
-    MAIN,
-    "--dsn",
-    ctx.dsn,
-    "--table",
-    table,
-    "dispatch",
+    ...seedtaskArgs(ctx.dsn, table, "dispatch"),
     "--listen",
     "--poll",
     "60s",

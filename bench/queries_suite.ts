@@ -19,13 +19,13 @@ import { getTaskStatistics } from "../lib/task_stats.ts";
 import {
   exec,
   int,
-  MAIN,
   mdTable,
   ms,
   ratio,
   repeat,
   rowsLabel,
   say,
+  seedtaskArgs,
   summarize,
   type Summary,
 } from "./common.ts";
@@ -208,7 +208,7 @@ async function cliProcess(
   args: string[],
   reps: number,
 ): Promise<Summary> {
-  const full = ["run", "-A", MAIN, "--dsn", ctx.dsn, "--table", table, ...args, "--json"];
+  const full = seedtaskArgs(ctx.dsn, table, ...args, "--json");
   const env = { NO_COLOR: "1" };
   const first = await exec(Deno.execPath(), full, { env, stdout: "null" }); // warm-up (module cache)
   if (first.code !== 0) {

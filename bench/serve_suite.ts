@@ -18,12 +18,12 @@ import {
   background,
   freePort,
   int,
-  MAIN,
   mdTable,
   processMemory,
   ratio,
   rowsLabel,
   say,
+  seedtaskArgs,
   sleep,
   waitForHttp,
 } from "./common.ts";
@@ -103,14 +103,7 @@ async function startSeedtask(
 ): Promise<{ server: Background; base: string; healthRequests: number }> {
   const port = freePort();
   const server = background(Deno.execPath(), [
-    "run",
-    "-A",
-    MAIN,
-    "--dsn",
-    ctx.dsn,
-    "--table",
-    table,
-    "serve",
+    ...seedtaskArgs(ctx.dsn, table, "serve"),
     "--port",
     String(port),
     "--pool",

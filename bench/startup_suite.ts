@@ -20,6 +20,7 @@ import {
   ratio,
   rowsLabel,
   say,
+  seedtaskArgs,
   sleep,
   summarize,
   track,
@@ -156,7 +157,7 @@ export async function startupSuite(ctx: BenchContext): Promise<SuiteReport> {
     { name: "seedtask --version", argv: [deno, "run", "-A", MAIN, "--version"] },
     {
       name: "seedtask stats --json (empty table)",
-      argv: [deno, "run", "-A", MAIN, "--dsn", ctx.dsn, "--table", empty, "stats", "--json"],
+      argv: [deno, ...seedtaskArgs(ctx.dsn, empty, "stats", "--json")],
     },
     { name: "psql -c 'select 1'", argv: ["psql", "-X", "-d", ctx.dsn, "-c", "select 1"] },
     { name: "deno eval 0 (the runtime alone)", argv: [deno, "eval", "0"] },
@@ -172,7 +173,7 @@ export async function startupSuite(ctx: BenchContext): Promise<SuiteReport> {
   const baseline = await peakRss(ctx, "seedtask --version", [deno, "run", "-A", MAIN, "--version"]);
   for (const rows of p.sizes) {
     const { table } = await ctx.filled(rows);
-    const list = [deno, "run", "-A", MAIN, "--dsn", ctx.dsn, "--table", table, "list"];
+    const list = [deno, ...seedtaskArgs(ctx.dsn, table, "list")];
     streams.push(
       await peakRss(
         ctx,
