@@ -60,14 +60,21 @@ export function getIndexSupport(db: Db): Promise<IndexSupport> {
 /**
  * After a statement timeout: reads which recommended indexes are missing, under a short
  * timeout of its own (the server may be the reason the statement was slow), and records them
- * for the error message.
+ * for the error message. Gives up after `timeoutMs` even while waiting for a free connection
+ * (other statements of the command may hold the pool), so the error is never held back long.
  */
 export async function learnMissingIndexes(db: Db, timeoutMs = 2000): Promise<void> {
-  const support = await db.sql.begin(async (tx) => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const read = db.sql.begin(async (tx) => {
     await tx`select set_config('statement_timeout', ${String(timeoutMs)}, true)`;
     return await readIndexSupport(db, tx);
-  });
-  db.cache.set("missingIndexes", support.missing);
+  }).then((support) => void db.cache.set("missingIndexes", support.missing));
+  try {
+    await Promise.race([read, new Promise((resolve) => timer = setTimeout(resolve, timeoutMs))]);
+  } finally {
+    clearTimeout(timer);
+    read.catch(() => {}); // settles later, or failed: the message just lacks the hint
+  }
 }
 
 async function readIndexSupport(db: Db, sql: Sql | postgres.TransactionSql): Promise<IndexSupport> {
