@@ -10,6 +10,8 @@ import type { FilledTable } from "./data.ts";
 export interface Profile {
   /** Table sizes for the queries suite. */
   sizes: number[];
+  /** Table size of the seedcore suite (SeedCore's schema and indexes only). */
+  seedcoreRows: number;
   /** Table size the serve and start-up (ndjson) suites use. */
   serveRows: number;
   /** Seconds per load level (route x connections). */
@@ -39,6 +41,7 @@ export interface Profile {
 export const PROFILES: Record<"quick" | "full", Profile> = {
   quick: {
     sizes: [1_000_000],
+    seedcoreRows: 1_000_000,
     serveRows: 1_000_000,
     serveSeconds: 5,
     dispatchTasks: 20_000,
@@ -53,6 +56,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
   },
   full: {
     sizes: [1_000_000, 10_000_000],
+    seedcoreRows: 10_000_000,
     serveRows: 10_000_000,
     serveSeconds: 15,
     dispatchTasks: 100_000,

@@ -15,6 +15,7 @@ import { resolveConfig } from "../lib/config.ts";
 import { connect, type Db, quoteIdent } from "../lib/db.ts";
 import { migrate, recommendedIndexes } from "../lib/migrate.ts";
 import { fillTasks } from "../tests/fill.ts";
+import { seedcoreIndexesSql, seedcoreTableSql } from "../tests/seedcore_schema.ts";
 import { int, say } from "./common.ts";
 
 /** Bump when the generator changes, so kept schemas from an older fill are rebuilt. */
@@ -241,4 +242,72 @@ export async function uniquePrefixId(sql: postgres.Sql, table: string): Promise<
     if (n === 1) return id;
   }
   throw new Error(`no task in ${table} has a unique 8-character prefix`);
+}
+
+/** Bump when the SeedCore-schema generator changes. */
+const SEEDCORE_FILL_VERSION = 1;
+
+export function seedcoreSchemaForRows(rows: number): string {
+  return `seedcore_r${rows}`;
+}
+
+/**
+ * A task table exactly as a SeedCore deployment that never ran `seedtask migrate` has it:
+ * SeedCore's migration 001 (enum, columns, its three indexes and the updated_at trigger) plus
+ * migration 006 (the lease columns, no index), filled with the same mix as
+ * {@link prepareFilledTable}. None of seedtask's recommended indexes exist, so the read
+ * commands run on the plans a never-migrated table gets. Built in `dsn`'s database (kept
+ * with --keep, like the other fills).
+ */
+export async function prepareSeedCoreTable(
+  sql: postgres.Sql,
+  dsn: string,
+  rows: number,
+): Promise<FilledTable> {
+  const schema = seedcoreSchemaForRows(rows);
+  const table = `${schema}.tasks`;
+  if (await schemaExists(sql, schema)) {
+    const [meta] = await sql<{ rows: number; version: number }[]>`
+      select rows, version from ${sql(schema)}.bench_meta`.catch(() => []);
+    if (meta && meta.rows === rows && meta.version === SEEDCORE_FILL_VERSION) {
+      say(`reusing ${table} (SeedCore schema, ${int(rows)} rows, kept by an earlier --keep run)`);
+      return { schema, table, rows, reused: true, timings: { insert: 0, indexes: 0, vacuum: 0 } };
+    }
+  }
+  say(`filling ${table} with ${int(rows)} tasks (SeedCore's schema and indexes only)`);
+  await dropSchema(sql, schema);
+  const s = quoteIdent(schema);
+  // The primary key and SeedCore's indexes are built after the insert (faster than
+  // maintaining them row by row); the resulting table is the same.
+  await sql`create schema ${sql(schema)}`;
+  await sql.unsafe(seedcoreTableSql(schema)).simple();
+
+  let t0 = performance.now();
+  const filler = postgres(dsn, { max: 1, onnotice: () => {} });
+  try {
+    await filler`set maintenance_work_mem = '1GB'`;
+    await filler`set max_parallel_maintenance_workers = 2`;
+    await fillInChunks(dsn, table, rows);
+    const insert = (performance.now() - t0) / 1000;
+    say(`  inserted in ${insert.toFixed(1)} s; building SeedCore's primary key and 3 indexes`);
+    t0 = performance.now();
+    await filler.unsafe(seedcoreIndexesSql(schema)).simple();
+    const indexSeconds = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    await filler.unsafe(`vacuum analyze ${s}.tasks`);
+    const vacuum = (performance.now() - t0) / 1000;
+    say(`  indexes in ${indexSeconds.toFixed(1)} s, VACUUM ANALYZE in ${vacuum.toFixed(1)} s`);
+    await filler`
+      create table ${filler(schema)}.bench_meta as
+      select ${rows}::int as rows, ${SEEDCORE_FILL_VERSION}::int as version, now() as filled_at`;
+    return {
+      schema,
+      table,
+      rows,
+      reused: false,
+      timings: { insert, indexes: indexSeconds, vacuum },
+    };
+  } finally {
+    await filler.end();
+  }
 }

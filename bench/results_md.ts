@@ -42,7 +42,7 @@ another server; the harness creates the database \`seedtask_bench\`):
 \`\`\`sh
 deno task bench            # quick: 1M rows, short load levels, 20,000 dispatch tasks (< 10 min)
 deno task bench:full       # full: 1M and 10M rows, longer load levels, 100,000 dispatch tasks
-deno task bench --suite serve          # one suite (queries | serve | dispatch | startup)
+deno task bench --suite serve          # one suite (queries | seedcore | serve | dispatch | startup)
 deno task bench --keep                 # keep the filled tables for the next run
 \`\`\`
 

@@ -8,7 +8,7 @@
  * deno run -A bench/run.ts --rows 20000 --tasks 2000 --seconds 2   # a smoke run ("custom")
  * ```
  *
- * Options: `--suite queries|serve|dispatch|startup` (repeatable or comma-separated; default
+ * Options: `--suite queries|seedcore|serve|dispatch|startup` (repeatable or comma-separated; default
  * all), `--keep` (keep the filled tables and reuse them next time), `--rows N[,N]`,
  * `--tasks N`, `--exec-tasks N`, `--seconds S` (override the profile; the results are then
  * recorded under mode "custom", in bench/.cache/RESULTS-custom.md), `--results PATH` (default
@@ -32,11 +32,13 @@ import { dispatchSuite } from "./dispatch_suite.ts";
 import { cacheDir } from "./externals.ts";
 import { queriesSuite } from "./queries_suite.ts";
 import { type SuiteReport, targetLine, writeResults } from "./results_md.ts";
+import { seedcoreSuite } from "./seedcore_suite.ts";
 import { serveSuite } from "./serve_suite.ts";
 import { startupSuite } from "./startup_suite.ts";
 
 const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   queries: queriesSuite,
+  seedcore: seedcoreSuite,
   serve: serveSuite,
   dispatch: dispatchSuite,
   startup: startupSuite,
@@ -81,6 +83,7 @@ async function main(): Promise<number> {
   if (values.rows) {
     profile.sizes = values.rows.split(",").map((s) => positiveInt(s.trim(), "--rows"));
     profile.serveRows = Math.max(...profile.sizes);
+    profile.seedcoreRows = Math.max(...profile.sizes);
     mode = "custom";
   }
   if (values.tasks) {

@@ -59,12 +59,16 @@ export function embeddedChoice(g: GlobalOptions, env: Context["env"]): string | 
 /**
  * Resolves the connection settings from flags and environment (starting the embedded server
  * when asked), opens the pool, runs `fn`, and closes everything.
+ *
+ * `createEmbedded`: the command may create the embedded database when its directory has none
+ * (migrate, enqueue, serve). Every other command is refused at once instead of spending
+ * seconds on initdb to report a missing table.
  */
 export async function withDb<T>(
   ctx: Context,
   cmd: Command,
   fn: (db: Db) => Promise<T>,
-  options: { maxConnections?: number } = {},
+  options: { maxConnections?: number; createEmbedded?: boolean } = {},
 ): Promise<T> {
   const g = globals(cmd);
   const flags: ConfigFlags = {
@@ -80,7 +84,10 @@ export async function withDb<T>(
   if (embeddedDir !== undefined) {
     // Loaded on demand: PGlite is large and most runs talk to a real server.
     const { startEmbedded } = await import("../lib/embedded.ts");
-    embedded = await startEmbedded({ dir: embeddedDir ?? undefined });
+    embedded = await startEmbedded({
+      dir: embeddedDir ?? undefined,
+      create: options.createEmbedded ?? false,
+    });
     config = {
       ...config,
       dsn: embedded.dsn,

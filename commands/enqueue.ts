@@ -72,6 +72,6 @@ export function registerEnqueue(program: Command, ctx: Context): void {
         });
         if (opts.json) await json(ctx, task);
         else await ctx.out(`${task.id}\n`);
-      });
+      }, { createEmbedded: true });
     });
 }

@@ -30,6 +30,6 @@ export function registerMigrate(program: Command, ctx: Context): void {
           for (const s of result.steps) await ctx.out(`applied: ${s.description}\n`);
           await ctx.out(`${db.table} on ${db.target} is up to date\n`);
         }
-      });
+      }, { createEmbedded: true });
     });
 }

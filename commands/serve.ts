@@ -92,6 +92,6 @@ export function registerServe(program: Command, ctx: Context): void {
         } finally {
           for (const s of signals) Deno.removeSignalListener(s, onSignal);
         }
-      }, { maxConnections: pool });
+      }, { maxConnections: pool, createEmbedded: true });
     });
 }

@@ -151,14 +151,24 @@ export function mapDbError(err: unknown, db: Db): Error {
           cause: err,
         },
       );
-    case "57014":
+    case "57014": {
+      // Known when the command read the table's indexes, or guard() looked after the timeout.
+      const missing = db.cache.get("missingIndexes") as string[] | undefined;
       return new DatabaseError(
         `Query cancelled after the statement timeout (${
           formatDuration(db.config.statementTimeoutMs)
         })`,
         code,
-        { hint: "raise it with --statement-timeout", cause: err },
+        {
+          hint: missing && missing.length > 0
+            ? `table "${db.table}" lacks ${missing.length} of seedtask's recommended indexes ` +
+              "(run `seedtask doctor` to list them): run `seedtask migrate` to add them, or " +
+              "raise the timeout with --statement-timeout"
+            : "raise it with --statement-timeout",
+          cause: err,
+        },
       );
+    }
     default:
       if (e?.name === "PostgresError") {
         return new DatabaseError(`Database error on ${where}: ${message}`, code, { cause: err });
@@ -178,6 +188,13 @@ export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    if ((err as { code?: unknown })?.code === "57014" && !db.cache.has("missingIndexes")) {
+      // A timeout on a table without the recommended indexes is fixed by `migrate`, not a
+      // longer timeout: look (a quick catalog read) so the error can say which. Loaded on
+      // demand: index_support.ts imports this module.
+      const { learnMissingIndexes } = await import("./index_support.ts");
+      await learnMissingIndexes(db).catch(() => {});
+    }
     throw mapDbError(err, db);
   }
 }
@@ -224,6 +241,8 @@ export function getTableInfo(db: Db): Promise<TableInfo> {
 /** Forgets cached metadata (after `migrate` changed the table). */
 export function invalidateTableInfo(db: Db): void {
   db.cache.delete("tableInfo");
+  db.cache.delete("indexSupport");
+  db.cache.delete("missingIndexes");
   db.cache.delete("jsonSelectList");
 }
 

@@ -39,13 +39,85 @@ export class EmbeddedLockedError extends SeedtaskError {
   }
 }
 
+/** The hint for a directory whose contents are not a database seedtask can open. */
+const MOVE_AWAY = "move it away to start a fresh database there";
+
 /** The embedded directory cannot be opened as a database. */
 export class EmbeddedDirError extends SeedtaskError {
-  constructor(dir: string, why: string) {
+  constructor(dir: string, why: string, hint: string = MOVE_AWAY) {
     super("embedded_unusable", `Embedded database directory "${dir}" is not usable: ${why}`, {
-      hint: "move it away to start a fresh database there",
+      hint,
     });
   }
+}
+
+/**
+ * No database in the embedded directory (missing or empty), and the command only reads or
+ * changes existing tasks: creating one (several seconds of initdb) would only end in "table
+ * does not exist". `migrate`, `enqueue`, `serve` and `demo` create it.
+ */
+export class EmbeddedNotFoundError extends SeedtaskError {
+  constructor(dir: string, why: string) {
+    const arg = /^[\w./:@%+,=-]+$/.test(dir) ? dir : `'${dir.replaceAll("'", `'\\''`)}'`;
+    super("embedded_not_found", `No embedded database in "${dir}": ${why}`, {
+      hint: `create one with \`seedtask --embedded ${arg} migrate\``,
+    });
+  }
+}
+
+function parentOf(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  const i = trimmed.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : trimmed.slice(0, i);
+}
+
+/** The nearest existing ancestor of `path` when it is not a directory (it blocks the path). */
+async function fileAncestor(path: string): Promise<string | null> {
+  for (let p = parentOf(path);; p = parentOf(p)) {
+    try {
+      return (await Deno.stat(p)).isDirectory ? null : p;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+        return null;
+      }
+    }
+    if (p === "/" || p === ".") return null;
+  }
+}
+
+/**
+ * An operating-system failure on the embedded directory, with the hint that fits its cause:
+ * moving the directory away helps with foreign contents, not with permissions or a file in
+ * the way.
+ */
+async function osError(dir: string, err: unknown, doing: string): Promise<EmbeddedDirError> {
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new EmbeddedDirError(dir, `permission denied ${doing}`, permissionHint(dir));
+  }
+  if (err instanceof Deno.errors.NotADirectory) {
+    const blocker = await fileAncestor(dir);
+    if (blocker) return fileInTheWay(dir, blocker);
+  }
+  return new EmbeddedDirError(
+    dir,
+    `${(err as Error).message} (${doing})`,
+    "pass another directory",
+  );
+}
+
+/** A file where the path needs a directory: no one can create the database there. */
+function fileInTheWay(dir: string, file: string): EmbeddedDirError {
+  return new EmbeddedDirError(
+    dir,
+    `"${file}" is a file, not a directory`,
+    "pass a path under a directory",
+  );
+}
+
+function permissionHint(dir: string): string {
+  return `run seedtask as a user who can write "${dir.replace(/\/+$/, "")}" and "${
+    parentOf(dir)
+  }", or pass another directory`;
 }
 
 interface DirLock {
@@ -57,8 +129,7 @@ interface DirLock {
  * PostgreSQL's own). PGlite has no lock of its own — a second process would silently lose its
  * writes — and the OS drops this one when the holder dies, even by SIGKILL.
  */
-async function lockDir(dir: string): Promise<DirLock> {
-  const lockPath = `${dir.replace(/\/+$/, "")}.lock`;
+async function lockDir(dir: string, lockPath: string): Promise<DirLock> {
   const file = await Deno.open(lockPath, { read: true, write: true, create: true });
   if (!(await file.tryLock(true))) {
     let holder = "";
@@ -90,32 +161,46 @@ async function lockDir(dir: string): Promise<DirLock> {
   };
 }
 
+type DirState = "missing" | "empty" | "database";
+
 /**
- * Refuses a directory PGlite would damage: PGlite runs initdb into any directory without a
- * PG_VERSION, mixing a database into unrelated files (or wiping one whose PG_VERSION was lost).
+ * Looks at the directory without changing anything, so a path that cannot hold a database
+ * is refused before the lock file or any directory is created. Refuses a directory PGlite
+ * would damage: PGlite runs initdb into any directory without a PG_VERSION, mixing a database
+ * into unrelated files (or wiping one whose PG_VERSION was lost).
  */
-async function checkDir(dir: string): Promise<void> {
+async function inspectDir(dir: string): Promise<DirState> {
   let stat: Deno.FileInfo;
   try {
     stat = await Deno.stat(dir);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
-      await Deno.mkdir(dir, { recursive: true });
-      return;
+      // Missing parents are created with the database; a file among them never lets it be.
+      const blocker = await fileAncestor(dir);
+      if (blocker) throw fileInTheWay(dir, blocker);
+      return "missing";
     }
-    throw new EmbeddedDirError(dir, (err as Error).message);
+    throw await osError(dir, err, `reading "${dir}"`);
   }
   if (!stat.isDirectory) throw new EmbeddedDirError(dir, "it is a file, not a directory");
   let empty = true;
-  for await (const _ of Deno.readDir(dir)) {
-    empty = false;
-    break;
+  try {
+    for await (const _ of Deno.readDir(dir)) {
+      empty = false;
+      break;
+    }
+  } catch (err) {
+    throw await osError(dir, err, `reading "${dir}"`);
   }
-  if (empty) return;
+  if (empty) return "empty";
   let version = "";
   try {
     version = (await Deno.readTextFile(`${dir}/PG_VERSION`)).trim();
-  } catch { /* missing */ }
+  } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw await osError(dir, err, `reading "${dir}/PG_VERSION"`);
+    } /* missing: reported below */
+  }
   if (!/^\d+$/.test(version)) {
     throw new EmbeddedDirError(
       dir,
@@ -124,10 +209,28 @@ async function checkDir(dir: string): Promise<void> {
         : "its PG_VERSION is corrupt",
     );
   }
+  return "database";
+}
+
+/** Refuses a directory without a database when the command may not create one. */
+function requireDatabase(dir: string, state: DirState): void {
+  if (state === "database") return;
+  throw new EmbeddedNotFoundError(
+    dir,
+    state === "missing" ? "the directory does not exist" : "the directory is empty",
+  );
+}
+
+/** PGlite's stderr without the log line prefix (`2026-01-01 00:00:00.000 UTC [42] `). */
+function pgliteReason(lines: string[]): string {
+  return lines.join(" ").replace(/\d{4}-\d\d-\d\d [\d:.]+ \w+ \[\d+\] /g, "")
+    .replace(/\s+/g, " ").trim();
 }
 
 /**
  * Starts PGlite (in memory, or in `dir`) behind a socket on 127.0.0.1 with a free port.
+ * With `create: false` a `dir` without a database (missing or empty) is refused with
+ * {@link EmbeddedNotFoundError} and nothing is written; default true.
  *
  * @example
  * const embedded = await startEmbedded({ dir: "./seedtask-data" });
@@ -136,24 +239,46 @@ async function checkDir(dir: string): Promise<void> {
  * await db.close();
  * await embedded.close();
  */
-export async function startEmbedded(options: { dir?: string } = {}): Promise<EmbeddedServer> {
+export async function startEmbedded(
+  options: { dir?: string; create?: boolean } = {},
+): Promise<EmbeddedServer> {
   const dir = options.dir;
+  const create = options.create ?? true;
   let lock: DirLock | undefined;
   if (dir !== undefined) {
+    // Everything that can be refused is refused here, before anything is written.
+    const state = await inspectDir(dir);
+    if (!create) requireDatabase(dir, state);
+    if (state === "missing") {
+      try {
+        await Deno.mkdir(parentOf(dir), { recursive: true });
+      } catch (err) {
+        throw await osError(dir, err, `creating "${parentOf(dir)}"`);
+      }
+    }
+    const lockPath = `${dir.replace(/\/+$/, "")}.lock`;
     try {
-      await Deno.mkdir(dir.replace(/\/+$/, "").replace(/\/[^/]*$/, "") || ".", { recursive: true });
-    } catch { /* the lock open below reports the real problem */ }
-    try {
-      lock = await lockDir(dir);
+      lock = await lockDir(dir, lockPath);
     } catch (err) {
       if (err instanceof SeedtaskError) throw err;
-      throw new EmbeddedDirError(dir, (err as Error).message);
+      throw await osError(dir, err, `creating the lock file "${lockPath}"`);
     }
   }
   const stderr: string[] = [];
   let db: PGlite | undefined;
   try {
-    if (dir !== undefined) await checkDir(dir);
+    if (dir !== undefined) {
+      // Again under the lock: another process may have changed it meanwhile.
+      const state = await inspectDir(dir);
+      if (!create) requireDatabase(dir, state);
+      if (state === "missing") {
+        try {
+          await Deno.mkdir(dir, { recursive: true });
+        } catch (err) {
+          throw await osError(dir, err, `creating "${dir}"`);
+        }
+      }
+    }
     try {
       db = await PGlite.create({
         dataDir: dir,
@@ -164,8 +289,12 @@ export async function startEmbedded(options: { dir?: string } = {}): Promise<Emb
         },
       });
     } catch (err) {
-      const why = stderr.join(" ").replace(/\s+/g, " ").trim() || (err as Error).message;
-      throw new EmbeddedDirError(dir ?? "(memory)", why.slice(0, 300));
+      const why = (pgliteReason(stderr) || (err as Error).message).slice(0, 300);
+      throw new EmbeddedDirError(
+        dir ?? "(memory)",
+        why,
+        dir !== undefined && /permission denied/i.test(why) ? permissionHint(dir) : MOVE_AWAY,
+      );
     }
     // Startup parameters sent by clients are ignored: set the session defaults once.
     await db.exec("set TimeZone = 'UTC'; set application_name = 'seedtask'");

@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import { type Db, guard, mapDbError } from "./db.ts";
 import { InvalidInputError, OutOfRangeError } from "./errors.ts";
+import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "./index_support.ts";
 import type { Task, TaskStatus } from "./task.ts";
 
 /** Filters of `seedtask list`, `GET /tasks` and `TaskTableHelper.listTasks`. */
@@ -91,11 +92,15 @@ function escapeLike(text: string): string {
  * `--search` matches the expression indexed by the trigram GIN index.
  * Keyset pagination compares `(sort_key, id)` to the cursor, so a page costs the same at any
  * depth.
+ *
+ * `options.indexes` says which indexes the table has (default: the recommended ones). Without
+ * an index led by `(status, sort key)` — a table that never ran `migrate` — each per-status
+ * branch would be a scan of its own, so several statuses are one scan with one top-N sort.
  */
 export function listTasksQuery(
   db: Db,
   filter: ListFilter,
-  options: { limit?: number | null } = {},
+  options: { limit?: number | null; indexes?: IndexSupport } = {},
 ): postgres.PendingQuery<postgres.Row[]> {
   const sql = db.sql;
   const sort = filter.sort ?? "updated";
@@ -127,39 +132,40 @@ export function listTasksQuery(
   };
   const cursorColumn =
     sql`to_char(${key} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "__cursor_ts"`;
-  const limitClause = limit === null ? sql`` : sql`limit ${limit}`;
   const table = sql(db.table);
   const statuses = filter.statuses ?? [];
-
-  if (statuses.length <= 1) {
-    const statusCond = statuses.length === 1 ? sql`status = ${statuses[0]!}` : undefined;
+  const statusCond = statuses.length === 0
+    ? undefined
+    : statuses.length === 1
+    ? sql`status = ${statuses[0]!}`
+    : sql`status in ${sql(statuses as string[])}`;
+  if (limit === null) {
+    // Streaming everything: one scan, one sort.
     return sql`
       select *, ${cursorColumn} from ${table}
       ${where(statusCond)}
-      order by ${key} desc, id desc
-      ${limitClause}`;
-  }
-  if (limit === null) {
-    // Streaming everything: one scan, one sort; the per-status trick below only pays off
-    // with a limit.
-    return sql`
-      select *, ${cursorColumn} from ${table}
-      ${where(sql`status in ${sql(statuses as string[])}`)}
       order by ${key} desc, id desc`;
   }
+  const indexes = options.indexes ?? ALL_RECOMMENDED;
+  const page = (cond: postgres.PendingQuery<postgres.Row[]> | undefined) =>
+    sql`select * from ${table} ${where(cond)} order by ${key} desc, id desc limit ${limit}`;
   // Each status: an ordered index range scan stopped at `limit`; the union holds at most
   // statuses × limit rows, so the final sort is tiny. (PostgreSQL 15 does not turn a plain
   // UNION ALL of these scans into a Merge Append, so the inner limits are what keep it cheap.)
-  const branches = statuses
-    .map((s) =>
-      sql`(select * from ${table} ${where(sql`status = ${s}`)}
-           order by ${key} desc, id desc ${limitClause})`
-    )
-    .reduce((acc, q) => sql`${acc} union all ${q}`);
+  // Without an index led by (status, sort key) each branch would be a scan of its own, so
+  // several statuses are then one scan with one top-N sort.
+  const rows = statuses.length > 1 &&
+      indexes.leads("status", sort === "created" ? "created_at" : "updated_at")
+    ? statuses.map((s) => sql`(${page(sql`status = ${s}`)})`)
+      .reduce((acc, q) => sql`${acc} union all ${q}`)
+    : page(statusCond);
+  // The cursor column is computed for the page only: in the select list of a query that
+  // scans and sorts (no index for the order), it would format every row before the top-N
+  // sort — four fifths of the time of a 10M-row `list` on a table without the indexes.
   return sql`
-    select *, ${cursorColumn} from (${branches}) as t
+    select *, ${cursorColumn} from (${rows}) as t
     order by ${key} desc, id desc
-    ${limitClause}`;
+    limit ${limit}`;
 }
 
 function toTask(row: postgres.Row): Task {
@@ -176,8 +182,11 @@ function toTask(row: postgres.Row): Task {
  */
 export async function listTasks(db: Db, filter: ListFilter = {}): Promise<TaskPage> {
   const limit = checkLimit(filter.limit ?? DEFAULT_LIST_LIMIT);
+  // A bad cursor is a usage error, reported before anything connects.
+  if (filter.after) decodeCursor(filter.after, filter.sort ?? "updated");
   return await guard(db, async () => {
-    const rows = await listTasksQuery(db, { ...filter, limit });
+    const indexes = await getIndexSupport(db);
+    const rows = await listTasksQuery(db, { ...filter, limit }, { indexes });
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : [...rows];
     const last = page.at(-1);

@@ -1,4 +1,5 @@
 import { type Db, getTableInfo, guard, quoteIdent } from "./db.ts";
+import { getIndexSupport } from "./index_support.ts";
 import {
   checkLimit,
   DEFAULT_LIST_LIMIT,
@@ -85,14 +86,14 @@ async function jsonSelectList(db: Db): Promise<string | null> {
 export async function listTasksJson(db: Db, filter: ListFilter = {}): Promise<string | null> {
   const limit = checkLimit(filter.limit ?? DEFAULT_LIST_LIMIT);
   return await guard(db, async () => {
-    const list = await jsonSelectList(db);
+    const [list, indexes] = await Promise.all([jsonSelectList(db), getIndexSupport(db)]);
     if (list === null) return null;
     const sql = db.sql;
     // A row each (its JSON text and its cursor key), joined here: cheaper for PostgreSQL than
     // aggregating, and the client only splices strings.
     const rows = await sql<{ j: string; cursor_ts: string; id: string }[]>`
       select row_to_json(x)::text as j, q."__cursor_ts" as cursor_ts, q.id::text as id
-      from (${listTasksQuery(db, { ...filter, limit })}) as q
+      from (${listTasksQuery(db, { ...filter, limit }, { indexes })}) as q
       cross join lateral (select ${sql.unsafe(list)}) as x`;
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : rows;

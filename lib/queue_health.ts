@@ -1,5 +1,6 @@
 import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "./db.ts";
+import { getIndexSupport, type IndexSupport } from "./index_support.ts";
 
 /** Options shared by stats and check. */
 export interface HealthOptions {
@@ -63,10 +64,16 @@ function rate(failed: number, completed: number): number | null {
  * subqueries, each an index range scan: claimable work from the partial claim index (its key
  * is the ready time, so the oldest is its first entry), everything else from
  * `(status, updated_at)` ranges.
+ *
+ * On a table without those indexes (one that never ran `migrate`) each range would be a walk
+ * over every row of its status, so the statement takes the shape with the fewest passes
+ * instead: the ready count and the oldest ready time come from one pass over the claimable
+ * tasks, completions and failures from one pass over the last day.
  */
 export function queueHealthQuery(
   db: Db,
   hasLease: boolean,
+  indexes: IndexSupport,
   options: HealthOptions = {},
 ): postgres.PendingQuery<postgres.Row[]> {
   const sql = db.sql;
@@ -74,16 +81,39 @@ export function queueHealthQuery(
   const now = nowFragment(db, options.now);
   const longRunningMs = options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS;
   const ready = sql`status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}`;
+  const claimIndex = indexes.recommended("claim_idx");
+  const readyPass = sql`(select count(*)::int as ready,
+           count(*) filter (where run_after is not null)::int as overdue${
+    claimIndex ? sql`` : sql`, min(coalesce(run_after, created_at)) as oldest`
+  }
+         from ${t} where ${ready}) r`;
   // One range scan per status covers both windows: the last hour is inside the last day.
   const finished = (status: string) =>
     sql`(select count(*) filter (where updated_at >= ${now} - interval '1 hour')::int as hour,
            count(*)::int as day
          from ${t} where status = ${status}
            and updated_at >= ${now} - interval '1 day' and updated_at <= ${now})`;
+  const hour = (status: string) =>
+    sql`count(*) filter (where status = ${status} and updated_at >= ${now} - interval '1 hour')::int`;
+  const finishedPass = indexes.leads("status", "updated_at")
+    ? sql`${finished("completed")} c, ${finished("failed")} f`
+    : sql`(select ${hour("completed")} as completed_hour, ${hour("failed")} as failed_hour,
+             count(*) filter (where status = 'completed')::int as completed_day,
+             count(*) filter (where status = 'failed')::int as failed_day
+           from ${t} where status in ('completed', 'failed')
+             and updated_at >= ${now} - interval '1 day' and updated_at <= ${now}) cf`;
+  const finishedColumns = indexes.leads("status", "updated_at")
+    ? sql`c.hour as completed_last_hour, c.day as completed_last_day,
+      f.hour as failed_last_hour, f.day as failed_last_day`
+    : sql`cf.completed_hour as completed_last_hour, cf.completed_day as completed_last_day,
+      cf.failed_hour as failed_last_hour, cf.failed_day as failed_last_day`;
   return sql`
-    select r.ready, r.overdue, c.hour as completed_last_hour, c.day as completed_last_day,
-      f.hour as failed_last_hour, f.day as failed_last_day,
-      (select min(coalesce(run_after, created_at)) from ${t} where ${ready}) as oldest_ready_at,
+    select r.ready, r.overdue, ${finishedColumns},
+      ${
+    claimIndex
+      ? sql`(select min(coalesce(run_after, created_at)) from ${t} where ${ready})`
+      : sql`r.oldest`
+  } as oldest_ready_at,
       ${
     options.withQueued === false
       ? sql`null::int`
@@ -93,16 +123,14 @@ export function queueHealthQuery(
     stuckCondition(db, hasLease, longRunningMs, now)
   }) as stuck,
       ${now} as now
-    from (select count(*)::int as ready, count(*) filter (where run_after is not null)::int as overdue
-          from ${t} where ${ready}) r,
-      ${finished("completed")} c, ${finished("failed")} f`;
+    from ${readyPass}, ${finishedPass}`;
 }
 
 /** Reads the queue's live health (see {@link queueHealthQuery} for how it uses indexes). */
 export function getQueueHealth(db: Db, options: HealthOptions = {}): Promise<QueueHealth> {
   return guard(db, async () => {
-    const { hasLease } = await getTableInfo(db);
-    const [row] = await queueHealthQuery(db, hasLease, options);
+    const [{ hasLease }, indexes] = await Promise.all([getTableInfo(db), getIndexSupport(db)]);
+    const [row] = await queueHealthQuery(db, hasLease, indexes, options);
     const r = row!;
     const oldest = r.oldest_ready_at as Date | null;
     const nowDate = r.now as Date;

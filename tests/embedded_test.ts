@@ -143,3 +143,198 @@ Deno.test("demo and migrate --embedded work from another directory (no asset rea
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+/** Names in `dir` (recursively), sorted: what a command left on disk. */
+async function tree(dir: string, prefix = ""): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    names.push(prefix + e.name);
+    if (e.isDirectory) names.push(...await tree(`${dir}/${e.name}`, `${prefix}${e.name}/`));
+  }
+  return names.sort();
+}
+
+Deno.test("a DIR that is a regular file is a one-line error and leaves no DIR.lock beside it", async () => {
+  const root = await tempDir();
+  try {
+    await Deno.writeTextFile(`${root}/data`, "not a database\n");
+    for (const args of [["list"], ["migrate"], ["enqueue", "--type", "x"]]) {
+      const r = await runCli(["--embedded", `${root}/data`, ...args]);
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assert.equal(r.stdout, "");
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^error: embedded database directory "${root}/data" is not usable: it is a file, not a directory — [^\\n]+\\n$`,
+        ),
+      );
+      assert.deepEqual(await tree(root), ["data"], `${args[0]} left nothing beside it`);
+      assert.equal(await Deno.readTextFile(`${root}/data`), "not a database\n");
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/**
+ * Runs the CLI as a user without the power to override file permissions. Tests run as root,
+ * which writes anywhere; dropping CAP_DAC_OVERRIDE (and CAP_DAC_READ_SEARCH) from the
+ * bounding set makes root subject to file modes like any user, so a read-only directory is
+ * a real EACCES from the kernel. As another user, the modes apply anyway.
+ */
+async function runCliWithoutOverride(args: string[]): Promise<{ code: number; stderr: string }> {
+  const deno = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
+  const [cmd, ...rest] = Deno.uid() === 0
+    ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", ...deno]
+    : deno;
+  const out = await new Deno.Command(cmd!, {
+    args: rest,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.equal(stdout, "", "nothing on stdout");
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+Deno.test("a permission problem gets a hint about permissions, not 'move it away'", async () => {
+  const root = await tempDir();
+  try {
+    // a database the user may read but not write (PostgreSQL needs to write its lock file)
+    const db = `${root}/db`;
+    assert.equal((await runCli(["--embedded", db, "migrate"])).code, 0);
+    await new Deno.Command("chmod", { args: ["-R", "a-w", db] }).output();
+    const ro = await runCliWithoutOverride(["--embedded", db, "list"]);
+    assert.equal(ro.code, 1, ro.stderr);
+    assert.match(
+      ro.stderr,
+      new RegExp(
+        `^error: embedded database directory "${db}" is not usable: [^\\n]*permission denied[^\\n]* — run seedtask as a user who can write "${db}" and "${root}", or pass another directory\\n$`,
+        "i",
+      ),
+    );
+    await new Deno.Command("chmod", { args: ["-R", "u+w", db] }).output();
+
+    // a new database in a directory the user cannot write
+    await Deno.mkdir(`${root}/locked`);
+    await Deno.chmod(`${root}/locked`, 0o555);
+    const parent = await runCliWithoutOverride(["--embedded", `${root}/locked/db`, "migrate"]);
+    assert.equal(parent.code, 1, parent.stderr);
+    assert.match(
+      parent.stderr,
+      new RegExp(
+        `^error: embedded database directory "${root}/locked/db" is not usable: permission denied [^\\n]* — run seedtask as a user who can write "${root}/locked/db" and "${root}/locked", or pass another directory\\n$`,
+        "i",
+      ),
+    );
+    await Deno.chmod(`${root}/locked`, 0o755);
+    assert.deepEqual(await tree(`${root}/locked`), [], "nothing created");
+
+    // a DIR below a regular file: no user can create it; moving DIR away cannot help
+    await Deno.writeTextFile(`${root}/notes.txt`, "x");
+    const below = await runCli(["--embedded", `${root}/notes.txt/sub/db`, "migrate"]);
+    assert.equal(below.code, 1, below.stderr);
+    assert.match(
+      below.stderr,
+      new RegExp(
+        `^error: embedded database directory "${root}/notes.txt/sub/db" is not usable: "${root}/notes.txt" is a file, not a directory — pass a path under a directory\\n$`,
+      ),
+    );
+    for (const r of [ro, parent, below]) assert.doesNotMatch(r.stderr, /move it away/);
+    assert.deepEqual(
+      await tree(root),
+      ["db", "db.lock", ...(await tree(db)).map((n) => `db/${n}`), "locked", "notes.txt"].sort(),
+    );
+  } finally {
+    await new Deno.Command("chmod", { args: ["-R", "u+w", root] }).output();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("read commands on a DIR with no database exit 1 and create nothing; migrate, enqueue, serve and demo create it", async () => {
+  const root = await tempDir();
+  try {
+    const missing = `${root}/nowhere/db`;
+    await Deno.mkdir(`${root}/empty`);
+    const reads = [
+      ["list"],
+      ["show", "aaaa1111"],
+      ["stats", "--json"],
+      ["check"],
+      ["doctor"],
+    ];
+    for (const dir of [missing, `${root}/empty`]) {
+      const why = dir === missing ? "the directory does not exist" : "the directory is empty";
+      for (const args of reads) {
+        for (const how of ["flag", "env"]) {
+          const r = how === "flag"
+            ? await runCli(["--embedded", dir, ...args])
+            : await runCli(args, { env: { SEEDTASK_EMBEDDED: dir } });
+          const message = `no embedded database in "${dir}": ${why}`;
+          const hint = `create one with \`seedtask --embedded ${dir} migrate\``;
+          if (args[0] === "check") {
+            // a monitoring check reports every failure as UNKNOWN (3), on stdout
+            assert.equal(r.code, 3, `${how}: ${r.stderr}`);
+            assert.equal(r.stdout, `SEEDTASK UNKNOWN - N${message.slice(1)} (${hint})\n`);
+          } else {
+            assert.equal(r.code, 1, `${args[0]} (${how}): ${r.stderr}`);
+            assert.equal(r.stdout, "", args[0]);
+            assert.equal(r.stderr, `error: ${message} — ${hint}\n`, `${args[0]} (${how})`);
+          }
+          assert.deepEqual(await tree(root), ["empty"], `${args[0]} (${how}) created nothing`);
+        }
+      }
+    }
+    // other commands that only change existing tasks do not create one either
+    for (
+      const args of [["cancel", "aaaa1111"], ["purge", "--older-than", "1d"], [
+        "dispatch",
+        "--exec",
+        "true",
+      ]]
+    ) {
+      const r = await runCli(["--embedded", missing, ...args]);
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: no embedded database in /, args[0]);
+    }
+    assert.deepEqual(await tree(root), ["empty"]);
+
+    // the four commands that may create a database do
+    const fresh = await runCli(["--embedded", `${root}/e/db`, "enqueue", "--type", "graph_embed"]);
+    assert.equal(fresh.code, 1, "the new database has no table yet");
+    assert.match(fresh.stderr, /table "tasks" does not exist .* run `seedtask migrate`/);
+    assert.ok((await Deno.stat(`${root}/e/db/PG_VERSION`)).isFile, "enqueue created it");
+    assert.equal((await runCli(["--embedded", `${root}/e/db`, "migrate"])).code, 0);
+    const enq = await runCli(["--embedded", `${root}/e/db`, "enqueue", "--type", "graph_embed"]);
+    assert.equal(enq.code, 0, enq.stderr);
+    const list = await runCli(["--embedded", `${root}/e/db`, "list", "--json"]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(JSON.parse(list.stdout).items.map((t: { id: string }) => t.id), [
+      enq.stdout.trim(),
+    ]);
+
+    const migrate = await runCli(["--embedded", `${root}/empty`, "migrate"]);
+    assert.equal(migrate.code, 0, migrate.stderr);
+    assert.ok((await Deno.stat(`${root}/empty/PG_VERSION`)).isFile);
+
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const serve = spawnCli(["--embedded", `${root}/s/db`, "serve", "--port", String(port)]);
+    try {
+      await serve.waitFor(/listening on/, 60_000);
+    } finally {
+      serve.child.kill("SIGTERM");
+      await serve.exit();
+    }
+    assert.ok((await Deno.stat(`${root}/s/db/PG_VERSION`)).isFile);
+
+    const demo = await runCli(["demo", "--dir", `${root}/d/db`, "--tasks", "3", "--seconds", "2"]);
+    assert.equal(demo.code, 0, demo.stderr);
+    assert.ok((await Deno.stat(`${root}/d/db/PG_VERSION`)).isFile);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

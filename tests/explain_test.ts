@@ -9,6 +9,7 @@ import { findTaskQuery } from "../lib/get_task.ts";
 import { type ListFilter, listTasksQuery } from "../lib/list_tasks.ts";
 import { queueHealthQuery } from "../lib/queue_health.ts";
 import { formatStatistics } from "../lib/format_stats.ts";
+import { getIndexSupport } from "../lib/index_support.ts";
 import { getTaskStatistics, statsQueries } from "../lib/task_stats.ts";
 import { parseTaskIdArg } from "../lib/task_id.ts";
 import { fillTasks } from "./fill.ts";
@@ -172,12 +173,14 @@ Deno.test({
     );
 
     await t.step("stats: each statement reads the index designed for it", async () => {
+      const indexes = await getIndexSupport(db);
+      assert.deepEqual(indexes.missing, []);
       const q = statsQueries(db, {
         top: 10,
         days: 7,
         longRunningMs: 600_000,
         highAttempts: 3,
-      });
+      }, indexes);
       const expectations: Record<string, string[]> = {
         statusCounts: ["tasks_status_idx"],
         attempts: ["tasks_attempts_idx"],
@@ -200,7 +203,7 @@ Deno.test({
         const plan = await explain(s.sql, q[name]!);
         assert.ok(plan.types.includes("Index Only Scan"), `${name}: ${plan.text}`);
       }
-      const health = await explain(s.sql, queueHealthQuery(db, true));
+      const health = await explain(s.sql, queueHealthQuery(db, true, indexes));
       assert.equal(health.seqScans.length, 0, health.text);
       assert.ok(health.indexes.has("tasks_claim_idx"), health.text);
       assert.ok(health.indexes.has("tasks_running_idx"), health.text);
