@@ -50,8 +50,14 @@ function writeSync(file: typeof Deno.stdout | typeof Deno.stderr, text: string):
   }
 }
 
-/** The command tree, wired to `ctx` for its input and output. */
-export function buildProgram(ctx: Context): Command {
+/**
+ * The command tree, wired to `ctx` for its input and output. Commander's own output (help,
+ * usage errors) goes to `sync` when given, else straight to the process's stdout/stderr.
+ */
+export function buildProgram(
+  ctx: Context,
+  sync?: { out(text: string): void; err(text: string): void },
+): Command {
   const program = new Command()
     .name("seedtask")
     .description("Operate a PostgreSQL task table: inspect, alert, manage and run tasks")
@@ -71,8 +77,8 @@ export function buildProgram(ctx: Context): Command {
     )
     .exitOverride()
     .configureOutput({
-      writeOut: (s) => writeSync(Deno.stdout, s),
-      writeErr: (s) => writeSync(Deno.stderr, s),
+      writeOut: (s) => sync ? sync.out(s) : writeSync(Deno.stdout, s),
+      writeErr: (s) => sync ? sync.err(s) : writeSync(Deno.stderr, s),
       // Usage errors stay on one line, with the hint DESIGN §6 asks for.
       outputError: (s, write) => write(`${s.trimEnd()} (run with --help for usage)\n`),
     });
@@ -140,16 +146,44 @@ export function normalizeArgs(args: string[], commands: readonly string[]): stri
   });
 }
 
-/** Runs seedtask with `args` and returns the exit code. */
-export async function main(rawArgs: string[]): Promise<number> {
+/**
+ * What `main()` takes from its host instead of the process: tests run seedtask in process with
+ * their own environment and capture its output. Anything left out is the real process's.
+ */
+export interface MainContext {
+  /** Environment variables (default: the process environment). */
+  env?: Record<string, string | undefined>;
+  /** Receives stdout text, in order (default: the process's stdout). */
+  stdout?: (text: string) => void | Promise<void>;
+  /** Receives stderr text, in order (default: the process's stderr). */
+  stderr?: (text: string) => void | Promise<void>;
+  /** Whether stdout is a terminal (default: asks the process's stdout; false with `stdout`). */
+  isTTY?: boolean;
+}
+
+/**
+ * Runs seedtask with `args` and returns the exit code; it never exits the process itself.
+ *
+ * @example
+ * ```ts
+ * let out = "";
+ * const code = await main(["--version"], { stdout: (t) => void (out += t) });
+ * ```
+ */
+export async function main(rawArgs: string[], context: MainContext = {}): Promise<number> {
+  const stdout = context.stdout;
+  const stderr = context.stderr;
   const ctx: Context = {
-    env: Deno.env.toObject(),
-    out: writer(Deno.stdout),
-    err: writer(Deno.stderr),
-    isTTY: Deno.stdout.isTerminal(),
+    env: context.env ?? Deno.env.toObject(),
+    out: stdout ? async (text) => await stdout(text) : writer(Deno.stdout),
+    err: stderr ? async (text) => await stderr(text) : writer(Deno.stderr),
+    isTTY: context.isTTY ?? (stdout ? false : Deno.stdout.isTerminal()),
     exitCode: 0,
   };
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, {
+    out: stdout ? (s) => void stdout(s) : (s) => writeSync(Deno.stdout, s),
+    err: stderr ? (s) => void stderr(s) : (s) => writeSync(Deno.stderr, s),
+  });
   const args = normalizeArgs(rawArgs, program.commands.map((c) => c.name()));
   try {
     await program.parseAsync(args, { from: "user" });
