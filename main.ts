@@ -21,6 +21,7 @@ import { registerServe } from "./commands/serve.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
 import { registerCancel, registerRetry } from "./commands/transitions.ts";
+import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
 import { isUsageError, SeedtaskError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -133,6 +134,23 @@ export function reportError(err: unknown, verbose: boolean): { line?: string; co
 }
 
 /**
+ * Everything secret this run was given: the passwords of every DSN it could use and the bearer
+ * token. No error line goes out with one of them in it, whatever produced the message.
+ */
+export function runSecrets(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): string[] {
+  const given = (flag: string) =>
+    args.flatMap((a, i) =>
+      a === flag ? [args[i + 1] ?? ""] : a.startsWith(`${flag}=`) ? [a.slice(flag.length + 1)] : []
+    );
+  const dsns = [...given("--dsn"), env.PG_DSN ?? "", env.SEEDCORE_PG_DSN ?? ""];
+  const tokens = [...given("--token"), env.SEEDTASK_TOKEN ?? ""].filter((t) => t.length >= 4);
+  return [...dsns.flatMap(dsnSecrets), ...tokens].sort((a, b) => b.length - a.length);
+}
+
+/**
  * `--embedded` takes an optional directory; when what follows it is a command name or another
  * option (`seedtask --embedded list`), it means "in memory", not a directory called "list".
  */
@@ -190,8 +208,9 @@ export async function main(rawArgs: string[], context: MainContext = {}): Promis
     return ctx.exitCode;
   } catch (err) {
     const { line, code } = reportError(err, args.includes("--verbose"));
-    if (err instanceof ExitError && err.stdout) await ctx.out(err.stdout);
-    if (line) await ctx.err(line + "\n");
+    const secrets = runSecrets(args, ctx.env);
+    if (err instanceof ExitError && err.stdout) await ctx.out(scrubSecrets(err.stdout, secrets));
+    if (line) await ctx.err(scrubSecrets(line, secrets) + "\n");
     return code;
   }
 }

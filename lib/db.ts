@@ -1,5 +1,12 @@
 import postgres from "postgres";
-import { type ConnectionConfig, describeDsn, dsnPassword, parseTableName } from "./config.ts";
+import {
+  type ConnectionConfig,
+  describeDsn,
+  dsnSecrets,
+  parseDsn,
+  parseTableName,
+  scrubSecrets,
+} from "./config.ts";
 import {
   ConnectionError,
   DatabaseError,
@@ -47,7 +54,8 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
     TimeZone: "UTC",
   };
   if (config.statementTimeoutMs > 0) connection.statement_timeout = config.statementTimeoutMs;
-  const sql = postgres(config.dsn, {
+  const sql = postgres(driverUrl(config.dsn), {
+    ...driverTarget(config.dsn),
     max: config.maxConnections,
     prepare: config.prepare,
     connect_timeout: 10,
@@ -74,12 +82,44 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
   };
 }
 
+/**
+ * The DSN's query parameters (sslmode, application_name, …) in a URL with no credentials and
+ * no host, for postgres.js to read as it always does. The driver parses its URL with WHATWG
+ * URL, which refuses the socket form and quotes the whole DSN, password included, when it
+ * fails; so it never sees the DSN itself (see {@link driverTarget}).
+ */
+function driverUrl(dsn: string): string {
+  const params = parseDsn(dsn).params.toString();
+  return `postgres:///${params === "" ? "" : `?${params}`}`;
+}
+
+/**
+ * Host, port, user, password and database from the DSN (parsed and validated by
+ * lib/config.ts), as postgres.js options. Left out when the DSN has none, so the driver falls
+ * back to PGHOST, PGUSER, … as before. A socket directory is given as a plain string: that is
+ * how postgres.js recognises one (it connects to DIR/.s.PGSQL.PORT).
+ */
+function driverTarget(dsn: string): Record<string, unknown> {
+  const p = parseDsn(dsn);
+  const target: Record<string, unknown> = {};
+  if (p.user !== undefined) target.username = p.user;
+  if (p.password !== undefined) target.password = p.password;
+  if (p.database !== undefined) target.database = p.database;
+  const hosts = p.hosts.filter((h) => h.host !== "");
+  if (hosts.length === 1 && hosts[0]!.host.startsWith("/")) {
+    target.host = hosts[0]!.host;
+    target.port = hosts[0]!.port ?? 5432;
+  } else if (hosts.length > 0) {
+    target.host = hosts.map((h) => h.host);
+    target.port = hosts.map((h) => h.port ?? p.hosts.find((x) => x.port)?.port ?? 5432);
+  } else if (p.hosts[0]?.port !== undefined) {
+    target.port = p.hosts[0].port;
+  }
+  return target;
+}
+
 function scrub(text: string, db: Db): string {
-  const password = dsnPassword(db.config.dsn);
-  let out = password ? text.split(password).join("***") : text;
-  // A DSN embedded in a driver message would carry credentials.
-  out = out.replace(/(postgres(?:ql)?:\/\/[^:@/\s]*):[^@\s]*@/g, "$1:***@");
-  return out;
+  return scrubSecrets(text, dsnSecrets(db.config.dsn));
 }
 
 function connectionHint(db: Db): string {
