@@ -1,5 +1,5 @@
 import { parseDuration } from "./duration.ts";
-import { InvalidInputError, OutOfRangeError } from "./errors.ts";
+import { InvalidInputError } from "./errors.ts";
 
 /** The seed's default DSN (SeedCore's docker-compose service name). */
 export const DEFAULT_DSN = "postgresql://postgres:postgres@postgresql:5432/seedcore";
@@ -72,9 +72,6 @@ export function resolveConfig(
   const statementTimeoutMs = flags.statementTimeout === undefined
     ? DEFAULT_STATEMENT_TIMEOUT_MS
     : parseDuration(flags.statementTimeout, "statement timeout");
-  if (statementTimeoutMs > 2_147_483_647) {
-    throw new OutOfRangeError(`Statement timeout "${flags.statementTimeout}" is too large`);
-  }
   return {
     dsn,
     dsnSource,

@@ -48,6 +48,7 @@ export interface ConnectOptions {
  * timeout and UTC are sent as startup parameters so they hold on every pooled connection.
  */
 export function connect(config: ConnectionConfig, options: ConnectOptions = {}): Db {
+  dropDriverStartupRejections();
   const { schema, name } = parseTableName(config.table);
   const connection: Record<string, string | number> = {
     application_name: "seedtask",
@@ -116,6 +117,27 @@ function driverTarget(dsn: string): Record<string, unknown> {
     target.port = p.hosts[0].port;
   }
   return target;
+}
+
+let droppingStartupRejections = false;
+
+/**
+ * postgres.js 3.4.9 runs a catalog query (the array types) first on every new connection and
+ * drops its promise (`ReadyForQuery` -> `fetchArrayTypes()`; upstream issues #279, #1192,
+ * #1205). When that query fails — cancelled by a statement timeout shorter than it, or its
+ * backend terminated — the same error rejects the query that opened the connection, which
+ * guard() maps and reports; but the dropped copy is an unhandled rejection, and Deno ends the
+ * process with a stack trace (every CLI command, and `serve` on its first request). Only
+ * rejections whose query is that catalog query are dropped here: anything else unhandled
+ * still ends the process, as it should.
+ */
+function dropDriverStartupRejections(): void {
+  if (droppingStartupRejections) return;
+  droppingStartupRejections = true;
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    const query = (event.reason as { query?: unknown } | null)?.query;
+    if (typeof query === "string" && /\bb\.typarray\b/.test(query)) event.preventDefault();
+  });
 }
 
 function scrub(text: string, db: Db): string {

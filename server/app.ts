@@ -23,6 +23,7 @@ import {
 import { getTask } from "../lib/get_task.ts";
 import { type ListFilter, listTasks, listTasksQuery } from "../lib/list_tasks.ts";
 import { listTasksJson } from "../lib/list_tasks_json.ts";
+import { parseRunAfter } from "../lib/task_input.ts";
 import { getQueueHealth, type QueueHealth } from "../lib/queue_health.ts";
 import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "../lib/task_stats.ts";
 import { parseStatuses } from "../lib/task.ts";
@@ -222,15 +223,9 @@ export function createApp(deps: AppDeps): Hono {
   tasks.get("/:id", async (c) => c.json(await getTask(db, c.req.param("id"))));
   tasks.post("/", async (c) => {
     const body = parseBody(NewTaskBody, await readJson(c.req.raw));
-    let runAfter: Date | undefined;
-    if (body.run_after !== undefined) {
-      runAfter = /^\d{4}-\d\d-\d\d/.test(body.run_after)
-        ? new Date(body.run_after)
-        : new Date(Date.now() + parseDuration(body.run_after, "run_after"));
-      if (Number.isNaN(runAfter.getTime())) {
-        throw new InvalidInputError(`Invalid run_after "${body.run_after}": not an ISO-8601 time`);
-      }
-    }
+    const runAfter = body.run_after === undefined
+      ? undefined
+      : parseRunAfter(body.run_after, "run_after");
     const task = await enqueueTask(db, {
       type: body.type,
       params: body.params,
@@ -271,7 +266,7 @@ export function createApp(deps: AppDeps): Hono {
     const options: StatsOptions = {
       top: int(q, "top", 1, 1000),
       days: int(q, "days", 1, 3650),
-      longRunningMs: lr === undefined ? undefined : parseDuration(lr, "long_running"),
+      longRunningMs: lr === undefined ? undefined : parseDuration(lr, "long_running", "age"),
       highAttempts: int(q, "high_attempts", 1, 1_000_000),
       exact: bool(q, "exact"),
     };
@@ -292,7 +287,7 @@ export function createApp(deps: AppDeps): Hono {
       queued: t("max_queued", "count"),
     };
     const lr = one(q, "long_running");
-    const longRunningMs = lr === undefined ? undefined : parseDuration(lr, "long_running");
+    const longRunningMs = lr === undefined ? undefined : parseDuration(lr, "long_running", "age");
     // The health numbers are shared (single-flight, TTL); grading is per request.
     const health = await cache.get(
       `health:${longRunningMs}`,
