@@ -10,7 +10,9 @@ import {
 import {
   ConnectionError,
   DatabaseError,
+  IncompatibleTableError,
   isUsageError,
+  RejectedValueError,
   SeedtaskError,
   TableNotFoundError,
 } from "./errors.ts";
@@ -160,6 +162,15 @@ export function mapDbError(err: unknown, db: Db): Error {
   const message = scrub(String(e?.message ?? err), db);
   const code = e?.code;
   const where = db.target;
+  if (e?.name === "PostgresError" && typeof code === "string" && isRejectedValue(code)) {
+    const oneLine = message.replace(/\s+/g, " ");
+    return new RejectedValueError(
+      `The database refused a value: ${
+        oneLine.length > 200 ? `${oneLine.slice(0, 200)}…` : oneLine
+      }`,
+      code,
+    );
+  }
   switch (code) {
     case "ECONNREFUSED":
       return new ConnectionError("unreachable", `Cannot connect to ${where}: connection refused`, {
@@ -235,13 +246,56 @@ export function mapDbError(err: unknown, db: Db): Error {
   }
 }
 
+/**
+ * SQLSTATEs that mean "this value cannot be stored, converted or compared": class 22 (data
+ * exception: 22P02 bad text for a type, 22P05 untranslatable character such as \u0000 in jsonb,
+ * 22021 bad UTF-8, 22003 numeric and 22008 datetime out of range, 22001 too long, …) and 54000
+ * (program limit exceeded: an index row too large, an array too big). Every value in a query
+ * comes from the caller, so these are the caller's mistakes.
+ */
+function isRejectedValue(code: string): boolean {
+  return code.startsWith("22") || code === "54000";
+}
+
+/** SQLSTATEs of a comparison or cast between types that do not fit together. */
+const TYPE_MISMATCH = new Set(["42883", "42804", "42846", "22P02"]);
+
 /** Runs `fn` and rethrows any database failure as a domain error (see {@link mapDbError}). */
 export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw mapDbError(err, db);
+    const mapped = mapDbError(err, db);
+    const code = (err as { code?: unknown })?.code;
+    if (typeof code === "string" && TYPE_MISMATCH.has(code)) {
+      throw await explainMismatch(db, mapped);
+    }
+    throw mapped;
   }
+}
+
+/**
+ * A type mismatch in seedtask's own queries means the table is not a task table — most often
+ * an `id` that is not a uuid (a `--table` pointing at some other table). Says so when that is
+ * the case; otherwise keeps `mapped`. Reads the catalog directly: getTableInfo() itself runs
+ * under guard().
+ */
+async function explainMismatch(db: Db, mapped: Error): Promise<Error> {
+  try {
+    const [row] = await db.sql<{ type: string }[]>`
+      select format_type(atttypid, atttypmod) as type from pg_attribute
+      where attrelid = to_regclass(${quoteQualified(db.table)}) and attname = 'id'
+        and not attisdropped`;
+    if (row && row.type !== "uuid") {
+      return new IncompatibleTableError(
+        `Table "${db.table}" is not a task table: its id is ${row.type}, not uuid`,
+        mapped,
+      );
+    }
+  } catch {
+    // keep the original error
+  }
+  return mapped;
 }
 
 /** Column metadata of the task table, as read from the catalog. */

@@ -40,6 +40,21 @@ export class OutOfRangeError extends RangeError {
   }
 }
 
+/**
+ * A value the database refused as data — it cannot be stored, converted or compared (SQLSTATE
+ * class 22, or 54000 "program limit exceeded" such as an index row too large). Whatever lets
+ * such a value through, it is the caller's mistake: exit 2 / HTTP 400, never a server failure.
+ */
+export class RejectedValueError extends InvalidInputError {
+  /** The PostgreSQL SQLSTATE. */
+  readonly sqlState: string;
+  constructor(message: string, sqlState: string) {
+    super(message);
+    this.name = "RejectedValueError";
+    this.sqlState = sqlState;
+  }
+}
+
 /** True for errors caused by the caller's input rather than by the database or the tool. */
 export function isUsageError(err: unknown): err is InvalidInputError | OutOfRangeError {
   return err instanceof InvalidInputError || err instanceof OutOfRangeError;
@@ -100,6 +115,16 @@ export const MIGRATE_HINT = "run `seedtask migrate` to create it";
 export class TableNotFoundError extends SeedtaskError {
   constructor(message: string, cause?: unknown) {
     super("table_not_found", message, { hint: MIGRATE_HINT, cause });
+  }
+}
+
+/** The table exists but does not have the task table's shape (e.g. its id is not a uuid). */
+export class IncompatibleTableError extends SeedtaskError {
+  constructor(message: string, cause?: unknown) {
+    super("incompatible_table", message, {
+      hint: "point --table at a task table, or run `seedtask migrate` on an empty schema",
+      cause,
+    });
   }
 }
 

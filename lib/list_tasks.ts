@@ -2,6 +2,7 @@ import type postgres from "postgres";
 import { type Db, guard, mapDbError } from "./db.ts";
 import { InvalidInputError, OutOfRangeError } from "./errors.ts";
 import type { Task, TaskStatus } from "./task.ts";
+import { checkFilterText } from "./task_input.ts";
 
 /** Filters of `seedtask list`, `GET /tasks` and `TaskTableHelper.listTasks`. */
 export interface ListFilter {
@@ -103,6 +104,7 @@ export function listTasksQuery(
   const limit = options.limit === undefined
     ? (filter.limit ?? DEFAULT_LIST_LIMIT) + 1
     : options.limit;
+  checkFilterText(filter);
   const cursor = filter.after ? decodeCursor(filter.after, sort) : undefined;
 
   const conditions: postgres.PendingQuery<postgres.Row[]>[] = [];

@@ -14,6 +14,7 @@ import {
   AmbiguousTaskIdError,
   ConnectionError,
   DatabaseError,
+  IncompatibleTableError,
   InvalidInputError,
   isUsageError,
   SeedtaskError,
@@ -114,8 +115,16 @@ const NewTaskBody = z.strictObject({
 
 const CancelBody = z.strictObject({ force: z.boolean().optional() });
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 async function readJson(req: Request): Promise<unknown> {
-  const text = await req.text();
+  let text: string;
+  try {
+    // Strict: a lossy decode would store U+FFFD in place of the bytes the client sent.
+    text = utf8.decode(await req.arrayBuffer());
+  } catch {
+    throw new InvalidInputError("Request body is not valid UTF-8");
+  }
   if (text.trim() === "") return {};
   try {
     return JSON.parse(text);
@@ -159,7 +168,8 @@ export function createApp(deps: AppDeps): Hono {
 
   const authorized = async (header: string | undefined): Promise<boolean> => {
     if (!deps.token) return false;
-    const m = /^Bearer (.+)$/.exec(header ?? "");
+    // The scheme is case-insensitive and followed by one or more spaces (RFC 7235 §2.1).
+    const m = /^bearer +(\S+)$/i.exec(header ?? "");
     return !!m && await timingSafeEqual(m[1]!, deps.token);
   };
   app.use("*", async (c, next) => {
@@ -352,6 +362,10 @@ export function createApp(deps: AppDeps): Hono {
     if (err instanceof ConnectionError) {
       deps.log?.(`error: ${err.message}`);
       return body(503, "database_unavailable", "The database is unavailable");
+    }
+    if (err instanceof IncompatibleTableError) {
+      deps.log?.(`error: ${err.message}`);
+      return body(503, err.code, "The task table does not have the shape seedtask needs");
     }
     if (err instanceof TableNotFoundError) {
       deps.log?.(`error: ${err.message}`);
