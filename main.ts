@@ -22,7 +22,7 @@ import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
 import { registerCancel, registerRetry } from "./commands/transitions.ts";
 import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
-import { isUsageError, SeedtaskError } from "./lib/errors.ts";
+import { isUsageError, oneLine, SeedtaskError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
 
 const encoder = new TextEncoder();
@@ -81,7 +81,8 @@ export function buildProgram(
       writeOut: (s) => sync ? sync.out(s) : writeSync(Deno.stdout, s),
       writeErr: (s) => sync ? sync.err(s) : writeSync(Deno.stderr, s),
       // Usage errors stay on one line, with the hint DESIGN §6 asks for.
-      outputError: (s, write) => write(`${s.trimEnd()} (run with --help for usage)\n`),
+      outputError: (s, write) =>
+        write(`${oneLine(s.trimEnd().replace(/\n/g, " "))} (run with --help for usage)\n`),
     });
   registerMigrate(program, ctx);
   registerList(program, ctx);
@@ -111,22 +112,23 @@ export function reportError(err: unknown, verbose: boolean): { line?: string; co
   if (err instanceof CommanderError) return { code: err.exitCode === 0 ? 0 : 2 };
   const e = err as Error & { hint?: string };
   const stack = verbose && e?.stack ? `\n${e.stack}` : "";
+  const message = oneLine(String(e?.message ?? err));
   if (isUsageError(err)) {
     return {
-      line: `error: ${sentence(e.message)}${
-        e.hint ? ` — ${e.hint}` : ""
+      line: `error: ${sentence(message)}${
+        e.hint ? ` — ${oneLine(e.hint)}` : ""
       } (run with --help for usage)${stack}`,
       code: 2,
     };
   }
   if (err instanceof SeedtaskError) {
     return {
-      line: `error: ${sentence(e.message)}${e.hint ? ` — ${e.hint}` : ""}${stack}`,
+      line: `error: ${sentence(message)}${e.hint ? ` — ${oneLine(e.hint)}` : ""}${stack}`,
       code: 1,
     };
   }
   return {
-    line: `error: unexpected failure: ${e?.message ?? String(err)}${
+    line: `error: unexpected failure: ${message}${
       verbose ? stack : " (run with --verbose for details)"
     }`,
     code: 1,

@@ -245,9 +245,13 @@ export function dsnSecrets(dsn: string): string[] {
   return [...secrets].sort((a, b) => b.length - a.length);
 }
 
-/** `text` with every secret replaced by `***`, and the password of any DSN in it too. */
+/**
+ * `text` with every secret of at least 4 characters replaced by `***` (a shorter one would
+ * blank out ordinary words), and the password of any DSN quoted in it too — except the
+ * `user:password@` placeholder of seedtask's own hints.
+ */
 export function scrubSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
-  for (const secret of secrets) if (secret !== "") out = out.split(secret).join("***");
-  return out.replace(/(postgres(?:ql)?:\/\/[^:@/\s]*):[^@\s]*@/g, "$1:***@");
+  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join("***");
+  return out.replace(/(postgres(?:ql)?:\/\/[^:@/\s]*):(?!password@)[^@\s]*@/g, "$1:***@");
 }

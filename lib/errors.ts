@@ -55,6 +55,22 @@ export class RejectedValueError extends InvalidInputError {
   }
 }
 
+/**
+ * `text` as one printable line: control characters (a newline, NUL, …) escaped as `\n`,
+ * `\u0000`, and anything past `max` characters cut with "…". Messages quote what the caller
+ * gave, which may hold anything; an error is always one line.
+ */
+export function oneLine(text: string, max = 1000): string {
+  const escaped = text.replace(
+    // deno-lint-ignore no-control-regex -- control characters are what this finds
+    /[\u0000-\u001f\u007f]/g,
+    (c) =>
+      ({ "\n": "\\n", "\r": "\\r", "\t": "\\t" })[c] ??
+        `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
+}
+
 /** True for errors caused by the caller's input rather than by the database or the tool. */
 export function isUsageError(err: unknown): err is InvalidInputError | OutOfRangeError {
   return err instanceof InvalidInputError || err instanceof OutOfRangeError;

@@ -17,6 +17,7 @@ import {
   IncompatibleTableError,
   InvalidInputError,
   isUsageError,
+  oneLine,
   SeedtaskError,
   TableNotFoundError,
   TaskNotFoundError,
@@ -197,6 +198,22 @@ export function createApp(deps: AppDeps): Hono {
       },
     }),
   );
+  app.use("*", async (c, next) => {
+    // Hono keeps an undecodable query value as its raw text ("%FF"), which would then be used
+    // as a filter; a client that sends bytes that are not UTF-8 gets told instead.
+    const search = new URL(c.req.url).search.slice(1);
+    for (const part of search === "" ? [] : search.split("&")) {
+      try {
+        decodeURIComponent(part.replaceAll("+", " "));
+      } catch {
+        const name = part.split("=")[0]!.slice(0, 40);
+        throw new InvalidInputError(
+          `Invalid query parameter "${name}": not percent-encoded UTF-8`,
+        );
+      }
+    }
+    await next();
+  });
 
   const tasks = new Hono();
   tasks.get("/", async (c) => {
@@ -351,7 +368,7 @@ export function createApp(deps: AppDeps): Hono {
       code: string,
       message: string,
       extra: Record<string, unknown> = {},
-    ) => c.json({ error: { code, message, ...extra } }, status as 400);
+    ) => c.json({ error: { code, message: oneLine(message), ...extra } }, status as 400);
     if (err instanceof HttpError) return body(err.status, err.code, err.message);
     if (isUsageError(err)) return body(400, err.code, err.message);
     if (err instanceof TaskNotFoundError) return body(404, err.code, err.message);
