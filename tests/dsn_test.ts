@@ -102,14 +102,19 @@ Deno.test("resolveConfig() accepts the DSN forms libpq documents", () => {
 
 serverTest(
   "the unix-socket DSN form connects through the socket directory",
-  "needs a server listening on /var/run/postgresql",
+  "PGlite listens on no unix socket",
   async () => {
     await using t = await testSchema();
     const database = new URL(TEST_DSN).pathname.slice(1);
+    // The test server's own socket directory and port (/var/run/postgresql and 5432 on Debian).
+    const [{ dirs, port }] = await t.sql`
+      select current_setting('unix_socket_directories') as dirs,
+             current_setting('port') as port` as unknown as [{ dirs: string; port: string }];
+    const dir = dirs.split(",")[0]!.trim();
     for (
       const dsn of [
-        `postgres://postgres:unused-pw@/${database}?host=/var/run/postgresql`,
-        `postgres://postgres@%2Fvar%2Frun%2Fpostgresql/${database}`,
+        `postgres://postgres:unused-pw@/${database}?host=${dir}&port=${port}`,
+        `postgres://postgres@${encodeURIComponent(dir)}:${port}/${database}`,
       ]
     ) {
       const db = connect(resolveConfig({ dsn, table: t.table }, {}));
@@ -118,14 +123,14 @@ serverTest(
         const [row] = await db.sql`select inet_server_addr() as addr, current_database() as db`;
         assert.equal(row!.addr, null, dsn);
         assert.equal(row!.db, database);
-        assert.equal(db.target, `/var/run/postgresql:5432/${database}`);
+        assert.equal(db.target, `${dir}:${port}/${database}`);
       } finally {
         await db.close();
       }
     }
     const r = await runMain([
       "--dsn",
-      `postgres://postgres:unused-pw@/${database}?host=/var/run/postgresql`,
+      `postgres://postgres:unused-pw@/${database}?host=${dir}&port=${port}`,
       "--table",
       t.table,
       "list",
