@@ -432,7 +432,6 @@ Deno.test(`spawned seedtask processes refuse bad input with the right exit code 
   for (let i = 0; i < cases.length; i += 2) {
     const batch = cases.slice(i, i + 2);
     const results = await Promise.all(batch.map(runSpawned));
-    if (Deno.env.get("FUZZ_DEBUG")) results.forEach((r, j) => console.error(show(batch[j]!.args), r));
     batch.forEach((c, j) => {
       const problems = cliProblems(c, results[j]!);
       if (problems.length > 0) {
