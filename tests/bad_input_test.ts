@@ -307,9 +307,8 @@ Deno.test("guard() maps the SQLSTATEs of a client's bad value to usage errors", 
   }
 });
 
-serverTest(
+Deno.test(
   "a --table whose id is not a uuid is a clear error, not a raw database one",
-  "uses a second table shape; kept to the real server like the other contract tests",
   async () => {
     await using t = await testSchema();
     await t.sql.unsafe(`alter table ${t.table} alter column id drop default,
