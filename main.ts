@@ -21,7 +21,8 @@ import { registerServe } from "./commands/serve.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
 import { registerCancel, registerRetry } from "./commands/transitions.ts";
-import { isUsageError, SeedtaskError } from "./lib/errors.ts";
+import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
+import { isUsageError, oneLine, SeedtaskError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
 
 const encoder = new TextEncoder();
@@ -50,8 +51,14 @@ function writeSync(file: typeof Deno.stdout | typeof Deno.stderr, text: string):
   }
 }
 
-/** The command tree, wired to `ctx` for its input and output. */
-export function buildProgram(ctx: Context): Command {
+/**
+ * The command tree, wired to `ctx` for its input and output. Commander's own output (help,
+ * usage errors) goes to `sync` when given, else straight to the process's stdout/stderr.
+ */
+export function buildProgram(
+  ctx: Context,
+  sync?: { out(text: string): void; err(text: string): void },
+): Command {
   const program = new Command()
     .name("seedtask")
     .description("Operate a PostgreSQL task table: inspect, alert, manage and run tasks")
@@ -71,10 +78,11 @@ export function buildProgram(ctx: Context): Command {
     )
     .exitOverride()
     .configureOutput({
-      writeOut: (s) => writeSync(Deno.stdout, s),
-      writeErr: (s) => writeSync(Deno.stderr, s),
+      writeOut: (s) => sync ? sync.out(s) : writeSync(Deno.stdout, s),
+      writeErr: (s) => sync ? sync.err(s) : writeSync(Deno.stderr, s),
       // Usage errors stay on one line, with the hint DESIGN §6 asks for.
-      outputError: (s, write) => write(`${s.trimEnd()} (run with --help for usage)\n`),
+      outputError: (s, write) =>
+        write(`${oneLine(s.trimEnd().replace(/\n/g, " "))} (run with --help for usage)\n`),
     });
   registerMigrate(program, ctx);
   registerList(program, ctx);
@@ -104,26 +112,44 @@ export function reportError(err: unknown, verbose: boolean): { line?: string; co
   if (err instanceof CommanderError) return { code: err.exitCode === 0 ? 0 : 2 };
   const e = err as Error & { hint?: string };
   const stack = verbose && e?.stack ? `\n${e.stack}` : "";
+  const message = oneLine(String(e?.message ?? err));
   if (isUsageError(err)) {
     return {
-      line: `error: ${sentence(e.message)}${
-        e.hint ? ` — ${e.hint}` : ""
+      line: `error: ${sentence(message)}${
+        e.hint ? ` — ${oneLine(e.hint)}` : ""
       } (run with --help for usage)${stack}`,
       code: 2,
     };
   }
   if (err instanceof SeedtaskError) {
     return {
-      line: `error: ${sentence(e.message)}${e.hint ? ` — ${e.hint}` : ""}${stack}`,
+      line: `error: ${sentence(message)}${e.hint ? ` — ${oneLine(e.hint)}` : ""}${stack}`,
       code: 1,
     };
   }
   return {
-    line: `error: unexpected failure: ${e?.message ?? String(err)}${
+    line: `error: unexpected failure: ${message}${
       verbose ? stack : " (run with --verbose for details)"
     }`,
     code: 1,
   };
+}
+
+/**
+ * Everything secret this run was given: the passwords of every DSN it could use and the bearer
+ * token. No error line goes out with one of them in it, whatever produced the message.
+ */
+export function runSecrets(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): string[] {
+  const given = (flag: string) =>
+    args.flatMap((a, i) =>
+      a === flag ? [args[i + 1] ?? ""] : a.startsWith(`${flag}=`) ? [a.slice(flag.length + 1)] : []
+    );
+  const dsns = [...given("--dsn"), env.PG_DSN ?? "", env.SEEDCORE_PG_DSN ?? ""];
+  const tokens = [...given("--token"), env.SEEDTASK_TOKEN ?? ""].filter((t) => t.length >= 4);
+  return [...dsns.flatMap(dsnSecrets), ...tokens].sort((a, b) => b.length - a.length);
 }
 
 /**
@@ -140,24 +166,53 @@ export function normalizeArgs(args: string[], commands: readonly string[]): stri
   });
 }
 
-/** Runs seedtask with `args` and returns the exit code. */
-export async function main(rawArgs: string[]): Promise<number> {
+/**
+ * What `main()` takes from its host instead of the process: tests run seedtask in process with
+ * their own environment and capture its output. Anything left out is the real process's.
+ */
+export interface MainContext {
+  /** Environment variables (default: the process environment). */
+  env?: Record<string, string | undefined>;
+  /** Receives stdout text, in order (default: the process's stdout). */
+  stdout?: (text: string) => void | Promise<void>;
+  /** Receives stderr text, in order (default: the process's stderr). */
+  stderr?: (text: string) => void | Promise<void>;
+  /** Whether stdout is a terminal (default: asks the process's stdout; false with `stdout`). */
+  isTTY?: boolean;
+}
+
+/**
+ * Runs seedtask with `args` and returns the exit code; it never exits the process itself.
+ *
+ * @example
+ * ```ts
+ * let out = "";
+ * const code = await main(["--version"], { stdout: (t) => void (out += t) });
+ * ```
+ */
+export async function main(rawArgs: string[], context: MainContext = {}): Promise<number> {
+  const stdout = context.stdout;
+  const stderr = context.stderr;
   const ctx: Context = {
-    env: Deno.env.toObject(),
-    out: writer(Deno.stdout),
-    err: writer(Deno.stderr),
-    isTTY: Deno.stdout.isTerminal(),
+    env: context.env ?? Deno.env.toObject(),
+    out: stdout ? async (text) => await stdout(text) : writer(Deno.stdout),
+    err: stderr ? async (text) => await stderr(text) : writer(Deno.stderr),
+    isTTY: context.isTTY ?? (stdout ? false : Deno.stdout.isTerminal()),
     exitCode: 0,
   };
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, {
+    out: stdout ? (s) => void stdout(s) : (s) => writeSync(Deno.stdout, s),
+    err: stderr ? (s) => void stderr(s) : (s) => writeSync(Deno.stderr, s),
+  });
   const args = normalizeArgs(rawArgs, program.commands.map((c) => c.name()));
   try {
     await program.parseAsync(args, { from: "user" });
     return ctx.exitCode;
   } catch (err) {
     const { line, code } = reportError(err, args.includes("--verbose"));
-    if (err instanceof ExitError && err.stdout) await ctx.out(err.stdout);
-    if (line) await ctx.err(line + "\n");
+    const secrets = runSecrets(args, ctx.env);
+    if (err instanceof ExitError && err.stdout) await ctx.out(scrubSecrets(err.stdout, secrets));
+    if (line) await ctx.err(scrubSecrets(line, secrets) + "\n");
     return code;
   }
 }

@@ -66,7 +66,7 @@ export function registerCheck(program: Command, ctx: Context): void {
           ? parseThreshold(opts.maxQueued, "count", "--max-queued")
           : undefined,
       };
-      longRunningMs = parseDurationFlag(opts.longRunning, "long-running");
+      longRunningMs = parseDurationFlag(opts.longRunning, "long-running", "age");
     } catch (err) {
       return await unknown((err as Error).message, !!opts.json);
     }

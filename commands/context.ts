@@ -45,12 +45,14 @@ export function useEmoji(ctx: Context, cmd: Command): boolean {
  */
 export function embeddedChoice(g: GlobalOptions, env: Context["env"]): string | null | undefined {
   if (g.embedded !== undefined) {
-    if (g.dsn) throw new InvalidInputError("--embedded conflicts with --dsn: choose one");
+    if (g.dsn !== undefined) {
+      throw new InvalidInputError("--embedded conflicts with --dsn: choose one");
+    }
     return g.embedded === true || g.embedded === "" || g.embedded === ":memory:"
       ? null
       : g.embedded;
   }
-  if (g.dsn) return undefined;
+  if (g.dsn !== undefined) return undefined;
   const fromEnv = env.SEEDTASK_EMBEDDED;
   if (fromEnv === undefined) return undefined;
   return fromEnv === "" || fromEnv === ":memory:" ? null : fromEnv;

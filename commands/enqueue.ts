@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { parseDuration } from "../lib/duration.ts";
 import { enqueueTask } from "../lib/enqueue_task.ts";
 import { InvalidInputError } from "../lib/errors.ts";
+import { parseRunAfter } from "../lib/task_input.ts";
 import { type Context, json, withDb } from "./context.ts";
 
 interface EnqueueFlags {
@@ -13,18 +13,6 @@ interface EnqueueFlags {
   runAfter?: string;
   created?: boolean;
   json?: boolean;
-}
-
-/** `--run-after`: a duration from now (`5m`) or an ISO-8601 instant. */
-export function parseRunAfter(value: string, now = new Date()): Date {
-  if (/^\d{4}-\d\d-\d\d/.test(value)) {
-    const date = new Date(value);
-    if (Number.isNaN(date.getTime())) {
-      throw new InvalidInputError(`Invalid --run-after "${value}": not a valid ISO-8601 time`);
-    }
-    return date;
-  }
-  return new Date(now.getTime() + parseDuration(value, "--run-after"));
 }
 
 /** `--params`: a JSON object (or any JSON value). */
@@ -59,7 +47,9 @@ export function registerEnqueue(program: Command, ctx: Context): void {
           `Invalid --drift-score "${opts.driftScore}": expected a number`,
         );
       }
-      const runAfter = opts.runAfter ? parseRunAfter(opts.runAfter) : undefined;
+      const runAfter = opts.runAfter !== undefined
+        ? parseRunAfter(opts.runAfter, "--run-after")
+        : undefined;
       await withDb(ctx, cmd, async (db) => {
         const task = await enqueueTask(db, {
           type: opts.type,

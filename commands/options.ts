@@ -1,4 +1,4 @@
-import { parseDuration } from "../lib/duration.ts";
+import { type DurationUse, parseDuration } from "../lib/duration.ts";
 import { InvalidInputError, OutOfRangeError } from "../lib/errors.ts";
 
 /** Parses a whole-number flag value strictly ("10", not "10abc" or "1e3"). */
@@ -15,9 +15,12 @@ export function parseIntFlag(value: string, flag: string, min: number, max: numb
   return n;
 }
 
-/** Parses a duration flag value (`30s`, `10m`) into milliseconds. */
-export function parseDurationFlag(value: string, flag: string): number {
-  return parseDuration(value, flag);
+/**
+ * Parses a duration flag value (`30s`, `10m`) into milliseconds. A `timer` (the default) is at
+ * most about 24.8 days, an `age` at most 100 years (see lib/duration.ts).
+ */
+export function parseDurationFlag(value: string, flag: string, use?: DurationUse): number {
+  return parseDuration(value, flag, use);
 }
 
 /** Collects a repeatable flag into an array. */

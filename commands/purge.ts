@@ -32,7 +32,7 @@ export function registerPurge(program: Command, ctx: Context): void {
     .action(async (opts: PurgeFlags, cmd: Command) => {
       if (opts.dryRun && opts.yes) throw new InvalidInputError("--dry-run conflicts with --yes");
       const options = {
-        olderThanMs: parseDurationFlag(opts.olderThan, "older-than"),
+        olderThanMs: parseDurationFlag(opts.olderThan, "older-than", "age"),
         statuses: opts.status ? parseStatuses(opts.status) : undefined,
         batchSize: parseIntFlag(opts.batch, "batch", 1, 100_000),
       };

@@ -24,7 +24,7 @@ export function registerRequeueStale(program: Command, ctx: Context): void {
         opts: { olderThan: string; maxAttempts: string; dryRun?: boolean; json?: boolean },
         cmd: Command,
       ) => {
-        const olderThanMs = parseDurationFlag(opts.olderThan, "older-than");
+        const olderThanMs = parseDurationFlag(opts.olderThan, "older-than", "age");
         const maxAttempts = parseIntFlag(opts.maxAttempts, "max-attempts", 1, 1_000_000);
         await withDb(ctx, cmd, async (db) => {
           const rows = await requeueStale(db, { olderThanMs, maxAttempts, dryRun: opts.dryRun });

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { InvalidInputError } from "../lib/errors.ts";
+import { InvalidInputError, SeedtaskError } from "../lib/errors.ts";
 import { type Context, withDb } from "./context.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -16,6 +16,53 @@ interface ServeFlags {
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Checks `--host` before anything starts: an IPv4 address, an IPv6 address (bracketed or not),
+ * or a DNS name of letters, digits, hyphens and dots.
+ */
+export function checkHost(host: string): void {
+  const h = host.replace(/^\[(.*)\]$/, "$1");
+  const ipv4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(h);
+  const valid = ipv4
+    ? h.split(".").every((n) => Number(n) <= 255)
+    : h.includes(":")
+    ? /^[0-9A-Fa-f:.]+$/.test(h)
+    : /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+      .test(h) && !/^[\d.]+$/.test(h);
+  if (!valid) {
+    throw new InvalidInputError(
+      `Invalid --host "${host.slice(0, 100)}": expected an IP address or a host name`,
+      "e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost",
+    );
+  }
+}
+
+/**
+ * Why Deno.serve could not listen: a usage error when the address is the mistake, a runtime
+ * one when it is taken. Any other error passes through.
+ */
+function listenError(err: unknown, host: string, port: number): unknown {
+  const where = `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
+  if (err instanceof Deno.errors.AddrInUse) {
+    return new SeedtaskError("address_in_use", `Cannot listen on ${where}: the address is in use`, {
+      hint: "stop what listens there or choose another --port",
+    });
+  }
+  if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied) {
+    return new InvalidInputError(
+      `Cannot listen on ${where}: ${
+        err instanceof Deno.errors.AddrNotAvailable
+          ? "not an address of this machine"
+          : "permission denied"
+      }`,
+    );
+  }
+  if (err instanceof URIError || /lookup address|Name or service/i.test(String(err))) {
+    return new InvalidInputError(`Cannot listen on ${where}: host "${host}" not found`);
+  }
+  return err;
 }
 
 export function registerServe(program: Command, ctx: Context): void {
@@ -35,6 +82,7 @@ export function registerServe(program: Command, ctx: Context): void {
     .option("--cache-ttl <duration>", "reuse /stats, /metrics and /check answers this long", "1s")
     .option("--pool <n>", "most database connections", "10")
     .action(async (opts: ServeFlags, cmd: Command) => {
+      checkHost(opts.host);
       const port = parseIntFlag(opts.port, "port", 0, 65_535);
       const cacheTtlMs = parseDurationFlag(opts.cacheTtl, "cache-ttl");
       const pool = parseIntFlag(opts.pool, "pool", 1, 100);
@@ -89,6 +137,8 @@ export function registerServe(program: Command, ctx: Context): void {
           }, app.fetch);
           await server.finished;
           log("seedtask serve stopped");
+        } catch (err) {
+          throw listenError(err, opts.host, port);
         } finally {
           for (const s of signals) Deno.removeSignalListener(s, onSignal);
         }

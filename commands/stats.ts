@@ -30,7 +30,7 @@ export function registerStats(program: Command, ctx: Context): void {
       const options = {
         top: parseIntFlag(opts.top, "top", 1, 1000),
         days: parseIntFlag(opts.days, "days", 1, 3650),
-        longRunningMs: parseDurationFlag(opts.longRunning, "long-running"),
+        longRunningMs: parseDurationFlag(opts.longRunning, "long-running", "age"),
         highAttempts: parseIntFlag(opts.highAttempts, "high-attempts", 1, 1_000_000),
         exact: !!opts.exact,
       };

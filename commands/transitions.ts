@@ -32,7 +32,9 @@ function filterFrom(opts: TransitionFlags): TaskFilter | undefined {
     statuses: opts.status ? parseStatuses(opts.status) : undefined,
     type: opts.type,
     domain: opts.domain,
-    olderThanMs: opts.olderThan ? parseDurationFlag(opts.olderThan, "older-than") : undefined,
+    olderThanMs: opts.olderThan
+      ? parseDurationFlag(opts.olderThan, "older-than", "age")
+      : undefined,
   };
 }
 

@@ -28,7 +28,7 @@ export type CheckThresholds = Partial<Record<MetricName, Threshold>>;
 
 function parseValue(text: string, kind: ThresholdKind, flag: string): number {
   const bad = (why: string) => new InvalidInputError(`Invalid ${flag} "${text}": ${why}`);
-  if (kind === "duration") return parseDuration(text, `${flag} threshold`) / 1000;
+  if (kind === "duration") return parseDuration(text, `${flag} threshold`, "age") / 1000;
   if (kind === "count") {
     if (!/^\d+$/.test(text)) throw bad("expected a whole number");
     return Number(text);

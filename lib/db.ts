@@ -1,9 +1,18 @@
 import postgres from "postgres";
-import { type ConnectionConfig, describeDsn, dsnPassword, parseTableName } from "./config.ts";
+import {
+  type ConnectionConfig,
+  describeDsn,
+  dsnSecrets,
+  parseDsn,
+  parseTableName,
+  scrubSecrets,
+} from "./config.ts";
 import {
   ConnectionError,
   DatabaseError,
+  IncompatibleTableError,
   isUsageError,
+  RejectedValueError,
   SeedtaskError,
   TableNotFoundError,
 } from "./errors.ts";
@@ -41,13 +50,15 @@ export interface ConnectOptions {
  * timeout and UTC are sent as startup parameters so they hold on every pooled connection.
  */
 export function connect(config: ConnectionConfig, options: ConnectOptions = {}): Db {
+  dropDriverStartupRejections();
   const { schema, name } = parseTableName(config.table);
   const connection: Record<string, string | number> = {
     application_name: "seedtask",
     TimeZone: "UTC",
   };
   if (config.statementTimeoutMs > 0) connection.statement_timeout = config.statementTimeoutMs;
-  const sql = postgres(config.dsn, {
+  const sql = postgres(driverUrl(config.dsn), {
+    ...driverTarget(config.dsn),
     max: config.maxConnections,
     prepare: config.prepare,
     connect_timeout: 10,
@@ -74,12 +85,65 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
   };
 }
 
+/**
+ * The DSN's query parameters (sslmode, application_name, …) in a URL with no credentials and
+ * no host, for postgres.js to read as it always does. The driver parses its URL with WHATWG
+ * URL, which refuses the socket form and quotes the whole DSN, password included, when it
+ * fails; so it never sees the DSN itself (see {@link driverTarget}).
+ */
+function driverUrl(dsn: string): string {
+  const params = parseDsn(dsn).params.toString();
+  return `postgres:///${params === "" ? "" : `?${params}`}`;
+}
+
+/**
+ * Host, port, user, password and database from the DSN (parsed and validated by
+ * lib/config.ts), as postgres.js options. Left out when the DSN has none, so the driver falls
+ * back to PGHOST, PGUSER, … as before. A socket directory is given as a plain string: that is
+ * how postgres.js recognises one (it connects to DIR/.s.PGSQL.PORT).
+ */
+function driverTarget(dsn: string): Record<string, unknown> {
+  const p = parseDsn(dsn);
+  const target: Record<string, unknown> = {};
+  if (p.user !== undefined) target.username = p.user;
+  if (p.password !== undefined) target.password = p.password;
+  if (p.database !== undefined) target.database = p.database;
+  const hosts = p.hosts.filter((h) => h.host !== "");
+  if (hosts.length === 1 && hosts[0]!.host.startsWith("/")) {
+    target.host = hosts[0]!.host;
+    target.port = hosts[0]!.port ?? 5432;
+  } else if (hosts.length > 0) {
+    target.host = hosts.map((h) => h.host);
+    target.port = hosts.map((h) => h.port ?? p.hosts.find((x) => x.port)?.port ?? 5432);
+  } else if (p.hosts[0]?.port !== undefined) {
+    target.port = p.hosts[0].port;
+  }
+  return target;
+}
+
+let droppingStartupRejections = false;
+
+/**
+ * postgres.js 3.4.9 runs a catalog query (the array types) first on every new connection and
+ * drops its promise (`ReadyForQuery` -> `fetchArrayTypes()`; upstream issues #279, #1192,
+ * #1205). When that query fails — cancelled by a statement timeout shorter than it, or its
+ * backend terminated — the same error rejects the query that opened the connection, which
+ * guard() maps and reports; but the dropped copy is an unhandled rejection, and Deno ends the
+ * process with a stack trace (every CLI command, and `serve` on its first request). Only
+ * rejections whose query is that catalog query are dropped here: anything else unhandled
+ * still ends the process, as it should.
+ */
+function dropDriverStartupRejections(): void {
+  if (droppingStartupRejections) return;
+  droppingStartupRejections = true;
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    const query = (event.reason as { query?: unknown } | null)?.query;
+    if (typeof query === "string" && /\bb\.typarray\b/.test(query)) event.preventDefault();
+  });
+}
+
 function scrub(text: string, db: Db): string {
-  const password = dsnPassword(db.config.dsn);
-  let out = password ? text.split(password).join("***") : text;
-  // A DSN embedded in a driver message would carry credentials.
-  out = out.replace(/(postgres(?:ql)?:\/\/[^:@/\s]*):[^@\s]*@/g, "$1:***@");
-  return out;
+  return scrubSecrets(text, dsnSecrets(db.config.dsn));
 }
 
 function connectionHint(db: Db): string {
@@ -98,6 +162,15 @@ export function mapDbError(err: unknown, db: Db): Error {
   const message = scrub(String(e?.message ?? err), db);
   const code = e?.code;
   const where = db.target;
+  if (e?.name === "PostgresError" && typeof code === "string" && isRejectedValue(code)) {
+    const oneLine = message.replace(/\s+/g, " ");
+    return new RejectedValueError(
+      `The database refused a value: ${
+        oneLine.length > 200 ? `${oneLine.slice(0, 200)}…` : oneLine
+      }`,
+      code,
+    );
+  }
   switch (code) {
     case "ECONNREFUSED":
       return new ConnectionError("unreachable", `Cannot connect to ${where}: connection refused`, {
@@ -183,20 +256,63 @@ export function mapDbError(err: unknown, db: Db): Error {
   }
 }
 
+/**
+ * SQLSTATEs that mean "this value cannot be stored, converted or compared": class 22 (data
+ * exception: 22P02 bad text for a type, 22P05 untranslatable character such as \u0000 in jsonb,
+ * 22021 bad UTF-8, 22003 numeric and 22008 datetime out of range, 22001 too long, …) and 54000
+ * (program limit exceeded: an index row too large, an array too big). Every value in a query
+ * comes from the caller, so these are the caller's mistakes.
+ */
+function isRejectedValue(code: string): boolean {
+  return code.startsWith("22") || code === "54000";
+}
+
+/** SQLSTATEs of a comparison or cast between types that do not fit together. */
+const TYPE_MISMATCH = new Set(["42883", "42804", "42846", "22P02"]);
+
 /** Runs `fn` and rethrows any database failure as a domain error (see {@link mapDbError}). */
 export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if ((err as { code?: unknown })?.code === "57014" && !db.cache.has("missingIndexes")) {
+    const code = (err as { code?: unknown })?.code;
+    if (code === "57014" && !db.cache.has("missingIndexes")) {
       // A timeout on a table without the recommended indexes is fixed by `migrate`, not a
       // longer timeout: look (a quick catalog read) so the error can say which. Loaded on
       // demand: index_support.ts imports this module.
       const { learnMissingIndexes } = await import("./index_support.ts");
       await learnMissingIndexes(db).catch(() => {});
     }
-    throw mapDbError(err, db);
+    const mapped = mapDbError(err, db);
+    if (typeof code === "string" && TYPE_MISMATCH.has(code)) {
+      throw await explainMismatch(db, mapped);
+    }
+    throw mapped;
   }
+}
+
+/**
+ * A type mismatch in seedtask's own queries means the table is not a task table — most often
+ * an `id` that is not a uuid (a `--table` pointing at some other table). Says so when that is
+ * the case; otherwise keeps `mapped`. Reads the catalog directly: getTableInfo() itself runs
+ * under guard().
+ */
+async function explainMismatch(db: Db, mapped: Error): Promise<Error> {
+  try {
+    const [row] = await db.sql<{ type: string }[]>`
+      select format_type(atttypid, atttypmod) as type from pg_attribute
+      where attrelid = to_regclass(${quoteQualified(db.table)}) and attname = 'id'
+        and not attisdropped`;
+    if (row && row.type !== "uuid") {
+      return new IncompatibleTableError(
+        `Table "${db.table}" is not a task table: its id is ${row.type}, not uuid`,
+        mapped,
+      );
+    }
+  } catch {
+    // keep the original error
+  }
+  return mapped;
 }
 
 /** Column metadata of the task table, as read from the catalog. */

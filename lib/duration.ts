@@ -1,4 +1,4 @@
-import { InvalidInputError } from "./errors.ts";
+import { InvalidInputError, OutOfRangeError } from "./errors.ts";
 
 const UNITS: Record<string, number> = {
   ms: 1,
@@ -12,21 +12,50 @@ const UNITS: Record<string, number> = {
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
 
 /**
+ * What a duration is for decides how long it may be:
+ * - `timer`: something waits that long (a timeout, a poll interval, a lease, a TTL).
+ *   setTimeout and PostgreSQL's statement_timeout hold a signed 32-bit count of milliseconds;
+ *   past it a timer fires at once (a busy loop, every task timing out) or never.
+ * - `age`: a distance from now in SQL (`--older-than`, `--run-after`, `--long-running`), where
+ *   now ± it must stay a timestamp PostgreSQL and JavaScript both hold.
+ */
+export type DurationUse = "timer" | "age";
+
+/** The longest timer: 2^31-1 ms, about 24.8 days. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The longest age: 100 years (36500d). */
+export const MAX_AGE_MS = 36_500 * UNITS.d!;
+
+const LIMITS: Record<DurationUse, { ms: number; text: string }> = {
+  timer: { ms: MAX_TIMER_MS, text: "2147483647ms, about 24.8 days (the longest a timer can wait)" },
+  age: { ms: MAX_AGE_MS, text: "36500d (100 years)" },
+};
+
+/**
  * Parses a duration such as `30s`, `5m`, `1h30m`, `500ms` or `7d` into milliseconds.
  * A bare `0` is accepted; any other number needs a unit, because "10" is ambiguous.
+ * `what` names the flag or field in the message. Every duration flag and HTTP parameter
+ * goes through here, so the limit for its `use` holds everywhere: a longer one is an
+ * {@link OutOfRangeError} that states the limit.
  */
-export function parseDuration(text: string, what = "duration"): number {
+export function parseDuration(
+  text: string,
+  what = "duration",
+  use: DurationUse = "timer",
+): number {
   const input = text.trim();
   if (input === "0") return 0;
   let total = 0;
   PART.lastIndex = 0;
   let matched = 0;
+  const shown = text.length > 40 ? `${text.slice(0, 40)}…` : text;
   while (PART.lastIndex < input.length) {
     const start = PART.lastIndex;
     const m = PART.exec(input);
     if (!m || m.index !== start) {
       throw new InvalidInputError(
-        `Invalid ${what} "${text}": expected a number with a unit, e.g. 30s, 5m, 2h, 1d`,
+        `Invalid ${what} "${shown}": expected a number with a unit, e.g. 30s, 5m, 2h, 1d`,
       );
     }
     total += Number(m[1]) * UNITS[m[2]!]!;
@@ -34,8 +63,12 @@ export function parseDuration(text: string, what = "duration"): number {
   }
   if (matched === 0) {
     throw new InvalidInputError(
-      `Invalid ${what} "${text}": expected a number with a unit, e.g. 30s, 5m, 2h, 1d`,
+      `Invalid ${what} "${shown}": expected a number with a unit, e.g. 30s, 5m, 2h, 1d`,
     );
+  }
+  const limit = LIMITS[use];
+  if (!(total <= limit.ms)) {
+    throw new OutOfRangeError(`Invalid ${what} "${shown}": at most ${limit.text}`);
   }
   return Math.round(total);
 }

@@ -1,6 +1,13 @@
 import { type Db, guard } from "./db.ts";
 import { InvalidInputError } from "./errors.ts";
 import type { Task } from "./task.ts";
+import {
+  checkInstant,
+  checkJson,
+  checkText,
+  MAX_DESCRIPTION_LENGTH,
+  MAX_NAME_LENGTH,
+} from "./task_input.ts";
 
 /** The channel `enqueue` notifies and `dispatch --listen` waits on (the seed's name). */
 export const NOTIFY_CHANNEL = "tasks_new";
@@ -30,9 +37,16 @@ export async function enqueueTask(db: Db, input: NewTask): Promise<Task> {
   if (!input.type || input.type.trim() === "") {
     throw new InvalidInputError("A task needs a type, e.g. --type graph_embed");
   }
+  checkText(input.type, "type", MAX_NAME_LENGTH);
+  if (input.domain !== undefined) checkText(input.domain, "domain", MAX_NAME_LENGTH);
+  if (input.description !== undefined) {
+    checkText(input.description, "description", MAX_DESCRIPTION_LENGTH);
+  }
+  checkJson(input.params ?? {}, "params");
   if (input.driftScore !== undefined && !Number.isFinite(input.driftScore)) {
     throw new InvalidInputError(`Invalid drift score "${input.driftScore}": expected a number`);
   }
+  if (input.runAfter !== undefined) checkInstant(input.runAfter, "run_after");
   const status = input.status ?? "queued";
   const notify = status === "queued" &&
     (input.runAfter === undefined || input.runAfter.getTime() <= Date.now());

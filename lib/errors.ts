@@ -40,6 +40,37 @@ export class OutOfRangeError extends RangeError {
   }
 }
 
+/**
+ * A value the database refused as data — it cannot be stored, converted or compared (SQLSTATE
+ * class 22, or 54000 "program limit exceeded" such as an index row too large). Whatever lets
+ * such a value through, it is the caller's mistake: exit 2 / HTTP 400, never a server failure.
+ */
+export class RejectedValueError extends InvalidInputError {
+  /** The PostgreSQL SQLSTATE. */
+  readonly sqlState: string;
+  constructor(message: string, sqlState: string) {
+    super(message);
+    this.name = "RejectedValueError";
+    this.sqlState = sqlState;
+  }
+}
+
+/**
+ * `text` as one printable line: control characters (a newline, NUL, …) escaped as `\n`,
+ * `\u0000`, and anything past `max` characters cut with "…". Messages quote what the caller
+ * gave, which may hold anything; an error is always one line.
+ */
+export function oneLine(text: string, max = 1000): string {
+  const escaped = text.replace(
+    // deno-lint-ignore no-control-regex -- control characters are what this finds
+    /[\u0000-\u001f\u007f]/g,
+    (c) =>
+      ({ "\n": "\\n", "\r": "\\r", "\t": "\\t" })[c] ??
+        `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
+}
+
 /** True for errors caused by the caller's input rather than by the database or the tool. */
 export function isUsageError(err: unknown): err is InvalidInputError | OutOfRangeError {
   return err instanceof InvalidInputError || err instanceof OutOfRangeError;
@@ -100,6 +131,16 @@ export const MIGRATE_HINT = "run `seedtask migrate` to create it";
 export class TableNotFoundError extends SeedtaskError {
   constructor(message: string, cause?: unknown) {
     super("table_not_found", message, { hint: MIGRATE_HINT, cause });
+  }
+}
+
+/** The table exists but does not have the task table's shape (e.g. its id is not a uuid). */
+export class IncompatibleTableError extends SeedtaskError {
+  constructor(message: string, cause?: unknown) {
+    super("incompatible_table", message, {
+      hint: "point --table at a task table, or run `seedtask migrate` on an empty schema",
+      cause,
+    });
   }
 }
 

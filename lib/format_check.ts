@@ -1,4 +1,5 @@
 import type { CheckMetric, CheckResult } from "./check_health.ts";
+import { oneLine } from "./errors.ts";
 
 function show(m: CheckMetric): string {
   switch (m.name) {
@@ -35,5 +36,5 @@ export function formatCheckLine(result: CheckResult): string {
 
 /** The line printed when the check itself cannot run (exit 3). */
 export function formatCheckUnknown(message: string): string {
-  return `SEEDTASK UNKNOWN - ${message.replace(/\s+/g, " ")}\n`;
+  return `SEEDTASK UNKNOWN - ${oneLine(message.replace(/\s+/g, " "))}\n`;
 }

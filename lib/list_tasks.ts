@@ -3,6 +3,7 @@ import { type Db, guard, mapDbError } from "./db.ts";
 import { InvalidInputError, OutOfRangeError } from "./errors.ts";
 import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "./index_support.ts";
 import type { Task, TaskStatus } from "./task.ts";
+import { checkFilterText } from "./task_input.ts";
 
 /** Filters of `seedtask list`, `GET /tasks` and `TaskTableHelper.listTasks`. */
 export interface ListFilter {
@@ -108,6 +109,7 @@ export function listTasksQuery(
   const limit = options.limit === undefined
     ? (filter.limit ?? DEFAULT_LIST_LIMIT) + 1
     : options.limit;
+  checkFilterText(filter);
   const cursor = filter.after ? decodeCursor(filter.after, sort) : undefined;
 
   const conditions: postgres.PendingQuery<postgres.Row[]>[] = [];

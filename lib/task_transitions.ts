@@ -4,6 +4,7 @@ import { AmbiguousTaskIdError, InvalidInputError, TaskNotFoundError } from "./er
 import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
 import type { Task, TaskStatus } from "./task.ts";
 import { parseTaskIdArg } from "./task_id.ts";
+import { checkFilterText } from "./task_input.ts";
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
@@ -166,6 +167,7 @@ function filterCondition(db: Db, t: Transition, filter: TaskFilter): Fragment {
         `${t.verb} applies to ${t.from.join(", ")}`,
     );
   }
+  checkFilterText(filter);
   const parts: Fragment[] = [sql`status in ${sql(statuses as string[])}`];
   if (filter.type !== undefined) parts.push(sql`type = ${filter.type}`);
   if (filter.domain !== undefined) parts.push(sql`domain = ${filter.domain}`);

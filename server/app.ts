@@ -14,8 +14,10 @@ import {
   AmbiguousTaskIdError,
   ConnectionError,
   DatabaseError,
+  IncompatibleTableError,
   InvalidInputError,
   isUsageError,
+  oneLine,
   SeedtaskError,
   TableNotFoundError,
   TaskNotFoundError,
@@ -23,6 +25,7 @@ import {
 import { getTask } from "../lib/get_task.ts";
 import { type ListFilter, listTasks, listTasksQuery } from "../lib/list_tasks.ts";
 import { listTasksJson } from "../lib/list_tasks_json.ts";
+import { parseRunAfter } from "../lib/task_input.ts";
 import { getQueueHealth, type QueueHealth } from "../lib/queue_health.ts";
 import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "../lib/task_stats.ts";
 import { parseStatuses } from "../lib/task.ts";
@@ -113,8 +116,16 @@ const NewTaskBody = z.strictObject({
 
 const CancelBody = z.strictObject({ force: z.boolean().optional() });
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 async function readJson(req: Request): Promise<unknown> {
-  const text = await req.text();
+  let text: string;
+  try {
+    // Strict: a lossy decode would store U+FFFD in place of the bytes the client sent.
+    text = utf8.decode(await req.arrayBuffer());
+  } catch {
+    throw new InvalidInputError("Request body is not valid UTF-8");
+  }
   if (text.trim() === "") return {};
   try {
     return JSON.parse(text);
@@ -158,7 +169,8 @@ export function createApp(deps: AppDeps): Hono {
 
   const authorized = async (header: string | undefined): Promise<boolean> => {
     if (!deps.token) return false;
-    const m = /^Bearer (.+)$/.exec(header ?? "");
+    // The scheme is case-insensitive and followed by one or more spaces (RFC 7235 §2.1).
+    const m = /^bearer +(\S+)$/i.exec(header ?? "");
     return !!m && await timingSafeEqual(m[1]!, deps.token);
   };
   app.use("*", async (c, next) => {
@@ -186,6 +198,22 @@ export function createApp(deps: AppDeps): Hono {
       },
     }),
   );
+  app.use("*", async (c, next) => {
+    // Hono keeps an undecodable query value as its raw text ("%FF"), which would then be used
+    // as a filter; a client that sends bytes that are not UTF-8 gets told instead.
+    const search = new URL(c.req.url).search.slice(1);
+    for (const part of search === "" ? [] : search.split("&")) {
+      try {
+        decodeURIComponent(part.replaceAll("+", " "));
+      } catch {
+        const name = part.split("=")[0]!.slice(0, 40);
+        throw new InvalidInputError(
+          `Invalid query parameter "${name}": not percent-encoded UTF-8`,
+        );
+      }
+    }
+    await next();
+  });
 
   const tasks = new Hono();
   tasks.get("/", async (c) => {
@@ -222,15 +250,9 @@ export function createApp(deps: AppDeps): Hono {
   tasks.get("/:id", async (c) => c.json(await getTask(db, c.req.param("id"))));
   tasks.post("/", async (c) => {
     const body = parseBody(NewTaskBody, await readJson(c.req.raw));
-    let runAfter: Date | undefined;
-    if (body.run_after !== undefined) {
-      runAfter = /^\d{4}-\d\d-\d\d/.test(body.run_after)
-        ? new Date(body.run_after)
-        : new Date(Date.now() + parseDuration(body.run_after, "run_after"));
-      if (Number.isNaN(runAfter.getTime())) {
-        throw new InvalidInputError(`Invalid run_after "${body.run_after}": not an ISO-8601 time`);
-      }
-    }
+    const runAfter = body.run_after === undefined
+      ? undefined
+      : parseRunAfter(body.run_after, "run_after");
     const task = await enqueueTask(db, {
       type: body.type,
       params: body.params,
@@ -271,7 +293,7 @@ export function createApp(deps: AppDeps): Hono {
     const options: StatsOptions = {
       top: int(q, "top", 1, 1000),
       days: int(q, "days", 1, 3650),
-      longRunningMs: lr === undefined ? undefined : parseDuration(lr, "long_running"),
+      longRunningMs: lr === undefined ? undefined : parseDuration(lr, "long_running", "age"),
       highAttempts: int(q, "high_attempts", 1, 1_000_000),
       exact: bool(q, "exact"),
     };
@@ -292,7 +314,7 @@ export function createApp(deps: AppDeps): Hono {
       queued: t("max_queued", "count"),
     };
     const lr = one(q, "long_running");
-    const longRunningMs = lr === undefined ? undefined : parseDuration(lr, "long_running");
+    const longRunningMs = lr === undefined ? undefined : parseDuration(lr, "long_running", "age");
     // The health numbers are shared (single-flight, TTL); grading is per request.
     const health = await cache.get(
       `health:${longRunningMs}`,
@@ -346,7 +368,7 @@ export function createApp(deps: AppDeps): Hono {
       code: string,
       message: string,
       extra: Record<string, unknown> = {},
-    ) => c.json({ error: { code, message, ...extra } }, status as 400);
+    ) => c.json({ error: { code, message: oneLine(message), ...extra } }, status as 400);
     if (err instanceof HttpError) return body(err.status, err.code, err.message);
     if (isUsageError(err)) return body(400, err.code, err.message);
     if (err instanceof TaskNotFoundError) return body(404, err.code, err.message);
@@ -357,6 +379,10 @@ export function createApp(deps: AppDeps): Hono {
     if (err instanceof ConnectionError) {
       deps.log?.(`error: ${err.message}`);
       return body(503, "database_unavailable", "The database is unavailable");
+    }
+    if (err instanceof IncompatibleTableError) {
+      deps.log?.(`error: ${err.message}`);
+      return body(503, err.code, "The task table does not have the shape seedtask needs");
     }
     if (err instanceof TableNotFoundError) {
       deps.log?.(`error: ${err.message}`);

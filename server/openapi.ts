@@ -1,3 +1,9 @@
+import {
+  MAX_DESCRIPTION_LENGTH,
+  MAX_NAME_LENGTH,
+  MAX_PARAMS_BYTES,
+  MAX_PARAMS_DEPTH,
+} from "../lib/task_input.ts";
 import { VERSION } from "../lib/version.ts";
 
 const error = { $ref: "#/components/schemas/Error" };
@@ -146,10 +152,14 @@ export function openApiDocument(): Record<string, unknown> {
                   required: ["type"],
                   additionalProperties: false,
                   properties: {
-                    type: { type: "string" },
-                    params: {},
-                    description: { type: "string" },
-                    domain: { type: "string" },
+                    type: { type: "string", minLength: 1, maxLength: MAX_NAME_LENGTH },
+                    params: {
+                      description:
+                        `Any JSON, at most ${MAX_PARAMS_BYTES} bytes and ${MAX_PARAMS_DEPTH} ` +
+                        "levels deep; no NUL (\\u0000) in strings or keys",
+                    },
+                    description: { type: "string", maxLength: MAX_DESCRIPTION_LENGTH },
+                    domain: { type: "string", maxLength: MAX_NAME_LENGTH },
                     drift_score: { type: "number" },
                     run_after: {
                       type: "string",
