@@ -2,9 +2,10 @@ import type { Command } from "commander";
 import { formatEvent } from "../lib/dispatch_events.ts";
 import { createDispatcher, defaultDispatcherName } from "../lib/dispatcher.ts";
 import { InvalidInputError } from "../lib/errors.ts";
+import { executorEnv } from "../lib/exec_env.ts";
 import { commandExecutor, type Executor, httpExecutor } from "../lib/executors.ts";
 import { type Context, useEmoji, withDb } from "./context.ts";
-import { parseDurationFlag, parseIntFlag } from "./options.ts";
+import { collect, parseDurationFlag, parseIntFlag } from "./options.ts";
 
 interface DispatchFlags {
   name?: string;
@@ -21,6 +22,8 @@ interface DispatchFlags {
   metricsHost: string;
   executorUrl?: string;
   exec?: string;
+  execEnv: string[];
+  killGrace: string;
   timeout: string;
   backoffBase: string;
   backoffMax: string;
@@ -58,6 +61,17 @@ export function registerDispatch(program: Command, ctx: Context): void {
     .option(
       "--exec <command>",
       "run this shell command per task (payload on stdin, result on stdout)",
+    )
+    .option(
+      "--exec-env <NAME[=value]>",
+      "pass this variable to --exec commands (repeatable); nothing else is inherited",
+      collect,
+      [],
+    )
+    .option(
+      "--kill-grace <duration>",
+      "a stopped --exec command's processes get SIGTERM, then SIGKILL after this",
+      "5s",
     )
     .option("--timeout <duration>", "executor timeout per task", "5m")
     .option("--backoff-base <duration>", "retry delay after the first failure", "10s")
@@ -108,9 +122,12 @@ export function registerDispatch(program: Command, ctx: Context): void {
       const metricsPort = opts.metricsPort === undefined
         ? undefined
         : parseIntFlag(opts.metricsPort, "metrics-port", 0, 65_535);
+      const killGraceMs = parseDurationFlag(opts.killGrace, "kill-grace");
+      // Only what is named here reaches a command: never PG_DSN, a token or the like.
+      const execEnv = opts.exec ? executorEnv(Deno.env.toObject(), opts.execEnv) : {};
       const executor: Executor = opts.executorUrl
         ? httpExecutor(opts.executorUrl, { timeoutMs })
-        : commandExecutor(opts.exec!, { timeoutMs });
+        : commandExecutor(opts.exec!, { timeoutMs, env: execEnv, killGraceMs });
 
       const emoji = useEmoji(ctx, cmd);
       const { DispatcherMetrics } = await import("../lib/dispatch_metrics.ts"); // prom-client
@@ -156,6 +173,7 @@ export function registerDispatch(program: Command, ctx: Context): void {
         try {
           await dispatcher.run();
         } finally {
+          await executor.close?.();
           for (const [sig, fn] of handlers) Deno.removeSignalListener(sig, fn);
           await server?.shutdown();
           await queue;

@@ -62,6 +62,8 @@ interface InFlight {
   finishing: boolean;
   /** Released at shutdown: whatever the execution returns is not recorded. */
   abandoned: boolean;
+  /** A heartbeat found it no longer ours: reported once, its execution aborted. */
+  lost: boolean;
   done: Promise<void>;
 }
 
@@ -333,6 +335,7 @@ export class Dispatcher {
       controller: new AbortController(),
       finishing: false,
       abandoned: false,
+      lost: false,
       done: Promise.resolve(),
     };
     this.inFlight.set(task.id, entry);
@@ -500,9 +503,8 @@ export class Dispatcher {
   }
 
   private async heartbeat(): Promise<void> {
-    const ids = [...this.inFlight.values()].filter((e) => !e.finishing && !e.abandoned).map((e) =>
-      e.task.id
-    );
+    const ids = [...this.inFlight.values()].filter((e) => !e.finishing && !e.abandoned && !e.lost)
+      .map((e) => e.task.id);
     if (ids.length === 0) return;
     let held: Set<string>;
     try {
@@ -519,6 +521,8 @@ export class Dispatcher {
       const entry = this.inFlight.get(id);
       if (held.has(id) || !entry || entry.finishing) continue;
       // Cancelled with --force, or reaped: stop the work, its result would be refused anyway.
+      // Once: the execution may take a while to stop (a command's kill grace).
+      entry.lost = true;
       this.emit({ event: "lease_lost", task_id: id });
       entry.controller.abort();
     }
@@ -586,7 +590,8 @@ export class Dispatcher {
       });
     }
     for (const e of left) e.controller.abort();
-    await Promise.race([all, sleep(2000)]);
+    // Aborted executions stop within the executor's own limit (a command: TERM, grace, KILL).
+    await Promise.race([all, sleep(2000 + (this.executor.stopTimeoutMs ?? 0))]);
   }
 }
 

@@ -1,3 +1,4 @@
+import { killProcessTree, ProcessWatchdog, stopProcessGroup } from "./process_group.ts";
 import type { Task } from "./task.ts";
 
 /** What an execution produced. */
@@ -13,6 +14,13 @@ export interface Executor {
   /** Restricts claiming to these types (handlers); undefined claims every type. */
   readonly types?: readonly string[];
   execute(task: Task, signal: AbortSignal): Promise<ExecutionResult>;
+  /**
+   * How long an aborted execution may take to return (the command executor's kill grace and
+   * waits); at shutdown the dispatcher waits this long, plus a margin, for aborted work.
+   */
+  readonly stopTimeoutMs?: number;
+  /** Ends what the executor owns (the command executor's watchdog process). */
+  close?(): Promise<void>;
 }
 
 /** The JSON document an executor receives (DESIGN §8). */
@@ -103,53 +111,164 @@ export function httpExecutor(url: string, options: { timeoutMs: number }): Execu
   };
 }
 
+/** Options of {@link commandExecutor}. */
+export interface CommandExecutorOptions {
+  /** Longest execution; then the command is stopped like an aborted one. */
+  timeoutMs: number;
+  /**
+   * The command's whole environment besides SEEDTASK_TASK_ID, _TYPE and _ATTEMPT: nothing is
+   * inherited from the dispatcher. Build it with `executorEnv()`. Default: empty.
+   */
+  env?: Record<string, string>;
+  /** How long a stopped command's processes get after SIGTERM before SIGKILL. Default 5s. */
+  killGraceMs?: number;
+}
+
+/** util-linux's setsid(1), where it is (Linux); undefined elsewhere. */
+function findSetsid(): string | undefined {
+  for (const path of ["/usr/bin/setsid", "/bin/setsid"]) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch { /* not here, or no read permission */ }
+  }
+  return undefined;
+}
+
+/** How long to wait for a command's output pipes once its processes are gone. */
+const OUTPUT_WAIT_MS = 1000;
+
+/** Reads a stream to its end in the background; `text()` gives up after a wait. */
+function collect(stream: ReadableStream<Uint8Array>): { text(waitMs: number): Promise<string> } {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  const done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        chunks.push(value);
+      }
+    } catch { /* cancelled */ }
+  })();
+  return {
+    async text(waitMs) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // A process that left the group (setsid) may hold the pipe open for ever.
+      await Promise.race([done, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+      clearTimeout(timer);
+      await reader.cancel().catch(() => {});
+      const dec = new TextDecoder();
+      return chunks.map((c) => dec.decode(c, { stream: true })).join("") + dec.decode();
+    },
+  };
+}
+
 /**
  * Runs `command` through the shell for every task: the payload JSON on stdin, the result JSON
  * on stdout (empty stdout is a null result). A non-zero exit is a failure with stderr as the
- * error. The task id, type and attempt are also in SEEDTASK_TASK_ID, SEEDTASK_TASK_TYPE and
- * SEEDTASK_ATTEMPT. The process is killed on timeout or abort.
+ * error. The task id, type and attempt are in SEEDTASK_TASK_ID, SEEDTASK_TASK_TYPE and
+ * SEEDTASK_ATTEMPT; nothing else of the dispatcher's environment unless `env` passes it.
+ *
+ * On POSIX each execution leads its own process group (session). On timeout or abort the
+ * whole group gets SIGTERM, then SIGKILL after `killGraceMs`; when the command exits, what it
+ * left running in its group is stopped the same way; and a watchdog process stops every group
+ * still running if the dispatcher dies (even by SIGKILL). The command starts only once the
+ * watchdog knows its group. On Windows the process tree is killed (`taskkill /T /F`); nothing
+ * stops it if the dispatcher is killed.
  */
-export function commandExecutor(command: string, options: { timeoutMs: number }): Executor {
-  const shell = Deno.build.os === "windows" ? ["cmd", "/d", "/s", "/c"] : ["sh", "-c"];
+export function commandExecutor(
+  command: string,
+  options: CommandExecutorOptions,
+): Executor {
+  const windows = Deno.build.os === "windows";
+  const graceMs = options.killGraceMs ?? 5000;
+  const watchdog = windows ? null : new ProcessWatchdog(graceMs);
+  // The command waits for one line on stdin — sent once the watchdog has its group — so that
+  // nothing runs unsupervised; `read` takes just that line and leaves the payload.
+  const shellArgs = windows ? ["/d", "/s", "/c", command] : [
+    "-c",
+    `IFS= read -r _ || exit 125\n${command}`,
+  ];
+  // Each execution leads its own session and process group (pgid = pid). Deno's `detached`
+  // does that, but makes every spawn fork the whole runtime (~10ms here); util-linux's setsid
+  // does the same between a cheap spawn and the exec of sh.
+  const setsid = windows ? undefined : findSetsid();
+  const [program, args] = windows
+    ? ["cmd", shellArgs]
+    : setsid
+    ? [setsid, ["sh", ...shellArgs]]
+    : ["sh", shellArgs];
   return {
     target: `command \`${command.length > 60 ? command.slice(0, 59) + "…" : command}\``,
+    stopTimeoutMs: graceMs + 2000 + OUTPUT_WAIT_MS,
     async execute(task, signal) {
+      if (signal.aborted) return { success: false, error: "Execution aborted" };
       let child: Deno.ChildProcess;
       try {
-        child = new Deno.Command(shell[0]!, {
-          args: [...shell.slice(1), command],
+        child = new Deno.Command(program, {
+          args,
           stdin: "piped",
           stdout: "piped",
           stderr: "piped",
+          clearEnv: true,
           env: {
+            ...options.env,
             SEEDTASK_TASK_ID: task.id,
             SEEDTASK_TASK_TYPE: task.type,
             SEEDTASK_ATTEMPT: String(task.attempts),
           },
+          detached: !windows && !setsid,
         }).spawn();
       } catch (err) {
         return { success: false, error: `Cannot start executor command: ${message(err)}` };
       }
-      let timedOut = false;
-      const kill = () => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already exited */ }
+      const pid = child.pid;
+      const stdout = collect(child.stdout);
+      const stderr = collect(child.stderr);
+      let exited = false;
+      const status = child.status.finally(() => (exited = true));
+      const stopGroup = async () => {
+        await stopProcessGroup(pid, graceMs);
+        // No group yet (setsid has not run): then the leader is all there is.
+        if (!exited) {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* exited meanwhile */ }
+        }
       };
+      let stopping: Promise<void> | null = null;
+      const stop = () => (stopping ??= windows ? killProcessTree(pid) : stopGroup());
+      let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
-        kill();
+        void stop();
       }, options.timeoutMs);
-      signal.addEventListener("abort", kill, { once: true });
+      const onAbort = () => void stop();
+      signal.addEventListener("abort", onAbort, { once: true });
       try {
+        if (watchdog) {
+          try {
+            await watchdog.add(pid);
+          } catch (err) {
+            await stop();
+            await status;
+            return { success: false, error: `Cannot supervise executor command: ${message(err)}` };
+          }
+        }
         const writer = child.stdin.getWriter();
-        await writer.write(new TextEncoder().encode(JSON.stringify(taskPayload(task))))
-          .catch(() => {}); // a command that does not read stdin closes it early
+        // Stopped already: no go-ahead, the shell reads end-of-file and exits before the command.
+        if (!(watchdog && stopping)) {
+          const input = (watchdog ? "\n" : "") + JSON.stringify(taskPayload(task));
+          await writer.write(new TextEncoder().encode(input))
+            .catch(() => {}); // a command that does not read stdin closes it early
+        }
         await writer.close().catch(() => {});
-        const out = await child.output();
-        const dec = new TextDecoder();
-        const stdout = dec.decode(out.stdout);
-        const stderr = dec.decode(out.stderr);
+        const { code } = await status;
+        await stopping;
+        // The shell is gone; whatever it left running in its group is stopped too.
+        if (!windows) await stopProcessGroup(pid, graceMs);
+        const out = await stdout.text(OUTPUT_WAIT_MS);
+        const err = await stderr.text(OUTPUT_WAIT_MS);
         if (timedOut) {
           return {
             success: false,
@@ -157,25 +276,29 @@ export function commandExecutor(command: string, options: { timeoutMs: number })
           };
         }
         if (signal.aborted) return { success: false, error: "Execution aborted" };
-        if (out.code !== 0) {
+        if (code !== 0) {
           return {
             success: false,
-            error: stderr.trim() ? tail(stderr) : `Executor command exited with code ${out.code}`,
+            error: err.trim() ? tail(err) : `Executor command exited with code ${code}`,
           };
         }
-        if (stdout.trim() === "") return { success: true, result: null };
+        if (out.trim() === "") return { success: true, result: null };
         try {
-          return { success: true, result: JSON.parse(stdout) };
+          return { success: true, result: JSON.parse(out) };
         } catch {
           return {
             success: false,
-            error: `Executor command printed invalid JSON: ${tail(stdout, 200)}`,
+            error: `Executor command printed invalid JSON: ${tail(out, 200)}`,
           };
         }
       } finally {
         clearTimeout(timer);
-        signal.removeEventListener("abort", kill);
+        signal.removeEventListener("abort", onAbort);
+        await watchdog?.remove(pid).catch(() => {});
       }
+    },
+    close: async () => {
+      await watchdog?.close();
     },
   };
 }

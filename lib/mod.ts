@@ -52,8 +52,10 @@ export {
 } from "./dispatcher.ts";
 export { type DispatchEvent, formatEvent } from "./dispatch_events.ts";
 export { DispatcherMetrics } from "./dispatch_metrics.ts";
+export { executorEnv } from "./exec_env.ts";
 export {
   commandExecutor,
+  type CommandExecutorOptions,
   type ExecutionResult,
   type Executor,
   type HandlerContext,

@@ -61,6 +61,8 @@ serverTest(
         `drain-${i}`,
         "--concurrency",
         "8",
+        "--exec-env",
+        "EXEC_LOG",
         "--exec",
         recording(`echo '{"ok": true}'`),
       ], { env: { EXEC_LOG: log } }));
@@ -107,6 +109,8 @@ Deno.test("an always-failing executor runs each task three times, with backoff, 
     "0",
     "--poll",
     "5s",
+    "--exec-env",
+    "EXEC_LOG",
     "--exec",
     recording("echo 'embedding service unavailable' >&2; exit 3"),
   ], { env: { EXEC_LOG: log } });
@@ -156,7 +160,18 @@ serverTest(
     // First execution hangs (its dispatcher dies), later ones finish at once.
     const cmd = recording(`[ "$SEEDTASK_ATTEMPT" = 1 ] && sleep 20; echo '{"done": true}'`);
     const a = spawnCli(
-      [...t.args, "dispatch", "--name", "victim", "--lease", "2s", "--exec", cmd],
+      [
+        ...t.args,
+        "dispatch",
+        "--name",
+        "victim",
+        "--lease",
+        "2s",
+        "--exec-env",
+        "EXEC_LOG",
+        "--exec",
+        cmd,
+      ],
       {
         env: { EXEC_LOG: log },
       },
@@ -179,6 +194,8 @@ serverTest(
       "2s",
       "--poll",
       "200ms",
+      "--exec-env",
+      "EXEC_LOG",
       "--exec",
       cmd,
     ], {
@@ -213,7 +230,18 @@ serverTest(
     const log = await tempLog();
     const cmd = recording(`sleep 3.5; echo '{"long": true}'`);
     const owner = spawnCli(
-      [...t.args, "dispatch", "--name", "owner", "--lease", "1s", "--exec", cmd],
+      [
+        ...t.args,
+        "dispatch",
+        "--name",
+        "owner",
+        "--lease",
+        "1s",
+        "--exec-env",
+        "EXEC_LOG",
+        "--exec",
+        cmd,
+      ],
       {
         env: { EXEC_LOG: log },
       },
@@ -229,6 +257,8 @@ serverTest(
       "1s",
       "--poll",
       "100ms",
+      "--exec-env",
+      "EXEC_LOG",
       "--exec",
       cmd,
     ], {
@@ -262,6 +292,8 @@ Deno.test("SIGTERM during work: in-flight tasks finish, exit 0, nothing left run
     "graceful",
     "--concurrency",
     "2",
+    "--exec-env",
+    "EXEC_LOG",
     "--exec",
     recording(`sleep 1.5; echo '{"ok": 1}'`),
   ], { env: { EXEC_LOG: log } });
@@ -286,6 +318,8 @@ Deno.test("SIGTERM during work: in-flight tasks finish, exit 0, nothing left run
     "impatient",
     "--shutdown-timeout",
     "300ms",
+    "--exec-env",
+    "EXEC_LOG",
     "--exec",
     recording(`sleep 30`),
   ], { env: { EXEC_LOG: log } });
