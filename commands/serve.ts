@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
+import { LineLog } from "../server/line_log.ts";
 import { type Context, withDb } from "./context.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -58,7 +59,10 @@ export function registerServe(program: Command, ctx: Context): void {
       }
       const { createApp } = await import("../server/app.ts"); // hono, zod, prom-client: only here
       await withDb(ctx, cmd, async (db) => {
-        const log = (line: string) => void ctx.out(line + "\n");
+        // One write at a time, a bounded backlog, dropped lines counted (server/line_log.ts):
+        // a slow stdout must not grow the process without bound.
+        const lines = new LineLog(ctx.out);
+        const log = (line: string) => lines.line(line);
         const app = createApp({
           db,
           allowWrite: !!opts.allowWrite,
@@ -66,6 +70,7 @@ export function registerServe(program: Command, ctx: Context): void {
           requireTokenForReads: !loopback,
           cacheTtlMs,
           log,
+          logCounters: lines,
         });
         const stop = new AbortController();
         const onSignal = () => stop.abort();
@@ -91,6 +96,8 @@ export function registerServe(program: Command, ctx: Context): void {
           log("seedtask serve stopped");
         } finally {
           for (const s of signals) Deno.removeSignalListener(s, onSignal);
+          await lines.flush(2000);
+          lines.close();
         }
       }, { maxConnections: pool });
     });

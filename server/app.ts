@@ -28,6 +28,7 @@ import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "../li
 import { parseStatuses } from "../lib/task.ts";
 import { cancelTasks, retryTasks, type TransitionReport } from "../lib/task_transitions.ts";
 import { VERSION } from "../lib/version.ts";
+import type { LogCounters } from "./line_log.ts";
 import { TaskMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { SingleFlightCache } from "./single_flight.ts";
@@ -45,6 +46,8 @@ export interface AppDeps {
   cacheTtlMs?: number;
   /** One line per request: method, path, status, ms. */
   log?: (line: string) => void;
+  /** The log's dropped and pending line counts, for /metrics. */
+  logCounters?: LogCounters;
   /** Replaces getTaskStatistics (tests count the loads through it). */
   loadStats?: (db: Db, options: StatsOptions) => Promise<TaskStatistics>;
 }
@@ -138,7 +141,7 @@ export function createApp(deps: AppDeps): Hono {
   const db = deps.db;
   const cache = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
   const loadStats = deps.loadStats ?? getTaskStatistics;
-  const metrics = new TaskMetrics();
+  const metrics = new TaskMetrics({ log: deps.logCounters });
   const stats = (options: StatsOptions) =>
     cache.get(`stats:${JSON.stringify(options)}`, () => loadStats(db, options)) as Promise<
       TaskStatistics
