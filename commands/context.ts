@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { type ConfigFlags, type ConnectionConfig, resolveConfig } from "../lib/config.ts";
-import { connect, type Db } from "../lib/db.ts";
+import { connect, type ConnectOptions, type Db } from "../lib/db.ts";
 import type { EmbeddedServer } from "../lib/embedded.ts";
 import { InvalidInputError } from "../lib/errors.ts";
 
@@ -64,7 +64,10 @@ export async function withDb<T>(
   ctx: Context,
   cmd: Command,
   fn: (db: Db) => Promise<T>,
-  options: { maxConnections?: number } = {},
+  options: {
+    maxConnections?: number;
+    connect?: Pick<ConnectOptions, "connectTimeoutS" | "reconnectBackoffS">;
+  } = {},
 ): Promise<T> {
   const g = globals(cmd);
   const flags: ConfigFlags = {
@@ -92,6 +95,7 @@ export async function withDb<T>(
     };
   }
   const db = connect(config, {
+    ...options.connect,
     onNotice: g.verbose ? (m) => void ctx.err(`notice: ${m}\n`) : undefined,
   });
   try {

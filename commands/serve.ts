@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
+import { SERVE_CONNECT_OPTIONS } from "../server/db_gate.ts";
 import { LineLog } from "../server/line_log.ts";
 import { type Context, withDb } from "./context.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
@@ -99,6 +100,6 @@ export function registerServe(program: Command, ctx: Context): void {
           await lines.flush(2000);
           lines.close();
         }
-      }, { maxConnections: pool });
+      }, { maxConnections: pool, connect: SERVE_CONNECT_OPTIONS });
     });
 }
