@@ -11,6 +11,11 @@
  * `--cache-ttl 0` at 64 connections (only the single-flight coalescing left). The database
  * work behind a /stats run is counted by sampling the answers' `generated_at` stamps, and
  * from pg_stat_database (see {@link statsRun}).
+ *
+ * Memory: a fresh server with its request log on stdout redirected to a file (as an operator
+ * runs it: `seedtask serve > log`) takes 60 s of /stats at 64 connections from wrk (the
+ * fastest client, so the most log lines); its RSS is sampled before, every second during and
+ * after the load (see {@link memoryRun}).
  */
 import postgres from "postgres";
 import {
@@ -26,6 +31,7 @@ import {
   seedtaskArgs,
   sleep,
   waitForHttp,
+  which,
 } from "./common.ts";
 import type { BenchContext } from "./context.ts";
 import { databaseName, withDatabase } from "./data.ts";
@@ -35,6 +41,14 @@ import type { SuiteReport, Target } from "./results_md.ts";
 const LEVELS = [1, 16, 64];
 const POOL = 10;
 const STATS_TARGET_FACTOR = 20;
+/** The memory run: its length and connections are part of the target, not of the profile. */
+const MEMORY_SECONDS = 60;
+const MEMORY_CONNECTIONS = 64;
+const MEMORY_LIMIT_MIB = 300;
+/** After the load, RSS must come back within this factor of the start. */
+const MEMORY_RECOVERY = 1.2;
+/** Idle time after the load before "after" is read (V8 returns memory once idle). */
+const MEMORY_SETTLE_SECONDS = 30;
 
 /** autocannon's histogram counts whole milliseconds. */
 function wholeMs(value: number): string {
@@ -277,6 +291,135 @@ async function statsRun(
   };
 }
 
+/** RSS of `seedtask serve > file` before, during and after a long run at 64 connections. */
+interface MemoryRun {
+  client: string;
+  requests: number;
+  rps: number;
+  /** Non-2xx responses, errors and timeouts. */
+  bad: number;
+  /** RSS once /health answers, and after a 2 s warm-up at 16 connections. */
+  startMiB: number;
+  warmMiB: number;
+  /** RSS every second of the load. */
+  duringMiB: number[];
+  /** RSS after {@link MEMORY_SETTLE_SECONDS} s idle, and the peak (VmHWM) over the run. */
+  afterMiB: number;
+  hwmMiB: number;
+  /** Lines in the log file, and lines the server dropped and reported in /metrics. */
+  logLines: number;
+  dropped: number | null;
+}
+
+/** Newlines in a file, read in chunks (a minute's log is tens of MB). */
+async function countLines(path: string): Promise<number> {
+  const file = await Deno.open(path);
+  let n = 0;
+  // Reading the stream to its end closes the file.
+  for await (const chunk of file.readable) for (const b of chunk) if (b === 10) n++;
+  return n;
+}
+
+/** wrk's summary: "551164 requests in 20.09s" (or "1.00m"), non-2xx responses, socket errors. */
+async function wrkRun(url: string, connections: number, seconds: number) {
+  const child = background("wrk", [
+    "-t",
+    "2",
+    "-c",
+    String(connections),
+    "-d",
+    `${seconds}s`,
+    "--timeout",
+    "30s",
+    url,
+  ]);
+  const status = await child.child.status;
+  await sleep(20);
+  const out = child.stdout();
+  const m = /(\d+) requests in ([\d.]+)(ms|s|m)\b/.exec(out);
+  if (!status.success || !m) {
+    throw new Error(`wrk failed (${status.code}): ${out}${child.stderr()}`);
+  }
+  const total = Number(m[1]);
+  const duration = Number(m[2]) * { ms: 0.001, s: 1, m: 60 }[m[3] as "ms" | "s" | "m"];
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  return { total, rps: (total - non2xx) / duration, bad: non2xx + errors };
+}
+
+/**
+ * A fresh server whose stdout is a file, under {@link MEMORY_SECONDS} s of /stats at
+ * {@link MEMORY_CONNECTIONS} connections (wrk; autocannon when wrk is not installed).
+ */
+async function memoryRun(ctx: BenchContext, ext: Externals, table: string): Promise<MemoryRun> {
+  const port = freePort();
+  const logFile = `${ctx.tmp}/serve-memory.log`;
+  // `exec` keeps the pid: the shell becomes the server, with stdout on the file.
+  const server = background("sh", [
+    "-c",
+    'exec "$@" > "$SEEDTASK_BENCH_LOG"',
+    "sh",
+    Deno.execPath(),
+    ...seedtaskArgs(ctx.dsn, table, "serve"),
+    "--port",
+    String(port),
+    "--pool",
+    String(POOL),
+  ], { stdout: "null", env: { NO_COLOR: "1", SEEDTASK_BENCH_LOG: logFile } });
+  const base = `http://127.0.0.1:${port}`;
+  const rss = () => processMemory(server.pid)?.rssMiB ?? NaN;
+  try {
+    await waitForHttp(`${base}/health`, 60_000, () => !server.exited());
+    await sleep(1000);
+    const startMiB = rss();
+    const wrk = await which("wrk");
+    const load = (connections: number, seconds: number) =>
+      wrk
+        ? wrkRun(`${base}/stats`, connections, seconds)
+        : autocannon(ext, `${base}/stats`, connections, seconds);
+    await load(16, 2);
+    await sleep(1000);
+    const warmMiB = rss();
+    const duringMiB: number[] = [];
+    let loading = true;
+    const sampler = (async () => {
+      while (loading) {
+        await sleep(1000);
+        if (loading) duringMiB.push(rss());
+      }
+    })();
+    let r;
+    try {
+      r = await load(MEMORY_CONNECTIONS, MEMORY_SECONDS);
+    } finally {
+      loading = false;
+      await sampler;
+    }
+    await sleep(MEMORY_SETTLE_SECONDS * 1000);
+    const afterMiB = rss();
+    const hwmMiB = processMemory(server.pid)?.hwmMiB ?? NaN;
+    const metrics = await fetch(`${base}/metrics`).then((res) => res.text()).catch(() => "");
+    const dropped = /^seedtask_log_lines_dropped_total (\d+)$/m.exec(metrics)?.[1];
+    await server.stop();
+    return {
+      client: wrk ? "wrk" : `autocannon ${EXTERNAL_VERSIONS.autocannon}`,
+      requests: r.total,
+      rps: r.rps,
+      bad: r.bad,
+      startMiB,
+      warmMiB,
+      duringMiB,
+      afterMiB,
+      hwmMiB,
+      logLines: await countLines(logFile),
+      dropped: dropped === undefined ? null : Number(dropped),
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
 export async function serveSuite(ctx: BenchContext): Promise<SuiteReport> {
   const ext = await ensureExternals();
   const seconds = ctx.profile.serveSeconds;
@@ -343,6 +486,19 @@ export async function serveSuite(ctx: BenchContext): Promise<SuiteReport> {
     await monitor.sql.end();
   }
   results.find((r) => r.route === "stats")!.loads.push(cached64.load);
+
+  say(
+    `memory: ${MEMORY_SECONDS} s of /stats at ${MEMORY_CONNECTIONS} connections, stdout to a file`,
+  );
+  const mem = await memoryRun(ctx, ext, table);
+  const peakDuring = Math.max(...mem.duringMiB);
+  say(
+    `  ${int(mem.rps)} req/s, RSS start ${mem.startMiB.toFixed(0)} MiB, warm ${
+      mem.warmMiB.toFixed(0)
+    }, peak during ${peakDuring.toFixed(0)}, after ${mem.afterMiB.toFixed(0)} MiB; ${
+      int(mem.logLines)
+    } log lines, ${mem.dropped ?? "?"} dropped`,
+  );
   // Statements per computation, measured: with TTL 0 at one connection every request is one
   // computation, so its transactions per request is what one computation costs.
   const perStats = uncached1.transactions / Math.max(uncached1.load.total, 1);
@@ -407,6 +563,26 @@ export async function serveSuite(ctx: BenchContext): Promise<SuiteReport> {
       } requests were answered; ${int(cached64.transactions)} database transactions (≈ ${
         approx(cached64).toFixed(1)
       } computations of ${perStats.toFixed(1)} transactions each, as measured uncached)`,
+  });
+
+  const memPoints = [mem.startMiB, mem.warmMiB, ...mem.duringMiB, mem.afterMiB];
+  targets.push({
+    name: `serve RSS below ${MEMORY_LIMIT_MIB} MiB before, during and after ${MEMORY_SECONDS} s ` +
+      `of /stats at ${MEMORY_CONNECTIONS} connections, stdout to a file`,
+    met: memPoints.every((v) => v < MEMORY_LIMIT_MIB) && mem.duringMiB.length > 0,
+    detail: `start ${mem.startMiB.toFixed(0)} MiB, peak during ${peakDuring.toFixed(0)} MiB, ` +
+      `after ${mem.afterMiB.toFixed(0)} MiB (VmHWM ${mem.hwmMiB.toFixed(0)} MiB); ${
+        int(mem.requests)
+      } requests, ${int(mem.logLines)} log lines written, ${mem.dropped ?? "?"} dropped`,
+  });
+  targets.push({
+    name: `serve RSS back within ${
+      Math.round((MEMORY_RECOVERY - 1) * 100)
+    }% of its start ${MEMORY_SETTLE_SECONDS} s after that load`,
+    met: mem.afterMiB <= MEMORY_RECOVERY * mem.startMiB,
+    detail: `${ratio(mem.afterMiB / mem.startMiB)} (${mem.afterMiB.toFixed(0)} MiB after vs ${
+      mem.startMiB.toFixed(0)
+    } MiB at start; ${mem.warmMiB.toFixed(0)} MiB after the warm-up)`,
   });
 
   const rows: string[][] = [];
@@ -484,6 +660,41 @@ export async function serveSuite(ctx: BenchContext): Promise<SuiteReport> {
     `Peak RSS (VmHWM): seedtask serve ${seedtaskHwm?.toFixed(0) ?? "?"} MiB over the ` +
     `/tasks, /tasks/<id> and /stats runs (${cached64.hwmMiB?.toFixed(0) ?? "?"} MiB for the ` +
     `/stats run at 64 connections); PostgREST ${postgrestHwm?.toFixed(0) ?? "?"} MiB.`,
+    "",
+    `Memory under load: a fresh \`seedtask serve --pool ${POOL}\` with stdout redirected to a ` +
+    `file, ${MEMORY_SECONDS} s of /stats (default 1 s cache) at ${MEMORY_CONNECTIONS} ` +
+    `connections from ${mem.client}; every request writes a log line. RSS (VmRSS) once ` +
+    `/health answers ("start"), after a 2 s warm-up at 16 connections, every second of the ` +
+    `load, and ${MEMORY_SETTLE_SECONDS} s after it ended ("after").`,
+    "",
+    mdTable(
+      [
+        "client",
+        "req/s",
+        "failed",
+        "start",
+        "warm",
+        "during (min–max)",
+        "after",
+        "VmHWM",
+        "log lines",
+        "dropped",
+      ],
+      [[
+        mem.client,
+        int(mem.rps),
+        int(mem.bad),
+        `${mem.startMiB.toFixed(0)} MiB`,
+        `${mem.warmMiB.toFixed(0)} MiB`,
+        `${Math.min(...mem.duringMiB).toFixed(0)}–${peakDuring.toFixed(0)} MiB`,
+        `${mem.afterMiB.toFixed(0)} MiB`,
+        `${mem.hwmMiB.toFixed(0)} MiB`,
+        int(mem.logLines),
+        String(mem.dropped ?? "?"),
+      ]],
+    ),
+    "",
+    `RSS every second of the load (MiB): ${mem.duringMiB.map((v) => v.toFixed(0)).join(" ")}`,
   ].join("\n");
   return { suite: "serve", title: "Serve", body, targets };
 }

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { type ConfigFlags, type ConnectionConfig, resolveConfig } from "../lib/config.ts";
-import { connect, type Db } from "../lib/db.ts";
+import { connect, type ConnectOptions, type Db } from "../lib/db.ts";
 import type { EmbeddedServer } from "../lib/embedded.ts";
 import { InvalidInputError } from "../lib/errors.ts";
 
@@ -70,7 +70,11 @@ export async function withDb<T>(
   ctx: Context,
   cmd: Command,
   fn: (db: Db) => Promise<T>,
-  options: { maxConnections?: number; createEmbedded?: boolean } = {},
+  options: {
+    maxConnections?: number;
+    createEmbedded?: boolean;
+    connect?: Pick<ConnectOptions, "connectTimeoutS" | "reconnectBackoffS">;
+  } = {},
 ): Promise<T> {
   const g = globals(cmd);
   const flags: ConfigFlags = {
@@ -101,6 +105,7 @@ export async function withDb<T>(
     };
   }
   const db = connect(config, {
+    ...options.connect,
     onNotice: g.verbose ? (m) => void ctx.err(`notice: ${m}\n`) : undefined,
   });
   try {

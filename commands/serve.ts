@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { InvalidInputError, SeedtaskError } from "../lib/errors.ts";
+import { SERVE_CONNECT_OPTIONS } from "../server/db_gate.ts";
+import { LineLog } from "../server/line_log.ts";
 import { type Context, withDb } from "./context.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -106,7 +108,10 @@ export function registerServe(program: Command, ctx: Context): void {
       }
       const { createApp } = await import("../server/app.ts"); // hono, zod, prom-client: only here
       await withDb(ctx, cmd, async (db) => {
-        const log = (line: string) => void ctx.out(line + "\n");
+        // One write at a time, a bounded backlog, dropped lines counted (server/line_log.ts):
+        // a slow stdout must not grow the process without bound.
+        const lines = new LineLog(ctx.out);
+        const log = (line: string) => lines.line(line);
         const app = createApp({
           db,
           allowWrite: !!opts.allowWrite,
@@ -114,6 +119,7 @@ export function registerServe(program: Command, ctx: Context): void {
           requireTokenForReads: !loopback,
           cacheTtlMs,
           log,
+          logCounters: lines,
         });
         const stop = new AbortController();
         const onSignal = () => stop.abort();
@@ -141,7 +147,9 @@ export function registerServe(program: Command, ctx: Context): void {
           throw listenError(err, opts.host, port);
         } finally {
           for (const s of signals) Deno.removeSignalListener(s, onSignal);
+          await lines.flush(2000);
+          lines.close();
         }
-      }, { maxConnections: pool, createEmbedded: true });
+      }, { maxConnections: pool, createEmbedded: true, connect: SERVE_CONNECT_OPTIONS });
     });
 }

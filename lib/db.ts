@@ -43,6 +43,14 @@ export interface Db {
 export interface ConnectOptions {
   /** Receives server NOTICE messages (they never go to stdout). */
   onNotice?: (message: string) => void;
+  /** Longest wait for a new connection, seconds (default 10). */
+  connectTimeoutS?: number;
+  /**
+   * Pause before a pooled connection reconnects after a failed attempt, seconds. By default the
+   * driver's: growing with consecutive failures up to 20 s, which a query that arrives after an
+   * outage waits out. `serve` passes 0 and paces reconnects itself (server/db_gate.ts).
+   */
+  reconnectBackoffS?: number;
 }
 
 /**
@@ -57,11 +65,13 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
     TimeZone: "UTC",
   };
   if (config.statementTimeoutMs > 0) connection.statement_timeout = config.statementTimeoutMs;
+  const backoff = options.reconnectBackoffS;
   const sql = postgres(driverUrl(config.dsn), {
     ...driverTarget(config.dsn),
     max: config.maxConnections,
     prepare: config.prepare,
-    connect_timeout: 10,
+    connect_timeout: options.connectTimeoutS ?? 10,
+    ...(backoff === undefined ? {} : { backoff: () => backoff }),
     idle_timeout: 60,
     connection,
     onnotice: (n) => options.onNotice?.(String(n.message)),

@@ -2,7 +2,7 @@
  * The HTTP API (DESIGN §7): the same lib functions as the CLI, the same JSON as `--json`.
  * `createApp(deps)` builds a Hono app; `seedtask serve` owns Deno.serve and shutdown.
  */
-import { Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { z } from "zod";
@@ -31,6 +31,8 @@ import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "../li
 import { parseStatuses } from "../lib/task.ts";
 import { cancelTasks, retryTasks, type TransitionReport } from "../lib/task_transitions.ts";
 import { VERSION } from "../lib/version.ts";
+import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
+import type { LogCounters } from "./line_log.ts";
 import { TaskMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { SingleFlightCache } from "./single_flight.ts";
@@ -48,6 +50,10 @@ export interface AppDeps {
   cacheTtlMs?: number;
   /** One line per request: method, path, status, ms. */
   log?: (line: string) => void;
+  /** The log's dropped and pending line counts, for /metrics. */
+  logCounters?: LogCounters;
+  /** Limits of database work (server/db_gate.ts); the concurrency defaults to the pool size. */
+  shedding?: Partial<Omit<GateOptions, "probe">>;
   /** Replaces getTaskStatistics (tests count the loads through it). */
   loadStats?: (db: Db, options: StatsOptions) => Promise<TaskStatistics>;
 }
@@ -144,12 +150,43 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
+/** /health's database check: `select 1`, at most 2 s. */
+const PING_TIMEOUT_MS = 2000;
+
+class PingTimeout extends ConnectionError {
+  constructor() {
+    super("unreachable", "Database ping timed out");
+  }
+}
+
+/** Resolves when the database answers `select 1`; rejects after {@link PING_TIMEOUT_MS}. */
+async function ping(db: Db): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PingTimeout()), PING_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([guard(db, () => db.sql`select 1`), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Builds the Hono app over `deps.db`. */
 export function createApp(deps: AppDeps): Hono {
   const db = deps.db;
-  const cache = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
+  const gate = new DbGate({
+    concurrency: db.config.maxConnections,
+    ...deps.shedding,
+    probe: () => ping(db),
+  });
+  const singleFlight = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
+  // A computation shared by many requests is one unit of database work, not one per request.
+  const cache = {
+    get: (key: string, load: () => Promise<unknown>) => singleFlight.get(key, () => gate.run(load)),
+  };
   const loadStats = deps.loadStats ?? getTaskStatistics;
-  const metrics = new TaskMetrics();
+  const metrics = new TaskMetrics({ log: deps.logCounters, gate });
   const stats = (options: StatsOptions) =>
     cache.get(`stats:${JSON.stringify(options)}`, () => loadStats(db, options)) as Promise<
       TaskStatistics
@@ -214,6 +251,41 @@ export function createApp(deps: AppDeps): Hono {
     }
     await next();
   });
+
+  // Database work goes through the gate (server/db_gate.ts): a request on /tasks holds a unit
+  // for its whole handler; /stats, /metrics and /check only pass the circuit here, and their
+  // shared computations take a unit each (the cache above). A refused request is a 503 with
+  // Retry-After; so is a database failure that says the database is down.
+  const shed = (c: Context, err: ShedError) =>
+    c.json({ error: { code: err.code, message: err.message } }, 503, {
+      "retry-after": String(err.retryAfterS),
+    });
+  const gated = (perRequest: boolean): MiddlewareHandler => async (c, next) => {
+    let release = () => {};
+    try {
+      if (perRequest) release = await gate.acquire();
+      else await gate.pass();
+    } catch (err) {
+      if (err instanceof ShedError) return shed(c, err);
+      throw err;
+    }
+    try {
+      await next();
+    } finally {
+      release();
+    }
+    if (c.error instanceof ShedError) {
+      c.res = shed(c, c.error);
+    } else if (c.error) {
+      gate.observe(c.error);
+      if (c.res.status === 503 && isUnavailable(c.error)) {
+        c.res.headers.set("retry-after", String(gate.retryAfterS));
+      }
+    }
+    return undefined;
+  };
+  app.use("/tasks/*", gated(true)); // also matches /tasks itself
+  for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
 
   const tasks = new Hono();
   tasks.get("/", async (c) => {
@@ -330,18 +402,14 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get("/health", async (c) => {
+    // Always a real ping, whatever the gate believes; its answer also informs the gate (a ping
+    // that merely waited behind busy connections is no sign of an outage).
     try {
-      await Promise.race([
-        guard(db, () => db.sql`select 1`),
-        new Promise((_, reject) =>
-          setTimeout(
-            () => reject(new ConnectionError("unreachable", "Database ping timed out")),
-            2000,
-          )
-        ),
-      ]);
+      await ping(db);
+      gate.reachable();
       return c.json({ status: "ok", database: "ok", version: VERSION });
-    } catch {
+    } catch (err) {
+      if (!(err instanceof PingTimeout)) gate.observe(err);
       return c.json({
         status: "error",
         database: "unreachable",

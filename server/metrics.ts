@@ -1,6 +1,14 @@
 import client from "prom-client";
 import type { TaskStatistics } from "../lib/task_stats.ts";
 import { VERSION } from "../lib/version.ts";
+import type { DbGate } from "./db_gate.ts";
+import type { LogCounters } from "./line_log.ts";
+
+/** The server's own state, read at each scrape. */
+export interface ServerSources {
+  log?: LogCounters;
+  gate?: DbGate;
+}
 
 /** Prometheus gauges filled from the (cached) statistics on each scrape. */
 export class TaskMetrics {
@@ -16,10 +24,60 @@ export class TaskMetrics {
   private readonly duration: client.Gauge;
   private readonly generated: client.Gauge;
 
-  constructor() {
+  constructor(sources: ServerSources = {}) {
     const registers = [this.registry];
     const gauge = (name: string, help: string, labelNames: string[] = []) =>
       new client.Gauge({ name, help, labelNames, registers });
+    const { log, gate } = sources;
+    if (log) {
+      new client.Counter({
+        name: "seedtask_log_lines_dropped_total",
+        help: "Request log lines dropped because stdout did not keep up",
+        registers,
+        collect() {
+          this.reset();
+          this.inc(log.dropped);
+        },
+      });
+      new client.Gauge({
+        name: "seedtask_log_lines_pending",
+        help: "Request log lines waiting for stdout",
+        registers,
+        collect() {
+          this.set(log.pending);
+        },
+      });
+    }
+    if (gate) {
+      new client.Counter({
+        name: "seedtask_http_shed_total",
+        help: "Requests answered 503 + Retry-After without database work, by reason",
+        labelNames: ["reason"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [reason, n] of Object.entries(gate.shed)) this.inc({ reason }, n);
+        },
+      });
+      new client.Gauge({
+        name: "seedtask_database_circuit_open",
+        help: "1 while requests fail fast because the database is known to be down",
+        registers,
+        collect() {
+          this.set(gate.circuitOpen ? 1 : 0);
+        },
+      });
+      new client.Gauge({
+        name: "seedtask_database_work",
+        help: "Units of database work running and requests waiting for one",
+        labelNames: ["state"],
+        registers,
+        collect() {
+          this.set({ state: "running" }, gate.running);
+          this.set({ state: "waiting" }, gate.waiting);
+        },
+      });
+    }
     gauge("seedtask_info", "seedtask version", ["version"]).set({ version: VERSION }, 1);
     this.tasks = gauge("seedtask_tasks", "Tasks by status", ["status"]);
     this.byType = gauge("seedtask_tasks_by_type", "Tasks by type (the most common types)", [

@@ -19,7 +19,7 @@ const ERROR_TEXT: Record<number, string> = {
   403: "Write routes are disabled (start with --allow-write)",
   404: "No task matches the id or prefix",
   409: "Ambiguous prefix, or the transition is not allowed from the task's status",
-  503: "Database unavailable",
+  503: "Database unavailable or too busy: try again after Retry-After seconds",
 };
 const q = (name: string, description: string, schema: unknown = { type: "string" }) => ({
   name,
