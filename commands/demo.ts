@@ -106,7 +106,10 @@ export function registerDemo(program: Command, ctx: Context): void {
         }
         if (opts.serve) {
           const { createApp } = await import("../server/app.ts");
-          const app = createApp({ db, log: (l) => void say(l + "\n") });
+          const { LineLog } = await import("../server/line_log.ts");
+          // The request log is bounded like serve's: a slow terminal never grows the process.
+          const lines = new LineLog(ctx.out);
+          const app = createApp({ db, log: (l) => lines.line(l), logCounters: lines });
           const stop = new AbortController();
           const onSignal = () => stop.abort();
           Deno.addSignalListener("SIGINT", onSignal);
@@ -124,6 +127,7 @@ export function registerDemo(program: Command, ctx: Context): void {
             await server.finished;
           } finally {
             Deno.removeSignalListener("SIGINT", onSignal);
+            await lines.flush(2000);
           }
         } else {
           await say(
