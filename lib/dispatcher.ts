@@ -4,6 +4,7 @@ import { type Db, getTableInfo, guard, mapDbError } from "./db.ts";
 import type { DispatchEvent } from "./dispatch_events.ts";
 import type { DispatcherMetrics } from "./dispatch_metrics.ts";
 import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
+import { formatDuration } from "./duration.ts";
 import { SeedtaskError } from "./errors.ts";
 import { type Executor, handlerExecutor, type TaskHandler } from "./executors.ts";
 import { type Claimed, completeTasks, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
@@ -316,7 +317,9 @@ export class Dispatcher {
       void verdict.then(async (ok) => {
         clearTimeout(timer);
         if (ok === true) {
-          subs.splice(subs.indexOf(probeSub), 1);
+          const i = subs.indexOf(probeSub);
+          if (i < 0) return; // already unlistened: the dispatcher stopped
+          subs.splice(i, 1);
           await probeSub.unlisten().catch(() => {});
           this.emit({
             event: "listening",
@@ -334,9 +337,9 @@ export class Dispatcher {
       this.emit({
         event: "error",
         dispatcher: this.name,
-        message: `LISTEN ${NOTIFY_CHANNEL} failed, polling every ${this.pollMs}ms instead: ${
-          mapDbError(err, target).message
-        }`,
+        message: `LISTEN ${NOTIFY_CHANNEL} failed, polling every ${
+          formatDuration(this.pollMs)
+        } instead: ${mapDbError(err, target).message}`,
       });
       return null;
     }
