@@ -69,7 +69,11 @@ export function buildProgram(
     )
     .option("--table <name>", "task table, optionally schema-qualified", "tasks")
     .option("--statement-timeout <duration>", "timeout of every query, e.g. 30s (0 = none)", "30s")
-    .option("--no-prepare", "no prepared statements (PgBouncer transaction pooling)")
+    .option(
+      "--pooler",
+      "the DSN is a transaction-pooling pooler such as PgBouncer: keep no session state (also SEEDTASK_POOLER=1)",
+    )
+    .option("--no-prepare", "no prepared statements; implies --pooler")
     .option("--no-color", "no colour or emoji (also NO_COLOR)")
     .option("--verbose", "stack traces and server notices on stderr")
     .option(

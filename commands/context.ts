@@ -23,6 +23,7 @@ export interface GlobalOptions {
   table?: string;
   statementTimeout?: string;
   prepare: boolean;
+  pooler?: boolean;
   color: boolean;
   verbose?: boolean;
   /** `--embedded [DIR]`: "" means in memory. */
@@ -81,7 +82,9 @@ export async function withDb<T>(
     dsn: g.dsn,
     table: g.table,
     statementTimeout: g.statementTimeout,
-    prepare: g.prepare,
+    // commander sets prepare to true unless --no-prepare: only an explicit "no" is a choice
+    prepare: g.prepare === false ? false : undefined,
+    pooler: g.pooler,
     maxConnections: options.maxConnections,
   };
   const embeddedDir = embeddedChoice(g, ctx.env);
@@ -101,6 +104,7 @@ export async function withDb<T>(
       // every connection shares PGlite's single session: a small pool, prepared statements on
       maxConnections: Math.min(config.maxConnections, embedded.maxConnections),
       prepare: true,
+      pooler: false,
       label: `embedded database ${embeddedDir ?? "(in memory)"}`,
     };
   }

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { connect } from "../lib/db.ts";
 import { formatEvent } from "../lib/dispatch_events.ts";
 import { createDispatcher, defaultDispatcherName } from "../lib/dispatcher.ts";
 import { InvalidInputError } from "../lib/errors.ts";
@@ -16,6 +17,7 @@ interface DispatchFlags {
   types?: string;
   poll: string;
   listen?: boolean;
+  listenDsn?: string;
   once?: boolean;
   logFormat: string;
   metricsPort?: string;
@@ -53,6 +55,10 @@ export function registerDispatch(program: Command, ctx: Context): void {
     .option("--types <types>", "only claim these task types, comma-separated")
     .option("--poll <duration>", "idle wait between claims", "1s")
     .option("--listen", "wake at once on NOTIFY tasks_new (seedtask enqueue sends it)")
+    .option(
+      "--listen-dsn <url>",
+      "LISTEN on this direct connection to PostgreSQL when --dsn is a pooler (implies --listen)",
+    )
     .option("--once", "drain what is claimable now, then exit")
     .option("--log-format <format>", "text (the seed's lines) or json", "text")
     .option("--metrics-port <port>", "serve Prometheus metrics on this port at /metrics")
@@ -102,7 +108,7 @@ export function registerDispatch(program: Command, ctx: Context): void {
         maxAttempts: parseIntFlag(opts.maxAttempts, "max-attempts", 1, 1_000_000),
         types: opts.types?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
         pollMs: parseDurationFlag(opts.poll, "poll"),
-        listen: !!opts.listen,
+        listen: !!opts.listen || opts.listenDsn !== undefined,
         once: !!opts.once,
         backoff: {
           baseMs: parseDurationFlag(opts.backoffBase, "backoff-base"),
@@ -138,9 +144,29 @@ export function registerDispatch(program: Command, ctx: Context): void {
         queue = queue.then(() => ctx.out(line + "\n"));
       };
 
+      if (opts.listenDsn !== undefined && !/^postgres(ql)?:\/\/./.test(opts.listenDsn)) {
+        throw new InvalidInputError(
+          "Invalid --listen-dsn: expected postgres://user@host:port/database",
+        );
+      }
+
       await withDb(ctx, cmd, async (db) => {
+        // Only LISTEN uses it: postgres.js opens one dedicated connection for it, on demand.
+        // It runs no query a timeout could bound, so none is sent (a pooler given here by
+        // mistake then accepts the connection, and the LISTEN self-test reports it).
+        await using listenDb = opts.listenDsn === undefined ? undefined : connect({
+          ...db.config,
+          dsn: opts.listenDsn,
+          dsnSource: "flag",
+          statementTimeoutMs: 0,
+          pooler: false,
+          prepare: true,
+          maxConnections: 1,
+          label: undefined,
+        });
         const dispatcher = createDispatcher({
           db,
+          listenDb,
           executor,
           metrics,
           ...settings,

@@ -18,6 +18,12 @@ export interface ConnectionConfig {
   statementTimeoutMs: number;
   /** Use named prepared statements. Off for PgBouncer in transaction pooling mode. */
   prepare: boolean;
+  /**
+   * The DSN points at a transaction-pooling connection pooler (PgBouncer `pool_mode =
+   * transaction`): no session state may be assumed, so the statement timeout travels with
+   * every transaction, migrate locks per transaction and LISTEN needs a direct connection.
+   */
+  pooler: boolean;
   /** Upper bound of the connection pool. */
   maxConnections: number;
   /** How to name the server in messages instead of host:port/database (embedded). */
@@ -30,6 +36,8 @@ export interface ConfigFlags {
   table?: string;
   statementTimeout?: string;
   prepare?: boolean;
+  /** Pooler mode (see {@link ConnectionConfig.pooler}); `prepare: false` implies it. */
+  pooler?: boolean;
   maxConnections?: number;
 }
 
@@ -72,14 +80,29 @@ export function resolveConfig(
   const statementTimeoutMs = flags.statementTimeout === undefined
     ? DEFAULT_STATEMENT_TIMEOUT_MS
     : parseDuration(flags.statementTimeout, "statement timeout");
+  // --no-prepare was documented as the PgBouncer flag, and a pooler is the only reason to
+  // turn prepared statements off: it implies pooler mode.
+  const pooler = flags.pooler ?? (flags.prepare === false ? true : undefined) ??
+    parsePoolerEnv(env.SEEDTASK_POOLER) ?? false;
   return {
     dsn,
     dsnSource,
     table,
     statementTimeoutMs,
-    prepare: flags.prepare ?? true,
+    prepare: flags.prepare ?? !pooler,
+    pooler,
     maxConnections: flags.maxConnections ?? 4,
   };
+}
+
+function parsePoolerEnv(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off", ""].includes(v)) return false;
+  throw new InvalidInputError(
+    `Invalid SEEDTASK_POOLER "${value}": expected 1 or 0 (on or off)`,
+  );
 }
 
 /** One server of a DSN: a host name, an IP address, or a unix-socket directory. */

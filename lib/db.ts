@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import postgres from "postgres";
 import {
   type ConnectionConfig,
@@ -54,8 +55,43 @@ export interface ConnectOptions {
 }
 
 /**
- * Opens a pool (lazily: the first query connects). `application_name=seedtask`, the statement
- * timeout and UTC are sent as startup parameters so they hold on every pooled connection.
+ * Single-connection clients of a Db, used one transaction at a time (see
+ * {@link inTransaction}). Not `sql.reserve()` or `sql.begin()`: in postgres.js 3.4.9 a
+ * connection that dies in the middle of either crashes the process on the next write, or is
+ * lost to the pool for good (porsager/postgres#1208, reproduced here by terminating the
+ * backend) — and through a pooler a connection dying is routine. A one-connection client runs
+ * a transaction as plain queries, and after a loss simply reconnects.
+ */
+interface Lanes {
+  dsn: string;
+  options: postgres.Options<Record<string, never>>;
+  max: number;
+  all: Lane[];
+  free: Lane[];
+  waiting: Array<(lane: Lane) => void>;
+}
+
+interface Lane {
+  sql: Sql;
+  /** Its connection closed since the current transaction began. */
+  broken: boolean;
+}
+
+const lanes = new WeakMap<Db, Lanes>();
+
+/** Pooler mode: the lane the current lib operation's transaction runs on (see {@link guard}). */
+const current = new WeakMap<Db, AsyncLocalStorage<Lane>>();
+
+/**
+ * Opens a pool (lazily: the first query connects). `application_name=seedtask` and UTC are
+ * sent as startup parameters (PgBouncer tracks both and sets them on whichever server
+ * connection it hands out), and so is the statement timeout on a direct connection.
+ *
+ * In pooler mode (`config.pooler`) the statement timeout cannot be a startup parameter:
+ * stock PgBouncer refuses the connection ("unsupported startup parameter"), and with
+ * `ignore_startup_parameters` drops it silently. It travels with every transaction instead:
+ * {@link guard} runs each lib operation in a transaction that starts by setting it, and
+ * `db.sql` sends the operation's queries into that transaction.
  */
 export function connect(config: ConnectionConfig, options: ConnectOptions = {}): Db {
   dropDriverStartupRejections();
@@ -64,9 +100,11 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
     application_name: "seedtask",
     TimeZone: "UTC",
   };
-  if (config.statementTimeoutMs > 0) connection.statement_timeout = config.statementTimeoutMs;
+  if (config.statementTimeoutMs > 0 && !config.pooler) {
+    connection.statement_timeout = config.statementTimeoutMs;
+  }
   const backoff = options.reconnectBackoffS;
-  const sql = postgres(driverUrl(config.dsn), {
+  const poolOptions = {
     ...driverTarget(config.dsn),
     max: config.maxConnections,
     prepare: config.prepare,
@@ -74,16 +112,27 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
     ...(backoff === undefined ? {} : { backoff: () => backoff }),
     idle_timeout: 60,
     connection,
-    onnotice: (n) => options.onNotice?.(String(n.message)),
-  });
+    onnotice: (n: postgres.Notice) => options.onNotice?.(String(n.message)),
+  };
+  // The driver never sees the DSN itself (see driverUrl): host, user and password go in apart.
+  const pool = postgres(driverUrl(config.dsn), poolOptions);
+  const own: Lanes = {
+    dsn: driverUrl(config.dsn),
+    options: poolOptions,
+    max: config.maxConnections,
+    all: [],
+    free: [],
+    waiting: [],
+  };
+  const store = config.pooler ? new AsyncLocalStorage<Lane>() : undefined;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
-    await sql.end({ timeout: 5 });
+    await Promise.all([pool, ...own.all.map((l) => l.sql)].map((s) => s.end({ timeout: 5 })));
   };
-  return {
-    sql,
+  const db: Db = {
+    sql: store ? routed(pool, store) : pool,
     table: config.table,
     schema,
     tableName: name,
@@ -93,6 +142,129 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
     close,
     [Symbol.asyncDispose]: close,
   };
+  lanes.set(db, own);
+  if (store) current.set(db, store);
+  return db;
+}
+
+/** What `db.sql` sends to the current transaction: queries and their helpers. */
+const ROUTED = new Set<PropertyKey>([
+  "unsafe",
+  "json",
+  "array",
+  "typed",
+  "types",
+  "file",
+  "notify",
+]);
+
+function connectionLostError(): Error {
+  return Object.assign(new Error("the connection closed in the middle of a transaction"), {
+    code: "CONNECTION_CLOSED",
+  });
+}
+
+/**
+ * The pool as lib functions see it in pooler mode: inside a {@link guard}ed operation, every
+ * query (and `sql.unsafe`, `sql.json`, …) goes to that operation's transaction; outside one,
+ * to the pool. So lib functions keep writing `db.sql\`...\`` in either mode. Once the
+ * transaction's connection has closed, a query would run on a new connection, outside it:
+ * it fails instead.
+ */
+function routed(pool: Sql, store: AsyncLocalStorage<Lane>): Sql {
+  const tx = () => {
+    const lane = store.getStore();
+    if (lane?.broken) throw connectionLostError();
+    return lane?.sql as Record<PropertyKey, unknown> & Sql | undefined;
+  };
+  return new Proxy(pool, {
+    apply: (target, self, args) => Reflect.apply(tx() ?? target, self, args),
+    get: (target, prop) => {
+      const sql = ROUTED.has(prop) ? tx() : undefined;
+      return sql ? sql[prop] : Reflect.get(target, prop);
+    },
+  });
+}
+
+/** Runs `fn` on a free lane of `db` (opening one, up to the pool size, or waiting for one). */
+async function withLane<T>(db: Db, fn: (lane: Lane) => Promise<T>): Promise<T> {
+  const own = lanes.get(db);
+  if (!own) throw new TypeError("Not a Db opened by connect()");
+  let lane = own.free.pop();
+  if (!lane && own.all.length < own.max) {
+    const opened: Lane = { sql: undefined as unknown as Sql, broken: false };
+    opened.sql = postgres(own.dsn, {
+      ...own.options,
+      max: 1,
+      onclose: () => void (opened.broken = true),
+    });
+    own.all.push(opened);
+    lane = opened;
+  }
+  lane ??= await new Promise<Lane>((resolve) => own.waiting.push(resolve));
+  try {
+    return await fn(lane);
+  } finally {
+    const next = own.waiting.shift();
+    if (next) next(lane);
+    else own.free.push(lane);
+  }
+}
+
+/**
+ * Runs `fn` in one transaction on a connection of its own, with the statement timeout set for
+ * that transaction only (`set_config('statement_timeout', …, true)`), so nothing outlives it
+ * on a server connection a pooler hands to someone else. BEGIN and the setting go out as one
+ * message, pipelined ahead of `fn`'s first statement: the only extra round trip is COMMIT.
+ * A failure rolls back. Used by {@link guard} in pooler mode, and by migrate in both modes.
+ */
+export async function inTransaction<T>(db: Db, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  return await withLane(db, (lane) => transaction(db, lane, () => fn(lane.sql)));
+}
+
+async function transaction<T>(db: Db, lane: Lane, fn: () => Promise<T>): Promise<T> {
+  lane.broken = false;
+  const tx = lane.sql;
+  const timeout = Math.trunc(db.config.statementTimeoutMs);
+  const begun = tx
+    .unsafe(`begin; select set_config('statement_timeout', '${timeout}', true)`)
+    .execute();
+  begun.catch(() => {}); // a failure here fails fn's first statement too, and is seen below
+  try {
+    const result = await fn();
+    await begun;
+    // COMMIT on a new connection would commit nothing: what ran before is rolled back.
+    if (lane.broken) throw connectionLostError();
+    await tx.unsafe("commit");
+    return result;
+  } catch (err) {
+    // Also takes the stale error postgres.js hands the first query after a lost connection.
+    await tx.unsafe("rollback").catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Runs one statement outside any transaction and, on a direct connection, without a statement
+ * timeout (CREATE INDEX CONCURRENTLY on a large table legitimately runs long): the timeout is
+ * lifted for the session of a lane and restored after. In pooler mode a session SET would
+ * stay behind on a server connection other clients get, so the statement runs under the
+ * server's own default (`statement_timeout` of the role or database).
+ */
+export async function runUntimed(db: Db, statement: string): Promise<void> {
+  if (db.config.pooler) {
+    await db.sql.unsafe(statement).simple();
+    return;
+  }
+  await withLane(db, async ({ sql }) => {
+    await sql.unsafe("set statement_timeout = 0");
+    try {
+      await sql.unsafe(statement).simple();
+    } finally {
+      await sql.unsafe(`set statement_timeout = ${Math.trunc(db.config.statementTimeoutMs)}`)
+        .catch(() => {});
+    }
+  });
 }
 
 /**
@@ -223,6 +395,16 @@ export function mapDbError(err: unknown, db: Db): Error {
         hint: "check the database name in PG_DSN or --dsn",
         cause: err,
       });
+    case "08P01":
+      // PgBouncer's answer to the statement_timeout startup parameter of a direct connection.
+      if (/unsupported startup parameter/.test(message)) {
+        return new ConnectionError("unreachable", `Cannot connect to ${where}: ${message}`, {
+          hint:
+            "this is a connection pooler such as PgBouncer: pass --pooler (or SEEDTASK_POOLER=1)",
+          cause: err,
+        });
+      }
+      return new DatabaseError(`Database error on ${where}: ${message}`, code, { cause: err });
     case "42P01":
       return new TableNotFoundError(`Table "${db.table}" does not exist in ${where}`, err);
     case "42703":
@@ -280,10 +462,16 @@ function isRejectedValue(code: string): boolean {
 /** SQLSTATEs of a comparison or cast between types that do not fit together. */
 const TYPE_MISMATCH = new Set(["42883", "42804", "42846", "22P02"]);
 
-/** Runs `fn` and rethrows any database failure as a domain error (see {@link mapDbError}). */
+/**
+ * Runs a lib operation and rethrows any database failure as a domain error (see
+ * {@link mapDbError}). In pooler mode the operation runs in its own transaction, which carries
+ * the statement timeout (see {@link inTransaction}); a nested guard joins the outer one.
+ */
 export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
   try {
-    return await fn();
+    const store = current.get(db);
+    if (!store || store.getStore()) return await fn();
+    return await withLane(db, (lane) => transaction(db, lane, () => store.run(lane, fn)));
   } catch (err) {
     const code = (err as { code?: unknown })?.code;
     if (code === "57014" && !db.cache.has("missingIndexes")) {

@@ -51,7 +51,20 @@ export type DispatchEvent =
     retried: number;
     failed: number;
   }
-  | { event: "error"; dispatcher: string; message: string; task_id?: string };
+  | { event: "error"; dispatcher: string; message: string; task_id?: string }
+  | { event: "listening"; dispatcher: string; channel: string; target: string }
+  | {
+    event: "listen_unavailable";
+    dispatcher: string;
+    channel: string;
+    target: string;
+    /** Why LISTEN cannot work there. */
+    reason: string;
+    /** The poll interval the dispatcher relies on instead. */
+    poll_ms: number;
+    /** How to get LISTEN back, when there is a way. */
+    hint?: string;
+  };
 
 function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
@@ -109,6 +122,12 @@ export function formatEventText(e: DispatchEvent, emoji: boolean): string {
         `${e.completed}, retried ${e.retried}, failed ${e.failed}`;
     case "error":
       return `${p} ${i("💥")}${e.task_id ? `Task ${e.task_id}: ` : ""}${e.message}`;
+    case "listening":
+      return `${p} ${i("👂")}Listening for NOTIFY ${e.channel} on ${e.target} ` +
+        "(checked: a test notification arrived)";
+    case "listen_unavailable":
+      return `${p} ${i("⚠️")}LISTEN ${e.channel} does not work through ${e.target} ` +
+        `(${e.reason}): polling every ${seconds(e.poll_ms)} instead${e.hint ? ` — ${e.hint}` : ""}`;
   }
 }
 
@@ -123,7 +142,7 @@ export function formatEvent(
     const level = e.event === "error" || e.event === "failed"
       ? "error"
       : e.event === "refused" || e.event === "lease_lost" || e.event === "reaped" ||
-          e.event === "retry"
+          e.event === "retry" || e.event === "listen_unavailable"
       ? "warn"
       : "info";
     return JSON.stringify({ ts, level, ...e, msg: formatEventText(e, false) });

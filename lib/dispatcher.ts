@@ -1,9 +1,10 @@
 import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 import { claimTasks } from "./claim_tasks.ts";
-import { type Db, getTableInfo } from "./db.ts";
+import { type Db, getTableInfo, guard, mapDbError } from "./db.ts";
 import type { DispatchEvent } from "./dispatch_events.ts";
 import type { DispatcherMetrics } from "./dispatch_metrics.ts";
 import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
+import { formatDuration } from "./duration.ts";
 import { SeedtaskError } from "./errors.ts";
 import { type Executor, handlerExecutor, type TaskHandler } from "./executors.ts";
 import { type Claimed, completeTasks, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
@@ -33,6 +34,13 @@ export interface DispatcherOptions {
   pollMs?: number;
   /** Wake on NOTIFY tasks_new instead of waiting out the poll interval. */
   listen?: boolean;
+  /**
+   * Where to LISTEN when `db` goes through a transaction pooler, where LISTEN cannot work: a
+   * Db on a direct connection to the same server. Default: `db`.
+   */
+  listenDb?: Db;
+  /** How long the LISTEN self-test waits for its own notification. Default 5s. */
+  listenCheckMs?: number;
   /** Drain what is claimable now, then return. */
   once?: boolean;
   backoff?: Partial<BackoffPolicy>;
@@ -222,19 +230,7 @@ export class Dispatcher {
       once: !!this.options.once,
     });
 
-    let unlisten: (() => Promise<void>) | null = null;
-    if (this.options.listen) {
-      try {
-        const sub = await this.db.sql.listen(NOTIFY_CHANNEL, () => this.wake());
-        unlisten = sub.unlisten;
-      } catch (err) {
-        this.emit({
-          event: "error",
-          dispatcher: this.name,
-          message: `LISTEN ${NOTIFY_CHANNEL} failed, polling instead: ${(err as Error).message}`,
-        });
-      }
-    }
+    const unlisten = this.options.listen ? await this.listen() : null;
     const heartbeat = setInterval(() => void this.heartbeat(), Math.max(this.leaseMs / 3, 100));
     const reaper = setInterval(
       () => void this.reap(),
@@ -256,7 +252,7 @@ export class Dispatcher {
     } finally {
       clearInterval(heartbeat);
       clearInterval(reaper);
-      if (unlisten) await unlisten().catch(() => {});
+      if (unlisten) await unlisten();
     }
     this.emit({
       event: "stopped",
@@ -267,6 +263,89 @@ export class Dispatcher {
       failed: this.stats.failed,
     });
     return this.stats;
+  }
+
+  /**
+   * LISTENs on NOTIFY_CHANNEL (on `listenDb` when given) and returns what undoes it, or null
+   * when the dispatcher has to rely on polling — which it then says, once.
+   *
+   * Through a transaction pooler LISTEN "succeeds" on whichever server connection runs it,
+   * which then goes back to the pool: notifications reach another client or no one. So in
+   * pooler mode it is not tried at all. Elsewhere a self-test tells: a NOTIFY on a private
+   * channel, sent through `db` as enqueue sends its own, must come back within
+   * `listenCheckMs`. Until then (and regardless) the dispatcher polls every `pollMs`.
+   */
+  private async listen(): Promise<(() => Promise<void>) | null> {
+    const target = this.options.listenDb ?? this.db;
+    const unavailable = (reason: string) =>
+      this.emit({
+        event: "listen_unavailable",
+        dispatcher: this.name,
+        channel: NOTIFY_CHANNEL,
+        target: target.target,
+        reason,
+        poll_ms: this.pollMs,
+        hint: target.config.dsnSource === "embedded"
+          ? undefined
+          : "pass --listen-dsn with a direct connection to PostgreSQL to wake at once",
+      });
+    if (target.config.pooler) {
+      unavailable("a transaction pooler gives LISTEN's server connection to other clients");
+      return null;
+    }
+    const subs: Array<{ unlisten(): Promise<void> }> = [];
+    let cancelCheck = () => {};
+    const unlistenAll = async () => {
+      cancelCheck();
+      for (const sub of subs.splice(0)) await sub.unlisten().catch(() => {});
+    };
+    try {
+      subs.push(await target.sql.listen(NOTIFY_CHANNEL, () => this.wake()));
+      const probe = `seedtask_probe_${crypto.randomUUID().replaceAll("-", "")}`;
+      let arrived!: () => void;
+      const arrival = new Promise<boolean>((r) => (arrived = () => r(true)));
+      const probeSub = await target.sql.listen(probe, () => arrived());
+      subs.push(probeSub);
+      await guard(this.db, () => this.db.sql`select pg_notify(${probe}, 'self-test')`);
+      const waitMs = this.options.listenCheckMs ?? 5000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const verdict = Promise.race([
+        arrival,
+        new Promise<boolean | null>((r) => {
+          timer = setTimeout(() => r(false), waitMs);
+          cancelCheck = () => r(null);
+        }),
+      ]);
+      void verdict.then(async (ok) => {
+        clearTimeout(timer);
+        if (ok === true) {
+          const i = subs.indexOf(probeSub);
+          if (i < 0) return; // already unlistened: the dispatcher stopped
+          subs.splice(i, 1);
+          await probeSub.unlisten().catch(() => {});
+          this.emit({
+            event: "listening",
+            dispatcher: this.name,
+            channel: NOTIFY_CHANNEL,
+            target: target.target,
+          });
+        } else if (ok === false) {
+          unavailable(`a test notification did not come back within ${waitMs / 1000}s`);
+          await unlistenAll();
+        }
+      });
+    } catch (err) {
+      await unlistenAll();
+      this.emit({
+        event: "error",
+        dispatcher: this.name,
+        message: `LISTEN ${NOTIFY_CHANNEL} failed, polling every ${
+          formatDuration(this.pollMs)
+        } instead: ${mapDbError(err, target).message}`,
+      });
+      return null;
+    }
+    return unlistenAll;
   }
 
   private async claimLoop(lane: number): Promise<void> {

@@ -1,4 +1,16 @@
-import { type Db, guard, invalidateTableInfo, quoteIdent, quoteQualified } from "./db.ts";
+import {
+  connect,
+  type Db,
+  guard,
+  inTransaction,
+  invalidateTableInfo,
+  mapDbError,
+  quoteIdent,
+  quoteQualified,
+  runUntimed,
+} from "./db.ts";
+import { formatDuration } from "./duration.ts";
+import { SeedtaskError } from "./errors.ts";
 import { TASK_STATUSES } from "./task.ts";
 
 /** One DDL statement of a migration plan. */
@@ -401,47 +413,114 @@ export function migrationScript(plan: MigrationPlan): string {
 }
 
 /**
- * Creates the task table contract (DESIGN §4) or adds only what an existing table lacks.
- * Idempotent: a second run plans nothing. Runs under an advisory lock so concurrent
- * migrations of the same database serialise; consecutive transactional steps run as one
- * transaction, CREATE INDEX CONCURRENTLY on its own without a statement timeout.
+ * The advisory lock every seedtask migrate of a database takes, in the two-key space. (Before
+ * it was transaction-scoped, seedtask used the one-key `hashtext('seedtask.migrate')` as a
+ * session lock: a migrate of that older kind waits with a snapshot held, which stalls a
+ * CREATE INDEX CONCURRENTLY of this one, so the two protocols do not share a lock.)
  */
-export function migrate(db: Db, options: { dryRun?: boolean } = {}): Promise<MigrationResult> {
-  return guard(db, async () => {
-    if (options.dryRun) return { ...buildPlan(db, await readState(db)), dryRun: true };
-    const conn = await db.sql.reserve();
+const MIGRATE_LOCK = "hashtext('seedtask'), hashtext('migrate')";
+
+/** Longest single wait for the migrate lock (see {@link withMigrateLock}). */
+const LOCK_SLICE_MS = 100;
+
+/**
+ * Runs `fn` while holding the migrate lock: a transaction-scoped advisory lock
+ * (`pg_advisory_xact_lock`), held by a transaction that stays open — idle, without a snapshot —
+ * on a connection of its own while `fn` works on others, and released when that transaction
+ * ends: at the end of the migration, or when its connection drops. A session lock would not do
+ * through a transaction pooler: taken on one server connection and "released" on another, it
+ * stays behind on a connection other clients get, and the next migrate waits for it forever.
+ *
+ * The wait is cut into slices of 100ms (`lock_timeout`), each in a transaction of
+ * its own. A waiting statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the running
+ * migration waits for older snapshots to go: unsliced, the two would wait for each other
+ * for good. Gives up after the statement timeout (never, with 0), as one waiting statement
+ * would.
+ */
+async function withMigrateLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
+  // An embedded database (PGlite) belongs to one process and has one session, shared by
+  // every connection: there is no one to serialise with, and a transaction held open on one
+  // connection would hold up all the others.
+  const [{ embedded }] = await guard(
+    db,
+    () => db.sql`select version() like '%PGlite%' as embedded`,
+  ) as unknown as [{ embedded: boolean }];
+  if (embedded) return await fn();
+  // The holder gets a connection of its own, not one of db's pool: with a pool of one, `fn`
+  // would wait for the connection the lock is held on.
+  await using holder = connect({ ...db.config, maxConnections: 1 });
+  const patience = db.config.statementTimeoutMs;
+  const started = Date.now();
+  for (;;) {
+    const left = patience - (Date.now() - started);
+    const slice = patience > 0 ? Math.max(1, Math.min(LOCK_SLICE_MS, left)) : LOCK_SLICE_MS;
+    let locked = false;
     try {
-      await conn`select pg_advisory_lock(hashtext('seedtask.migrate'))`;
-      try {
-        const plan = buildPlan(db, await readState(db));
-        let batch: string[] = [];
-        const flush = async () => {
-          if (batch.length === 0) return;
-          // One simple-protocol message: PostgreSQL runs it as a single implicit transaction.
-          await conn.unsafe(batch.join(";\n")).simple();
-          batch = [];
-        };
-        for (const step of plan.steps) {
-          if (step.transactional) {
-            batch.push(step.sql);
-            continue;
-          }
-          await flush();
-          await conn`set statement_timeout = 0`;
-          try {
-            await conn.unsafe(step.sql).simple();
-          } finally {
-            await conn.unsafe(`set statement_timeout = ${db.config.statementTimeoutMs}`);
-          }
+      return await inTransaction(holder, async (tx) => {
+        // The simple protocol, on purpose: an extended-protocol portal keeps its snapshot
+        // (and this backend's xmin) until the transaction ends, and CREATE INDEX
+        // CONCURRENTLY in `fn` would wait for that snapshot — for this very transaction.
+        await tx.unsafe(
+          `select set_config('lock_timeout', '${slice}', true); ` +
+            `select pg_advisory_xact_lock(${MIGRATE_LOCK})`,
+        );
+        locked = true;
+        return await fn();
+      });
+    } catch (err) {
+      if (locked || (err as { code?: string }).code !== "55P03") throw err;
+      if (patience > 0 && Date.now() - started >= patience) {
+        throw new SeedtaskError(
+          "migration_in_progress",
+          `Another migration of ${db.target} is running: waited ${
+            formatDuration(patience)
+          } for it to finish`,
+          { hint: "try again when it is done, or wait longer with --statement-timeout" },
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Creates the task table contract (DESIGN §4) or adds only what an existing table lacks.
+ * Idempotent: a second run plans nothing. Concurrent migrations of the same database
+ * serialise on an advisory lock (see {@link withMigrateLock}), which works the same through a
+ * transaction pooler. Consecutive transactional steps run as one transaction; CREATE INDEX
+ * CONCURRENTLY and ALTER TYPE ... ADD VALUE on their own, outside a transaction and without
+ * the statement timeout (see {@link runUntimed}).
+ */
+export async function migrate(
+  db: Db,
+  options: { dryRun?: boolean } = {},
+): Promise<MigrationResult> {
+  if (options.dryRun) {
+    return await guard(db, async () => ({ ...buildPlan(db, await readState(db)), dryRun: true }));
+  }
+  try {
+    return await withMigrateLock(db, async () => {
+      const plan = await guard(db, async () => buildPlan(db, await readState(db)));
+      let batch: string[] = [];
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const script = batch.join(";\n");
+        batch = [];
+        await inTransaction(db, (tx) => tx.unsafe(script).simple());
+      };
+      for (const step of plan.steps) {
+        if (step.transactional) {
+          batch.push(step.sql);
+          continue;
         }
         await flush();
-        return { ...plan, dryRun: false };
-      } finally {
-        await conn`select pg_advisory_unlock(hashtext('seedtask.migrate'))`;
+        await runUntimed(db, step.sql);
       }
-    } finally {
-      conn.release();
-      invalidateTableInfo(db);
-    }
-  });
+      await flush();
+      return { ...plan, dryRun: false };
+    });
+  } catch (err) {
+    throw mapDbError(err, db);
+  } finally {
+    invalidateTableInfo(db);
+  }
 }

@@ -16,8 +16,13 @@ export interface HelperOptions {
   table?: string;
   /** Statement timeout such as `30s` (default) or `0` for none. */
   statementTimeout?: string;
-  /** Set false behind PgBouncer in transaction pooling mode. */
+  /** Named prepared statements. Default: on, off in pooler mode. */
   prepare?: boolean;
+  /**
+   * The DSN is a transaction-pooling pooler such as PgBouncer: no session state (see the
+   * README's PgBouncer section). Default: SEEDTASK_POOLER, else off; `prepare: false` implies it.
+   */
+  pooler?: boolean;
   /** Environment to read PG_DSN / SEEDCORE_PG_DSN from. Default: the process environment. */
   env?: Record<string, string | undefined>;
 }
@@ -59,6 +64,7 @@ export class TaskTableHelper implements AsyncDisposable {
       table: options.table,
       statementTimeout: options.statementTimeout,
       prepare: options.prepare,
+      pooler: options.pooler,
     };
     const db = connect(resolveConfig(flags, options.env ?? processEnv()));
     try {
