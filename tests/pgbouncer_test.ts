@@ -546,6 +546,8 @@ bouncerTest("three dispatchers through PgBouncer complete each task exactly once
         `pooled-${i}`,
         "--concurrency",
         "8",
+        "--exec-env",
+        "EXEC_LOG",
         "--exec",
         `cat >/dev/null; echo "$SEEDTASK_TASK_ID" >> "$EXEC_LOG"`,
       ], { env: { EXEC_LOG: log } }));
