@@ -13,7 +13,7 @@
 import postgres from "postgres";
 import { resolveConfig } from "../lib/config.ts";
 import { connect, type Db, quoteIdent } from "../lib/db.ts";
-import { migrate, recommendedIndexes } from "../lib/migrate.ts";
+import { migrate, recommendedIndexes } from "../lib/table/migrate.ts";
 import { fillTasks } from "../tests/fill.ts";
 import { seedcoreIndexesSql, seedcoreTableSql } from "../tests/seedcore_schema.ts";
 import { int, say } from "./common.ts";

@@ -17,7 +17,7 @@
  * their counters) are that run's.
  */
 import postgres from "postgres";
-import { enqueueTask } from "../lib/enqueue_task.ts";
+import { enqueueTask } from "../lib/ops/enqueue_task.ts";
 import {
   background,
   BENCH_DIR,

@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { resolveConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
-import { createDispatcher } from "../lib/dispatcher.ts";
+import { createDispatcher } from "../lib/dispatch/dispatcher.ts";
 import { say } from "./common.ts";
 
 const { values } = parseArgs({

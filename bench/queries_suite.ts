@@ -13,9 +13,9 @@
  */
 import postgres from "postgres";
 import type { Db } from "../lib/db.ts";
-import { getTask } from "../lib/get_task.ts";
-import { type ListFilter, listTasks } from "../lib/list_tasks.ts";
-import { getTaskStatistics } from "../lib/task_stats.ts";
+import { getTask } from "../lib/queries/get_task.ts";
+import { type ListFilter, listTasks } from "../lib/queries/list_tasks.ts";
+import { getTaskStatistics } from "../lib/queries/task_stats.ts";
 import {
   exec,
   int,

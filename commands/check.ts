@@ -4,8 +4,8 @@ import {
   checkHealth,
   type CheckThresholds,
   parseThreshold,
-} from "../lib/check_health.ts";
-import { formatCheckLine, formatCheckUnknown } from "../lib/format_check.ts";
+} from "../lib/queries/check_health.ts";
+import { formatCheckLine, formatCheckUnknown } from "../lib/format/check.ts";
 import { type Context, ExitError, json, withDb } from "./context.ts";
 import { parseDurationFlag } from "./options.ts";
 

@@ -1,10 +1,10 @@
 import type { Command } from "commander";
 import { connect } from "../lib/db.ts";
-import { formatEvent } from "../lib/dispatch_events.ts";
-import { createDispatcher, defaultDispatcherName } from "../lib/dispatcher.ts";
+import { formatEvent } from "../lib/dispatch/events.ts";
+import { createDispatcher, defaultDispatcherName } from "../lib/dispatch/dispatcher.ts";
 import { InvalidInputError } from "../lib/errors.ts";
-import { executorEnv } from "../lib/exec_env.ts";
-import { commandExecutor, type Executor, httpExecutor } from "../lib/executors.ts";
+import { executorEnv } from "../lib/dispatch/exec_env.ts";
+import { commandExecutor, type Executor, httpExecutor } from "../lib/dispatch/executors.ts";
 import { type Context, useEmoji, withDb } from "./context.ts";
 import { collect, parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -136,7 +136,7 @@ export function registerDispatch(program: Command, ctx: Context): void {
         : commandExecutor(opts.exec!, { timeoutMs, env: execEnv, killGraceMs });
 
       const emoji = useEmoji(ctx, cmd);
-      const { DispatcherMetrics } = await import("../lib/dispatch_metrics.ts"); // prom-client
+      const { DispatcherMetrics } = await import("../lib/dispatch/metrics.ts"); // prom-client
       const metrics = new DispatcherMetrics(settings.name);
       // Log lines are this command's output; they are written in order, one per event.
       let queue = Promise.resolve();

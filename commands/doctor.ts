@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { runDoctor } from "../lib/doctor.ts";
-import { formatDoctor } from "../lib/format_doctor.ts";
+import { runDoctor } from "../lib/table/doctor.ts";
+import { formatDoctor } from "../lib/format/doctor.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
 import { parseIntFlag } from "./options.ts";
 

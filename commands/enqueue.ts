@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { enqueueTask } from "../lib/enqueue_task.ts";
+import { enqueueTask } from "../lib/ops/enqueue_task.ts";
 import { InvalidInputError } from "../lib/errors.ts";
-import { parseRunAfter } from "../lib/task_input.ts";
+import { parseRunAfter } from "../lib/input/task_input.ts";
 import { type Context, json, withDb } from "./context.ts";
 
 interface EnqueueFlags {

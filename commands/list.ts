@@ -1,14 +1,14 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
-import { csvHeader, formatCsvRows, formatNdjson, formatTaskTable } from "../lib/format_tasks.ts";
+import { csvHeader, formatCsvRows, formatNdjson, formatTaskTable } from "../lib/format/tasks.ts";
 import {
   DEFAULT_LIST_LIMIT,
   type ListFilter,
   listTasks,
   MAX_LIST_LIMIT,
   streamTasks,
-} from "../lib/list_tasks.ts";
-import { parseStatuses } from "../lib/task.ts";
+} from "../lib/queries/list_tasks.ts";
+import { parseStatuses } from "../lib/table/contract.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
 import { collect, parseIntFlag } from "./options.ts";
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { migrate, migrationScript } from "../lib/migrate.ts";
+import { migrate, migrationScript } from "../lib/table/migrate.ts";
 import { type Context, json, withDb } from "./context.ts";
 
 export function registerMigrate(program: Command, ctx: Context): void {

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
-import { formatPreview } from "../lib/format_changes.ts";
-import { previewPurge, purgeTasks } from "../lib/purge_tasks.ts";
-import { parseStatuses } from "../lib/task.ts";
+import { formatPreview } from "../lib/format/changes.ts";
+import { previewPurge, purgeTasks } from "../lib/ops/purge_tasks.ts";
+import { parseStatuses } from "../lib/table/contract.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
 import { collect, parseDurationFlag, parseIntFlag } from "./options.ts";
 

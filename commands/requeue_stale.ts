@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { DEFAULT_STALE_MS, requeueStale } from "../lib/requeue_stale.ts";
-import { shortId } from "../lib/task_id.ts";
+import { DEFAULT_STALE_MS, requeueStale } from "../lib/ops/requeue_stale.ts";
+import { shortId } from "../lib/queries/task_id.ts";
 import { type Context, json, withDb } from "./context.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 

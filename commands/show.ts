@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { formatTaskDetails } from "../lib/format_tasks.ts";
-import { getTask } from "../lib/get_task.ts";
+import { formatTaskDetails } from "../lib/format/tasks.ts";
+import { getTask } from "../lib/queries/get_task.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
 
 export function registerShow(program: Command, ctx: Context): void {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { formatStatistics } from "../lib/format_stats.ts";
-import { getTaskStatistics } from "../lib/task_stats.ts";
+import { formatStatistics } from "../lib/format/stats.ts";
+import { getTaskStatistics } from "../lib/queries/task_stats.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
-import { formatPreview, formatTransitionReport } from "../lib/format_changes.ts";
-import { parseStatuses } from "../lib/task.ts";
+import { formatPreview, formatTransitionReport } from "../lib/format/changes.ts";
+import { parseStatuses } from "../lib/table/contract.ts";
 import {
   cancelTasks,
   cancelWhere,
@@ -10,7 +10,7 @@ import {
   retryTasks,
   retryWhere,
   type TaskFilter,
-} from "../lib/task_transitions.ts";
+} from "../lib/ops/task_transitions.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
 import { collect, parseDurationFlag } from "./options.ts";
 

@@ -18,7 +18,7 @@ import {
   TableNotFoundError,
 } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
-import { LEASE_COLUMNS } from "./task.ts";
+import { LEASE_COLUMNS } from "./table/contract.ts";
 
 /** The postgres.js tagged-template client. */
 // deno-lint-ignore ban-types
@@ -478,7 +478,7 @@ export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
       // A timeout on a table without the recommended indexes is fixed by `migrate`, not a
       // longer timeout: look (a quick catalog read) so the error can say which. Loaded on
       // demand: index_support.ts imports this module.
-      const { learnMissingIndexes } = await import("./index_support.ts");
+      const { learnMissingIndexes } = await import("./table/index_support.ts");
       await learnMissingIndexes(db).catch(() => {});
     }
     const mapped = mapDbError(err, db);

@@ -2,9 +2,9 @@
  * The demo's SeedCore-like workload: a realistic mix of tasks and built-in handlers that
  * succeed, fail and retry, or take their time — the seed's demo script, live.
  */
-import { enqueueTask } from "./enqueue_task.ts";
+import { enqueueTask } from "./ops/enqueue_task.ts";
 import type { Db } from "./db.ts";
-import type { TaskHandler } from "./executors.ts";
+import type { TaskHandler } from "./dispatch/executors.ts";
 
 /** A small deterministic PRNG (mulberry32) so every demo run tells the same story. */
 export function seededRandom(seed: number): () => number {

@@ -1,12 +1,12 @@
 import { type ConfigFlags, resolveConfig } from "./config.ts";
 import { connect, type Db, guard } from "./db.ts";
 import { TaskNotFoundError } from "./errors.ts";
-import { formatStatistics } from "./format_stats.ts";
-import { type DisplayOptions, formatTaskDetails } from "./format_tasks.ts";
-import { getTask } from "./get_task.ts";
-import { type ListFilter, listTasks, type TaskPage } from "./list_tasks.ts";
-import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "./task_stats.ts";
-import type { Task } from "./task.ts";
+import { formatStatistics } from "./format/stats.ts";
+import { type DisplayOptions, formatTaskDetails } from "./format/tasks.ts";
+import { getTask } from "./queries/get_task.ts";
+import { type ListFilter, listTasks, type TaskPage } from "./queries/list_tasks.ts";
+import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "./queries/task_stats.ts";
+import type { Task } from "./table/contract.ts";
 
 /** Options of {@link TaskTableHelper.connect}. */
 export interface HelperOptions {

@@ -6,10 +6,10 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { z } from "zod";
-import { type CheckThresholds, gradeHealth, parseThreshold } from "../lib/check_health.ts";
+import { type CheckThresholds, gradeHealth, parseThreshold } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
 import { parseDuration } from "../lib/duration.ts";
-import { enqueueTask } from "../lib/enqueue_task.ts";
+import { enqueueTask } from "../lib/ops/enqueue_task.ts";
 import {
   AmbiguousTaskIdError,
   ConnectionError,
@@ -22,14 +22,18 @@ import {
   TableNotFoundError,
   TaskNotFoundError,
 } from "../lib/errors.ts";
-import { getTask } from "../lib/get_task.ts";
-import { type ListFilter, listTasks, listTasksQuery } from "../lib/list_tasks.ts";
-import { listTasksJson } from "../lib/list_tasks_json.ts";
-import { parseRunAfter } from "../lib/task_input.ts";
-import { getQueueHealth, type QueueHealth } from "../lib/queue_health.ts";
-import { getTaskStatistics, type StatsOptions, type TaskStatistics } from "../lib/task_stats.ts";
-import { parseStatuses } from "../lib/task.ts";
-import { cancelTasks, retryTasks, type TransitionReport } from "../lib/task_transitions.ts";
+import { getTask } from "../lib/queries/get_task.ts";
+import { type ListFilter, listTasks, listTasksQuery } from "../lib/queries/list_tasks.ts";
+import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
+import { parseRunAfter } from "../lib/input/task_input.ts";
+import { getQueueHealth, type QueueHealth } from "../lib/queries/queue_health.ts";
+import {
+  getTaskStatistics,
+  type StatsOptions,
+  type TaskStatistics,
+} from "../lib/queries/task_stats.ts";
+import { parseStatuses } from "../lib/table/contract.ts";
+import { cancelTasks, retryTasks, type TransitionReport } from "../lib/ops/task_transitions.ts";
 import { VERSION } from "../lib/version.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";

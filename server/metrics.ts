@@ -1,5 +1,5 @@
 import client from "prom-client";
-import type { TaskStatistics } from "../lib/task_stats.ts";
+import type { TaskStatistics } from "../lib/queries/task_stats.ts";
 import { VERSION } from "../lib/version.ts";
 import type { DbGate } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";

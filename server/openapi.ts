@@ -3,7 +3,7 @@ import {
   MAX_NAME_LENGTH,
   MAX_PARAMS_BYTES,
   MAX_PARAMS_DEPTH,
-} from "../lib/task_input.ts";
+} from "../lib/input/task_input.ts";
 import { VERSION } from "../lib/version.ts";
 
 const error = { $ref: "#/components/schemas/Error" };

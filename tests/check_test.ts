@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { checkHealth, parseThreshold } from "../lib/check_health.ts";
+import { checkHealth, parseThreshold } from "../lib/queries/check_health.ts";
 import { InvalidInputError } from "../lib/errors.ts";
 import { insertFixture, runCli, testSchema } from "./helpers.ts";
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { DEFAULT_DSN, describeDsn, resolveConfig } from "../lib/config.ts";
 import { formatDuration, parseDuration } from "../lib/duration.ts";
 import { InvalidInputError } from "../lib/errors.ts";
-import { parseStatuses } from "../lib/task.ts";
-import { parseTaskIdArg } from "../lib/task_id.ts";
+import { parseStatuses } from "../lib/table/contract.ts";
+import { parseTaskIdArg } from "../lib/queries/task_id.ts";
 
 Deno.test("resolveConfig() takes --dsn over PG_DSN over SEEDCORE_PG_DSN over the seed's default", () => {
   const env = { PG_DSN: "postgres://a@h1/db1", SEEDCORE_PG_DSN: "postgres://b@h2/db2" };

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { backoffDelay } from "../lib/backoff.ts";
-import { claimTasks } from "../lib/claim_tasks.ts";
+import { backoffDelay } from "../lib/dispatch/backoff.ts";
+import { claimTasks } from "../lib/dispatch/claim_tasks.ts";
 import { connect } from "../lib/db.ts";
 import { resolveConfig } from "../lib/config.ts";
-import type { DispatchEvent } from "../lib/dispatch_events.ts";
-import { createDispatcher } from "../lib/dispatcher.ts";
-import { completeTask } from "../lib/finish_task.ts";
-import { cancelTasks } from "../lib/task_transitions.ts";
+import type { DispatchEvent } from "../lib/dispatch/events.ts";
+import { createDispatcher } from "../lib/dispatch/dispatcher.ts";
+import { completeTask } from "../lib/dispatch/finish_task.ts";
+import { cancelTasks } from "../lib/ops/task_transitions.ts";
 import { eventually, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
 
 Deno.test("backoffDelay() doubles from the base up to the cap, plus bounded jitter", () => {
@@ -261,7 +261,7 @@ Deno.test("the HTTP executor posts the payload and maps every answer to an outco
       ('ok', 'queued', '{"x": 1}', 'user_9', 0.5), ('refuse', 'queued', '{}', null, 0),
       ('crash', 'queued', '{}', null, 0), ('garbage', 'queued', '{}', null, 0),
       ('slow', 'queued', '{}', null, 0)`;
-    const { httpExecutor } = await import("../lib/executors.ts");
+    const { httpExecutor } = await import("../lib/dispatch/executors.ts");
     const dispatcher = createDispatcher({
       db: t.db,
       name: "http-test",

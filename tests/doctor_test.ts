@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runDoctor } from "../lib/doctor.ts";
+import { runDoctor } from "../lib/table/doctor.ts";
 import { describeDsn } from "../lib/config.ts";
 import { IDS, insertFixture, runCli, TEST_DSN, testSchema } from "./helpers.ts";
 

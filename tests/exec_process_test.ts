@@ -10,7 +10,7 @@
  * group is one a command ran in (these tests need Linux).
  */
 import assert from "node:assert/strict";
-import { executorEnv } from "../lib/exec_env.ts";
+import { executorEnv } from "../lib/dispatch/exec_env.ts";
 import {
   EMBEDDED,
   eventually,

@@ -5,13 +5,13 @@
  */
 import assert from "node:assert/strict";
 import type postgres from "postgres";
-import { findTaskQuery } from "../lib/get_task.ts";
-import { type ListFilter, listTasksQuery } from "../lib/list_tasks.ts";
-import { queueHealthQuery } from "../lib/queue_health.ts";
-import { formatStatistics } from "../lib/format_stats.ts";
-import { getIndexSupport } from "../lib/index_support.ts";
-import { getTaskStatistics, statsQueries } from "../lib/task_stats.ts";
-import { parseTaskIdArg } from "../lib/task_id.ts";
+import { findTaskQuery } from "../lib/queries/get_task.ts";
+import { type ListFilter, listTasksQuery } from "../lib/queries/list_tasks.ts";
+import { queueHealthQuery } from "../lib/queries/queue_health.ts";
+import { formatStatistics } from "../lib/format/stats.ts";
+import { getIndexSupport } from "../lib/table/index_support.ts";
+import { getTaskStatistics, statsQueries } from "../lib/queries/task_stats.ts";
+import { parseTaskIdArg } from "../lib/queries/task_id.ts";
 import { fillTasks } from "./fill.ts";
 import { testSchema } from "./helpers.ts";
 
@@ -91,7 +91,7 @@ Deno.test({
     await t.step(
       "list: every combination of filters, sorts and pages avoids a seq scan",
       async () => {
-        const page = await import("../lib/list_tasks.ts").then((m) =>
+        const page = await import("../lib/queries/list_tasks.ts").then((m) =>
           m.listTasks(db, { limit: 50 })
         );
         for (const statuses of [undefined, ["failed"], ["queued", "retry"]] as const) {

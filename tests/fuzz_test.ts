@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
-import { encodeCursor } from "../lib/list_tasks.ts";
+import { encodeCursor } from "../lib/queries/list_tasks.ts";
 import { createApp } from "../server/app.ts";
 import {
   type CliResult,

@@ -6,7 +6,7 @@ import postgres from "postgres";
 import { describeDsn, resolveConfig } from "../lib/config.ts";
 import { startEmbedded } from "../lib/embedded.ts";
 import { connect, type Db } from "../lib/db.ts";
-import { migrate } from "../lib/migrate.ts";
+import { migrate } from "../lib/table/migrate.ts";
 
 const CONFIGURED_DSN = Deno.env.get("SEEDTASK_TEST_DSN") ??
   "postgres://postgres@127.0.0.1:5432/test";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { NOTIFY_CHANNEL } from "../lib/enqueue_task.ts";
-import { requeueStale } from "../lib/requeue_stale.ts";
-import { cancelTasks, retryTasks } from "../lib/task_transitions.ts";
+import { NOTIFY_CHANNEL } from "../lib/ops/enqueue_task.ts";
+import { requeueStale } from "../lib/ops/requeue_stale.ts";
+import { cancelTasks, retryTasks } from "../lib/ops/task_transitions.ts";
 import { EMBEDDED, FIXTURE, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
 
 type Row = {

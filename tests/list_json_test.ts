@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { type ListFilter, listTasks } from "../lib/list_tasks.ts";
+import { type ListFilter, listTasks } from "../lib/queries/list_tasks.ts";
 import { invalidateTableInfo } from "../lib/db.ts";
-import { listTasksJson } from "../lib/list_tasks_json.ts";
+import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
 import { insertFixture, testSchema } from "./helpers.ts";
 
 /** What the parse-and-serialise path prints, parsed back: the reference for the SQL path. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listTasks } from "../lib/list_tasks.ts";
+import { listTasks } from "../lib/queries/list_tasks.ts";
 import { FIXTURE, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
 
 /** Fixture ids matching a predicate, newest updated first (the default order). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { migrate, MIGRATIONS, planMigration } from "../lib/migrate.ts";
-import { TASK_STATUSES } from "../lib/task.ts";
+import { migrate, MIGRATIONS, planMigration } from "../lib/table/migrate.ts";
+import { TASK_STATUSES } from "../lib/table/contract.ts";
 import { runCli, testSchema } from "./helpers.ts";
 
 /** SeedCore's migration 001, as deployed before lease columns existed (no 006). */

@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { resolveConfig } from "../lib/config.ts";
 import { connect, guard } from "../lib/db.ts";
 import { DatabaseError } from "../lib/errors.ts";
-import { migrate } from "../lib/migrate.ts";
+import { migrate } from "../lib/table/migrate.ts";
 import {
   EMBEDDED,
   eventually,

@@ -6,12 +6,12 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { checkHealth } from "../lib/check_health.ts";
+import { checkHealth } from "../lib/queries/check_health.ts";
 import type { Db } from "../lib/db.ts";
-import { runDoctor } from "../lib/doctor.ts";
-import { type ListFilter, listTasks } from "../lib/list_tasks.ts";
-import { migrate } from "../lib/migrate.ts";
-import { getTaskStatistics } from "../lib/task_stats.ts";
+import { runDoctor } from "../lib/table/doctor.ts";
+import { type ListFilter, listTasks } from "../lib/queries/list_tasks.ts";
+import { migrate } from "../lib/table/migrate.ts";
+import { getTaskStatistics } from "../lib/queries/task_stats.ts";
 import { fillTasks } from "./fill.ts";
 import { runCli, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
 import { createSeedCoreTable } from "./seedcore_schema.ts";

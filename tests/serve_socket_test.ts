@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/config.ts";
 import { connect, type Db } from "../lib/db.ts";
-import { getTaskStatistics, type StatsOptions } from "../lib/task_stats.ts";
+import { getTaskStatistics, type StatsOptions } from "../lib/queries/task_stats.ts";
 import { createApp } from "../server/app.ts";
 import { eventually, insertFixture, spawnCli, TEST_DSN, testSchema } from "./helpers.ts";
 

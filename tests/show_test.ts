@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AmbiguousTaskIdError, InvalidInputError, TaskNotFoundError } from "../lib/errors.ts";
-import { getTask } from "../lib/get_task.ts";
+import { getTask } from "../lib/queries/get_task.ts";
 import { IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
 
 Deno.test("getTask() finds a task by full id, by prefix, and without hyphens", async () => {

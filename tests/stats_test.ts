@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getTaskStatistics } from "../lib/task_stats.ts";
+import { getTaskStatistics } from "../lib/queries/task_stats.ts";
 import { fixtureCounts, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
 
 const NOW = new Date("2026-03-10T12:00:00Z");

@@ -1,13 +1,13 @@
-import { type Db, guard } from "./db.ts";
-import { InvalidInputError } from "./errors.ts";
-import type { Task } from "./task.ts";
+import { type Db, guard } from "../db.ts";
+import { InvalidInputError } from "../errors.ts";
+import type { Task } from "../table/contract.ts";
 import {
   checkInstant,
   checkJson,
   checkText,
   MAX_DESCRIPTION_LENGTH,
   MAX_NAME_LENGTH,
-} from "./task_input.ts";
+} from "../input/task_input.ts";
 
 /** The channel `enqueue` notifies and `dispatch --listen` waits on (the seed's name). */
 export const NOTIFY_CHANNEL = "tasks_new";

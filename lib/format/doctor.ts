@@ -1,4 +1,4 @@
-import type { DoctorReport } from "./doctor.ts";
+import type { DoctorReport } from "../table/doctor.ts";
 
 /** The `seedtask doctor` report: one line per check, problems marked, a summary last. */
 export function formatDoctor(report: DoctorReport, options: { emoji?: boolean } = {}): string {

@@ -1,6 +1,6 @@
 import type postgres from "postgres";
-import { type Db, getTableInfo, guard } from "./db.ts";
-import { getIndexSupport, type IndexSupport } from "./index_support.ts";
+import { type Db, getTableInfo, guard } from "../db.ts";
+import { getIndexSupport, type IndexSupport } from "../table/index_support.ts";
 
 /** Options shared by stats and check. */
 export interface HealthOptions {

@@ -8,10 +8,10 @@ import {
   quoteIdent,
   quoteQualified,
   runUntimed,
-} from "./db.ts";
-import { formatDuration } from "./duration.ts";
-import { SeedtaskError } from "./errors.ts";
-import { TASK_STATUSES } from "./task.ts";
+} from "../db.ts";
+import { formatDuration } from "../duration.ts";
+import { SeedtaskError } from "../errors.ts";
+import { TASK_STATUSES } from "./contract.ts";
 
 /** One DDL statement of a migration plan. */
 export interface MigrationStep {

@@ -1,10 +1,10 @@
-import { formatDuration } from "./duration.ts";
-import { formatStatus } from "./format_tasks.ts";
-import { formatUtc } from "./format_time.ts";
-import type { TaskStatistics } from "./task_stats.ts";
-import { TASK_STATUSES } from "./task.ts";
-import { shortId } from "./task_id.ts";
-import type { DisplayOptions } from "./format_tasks.ts";
+import { formatDuration } from "../duration.ts";
+import { formatStatus } from "./tasks.ts";
+import { formatUtc } from "./time.ts";
+import type { TaskStatistics } from "../queries/task_stats.ts";
+import { TASK_STATUSES } from "../table/contract.ts";
+import { shortId } from "../queries/task_id.ts";
+import type { DisplayOptions } from "./tasks.ts";
 
 function pct(rate: number | null): string {
   return rate === null ? "-" : `${(rate * 100).toFixed(1)}%`;

@@ -1,5 +1,5 @@
 import { killProcessTree, ProcessWatchdog, stopProcessGroup } from "./process_group.ts";
-import type { Task } from "./task.ts";
+import type { Task } from "../table/contract.ts";
 
 /** What an execution produced. */
 export type ExecutionResult = { success: true; result: unknown } | {

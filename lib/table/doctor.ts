@@ -1,7 +1,7 @@
-import { type Db, guard, mapDbError, quoteQualified, type Sql } from "./db.ts";
-import { ConnectionError, MIGRATE_HINT } from "./errors.ts";
+import { type Db, guard, mapDbError, quoteQualified, type Sql } from "../db.ts";
+import { ConnectionError, MIGRATE_HINT } from "../errors.ts";
 import { hasUpdatedAtTrigger, indexPresent, readIndexes, recommendedIndexes } from "./migrate.ts";
-import { LEASE_COLUMNS, TASK_STATUSES } from "./task.ts";
+import { LEASE_COLUMNS, TASK_STATUSES } from "./contract.ts";
 
 /** One finding of `seedtask doctor`. */
 export interface DoctorCheck {

@@ -1,5 +1,5 @@
-import { type Db, guard } from "./db.ts";
-import type { Task } from "./task.ts";
+import { type Db, guard } from "../db.ts";
+import type { Task } from "../table/contract.ts";
 
 /**
  * Every update here is guarded by `status = 'running' AND locked_by = owner AND attempts =

@@ -1,15 +1,15 @@
 import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 import { claimTasks } from "./claim_tasks.ts";
-import { type Db, getTableInfo, guard, mapDbError } from "./db.ts";
-import type { DispatchEvent } from "./dispatch_events.ts";
-import type { DispatcherMetrics } from "./dispatch_metrics.ts";
-import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
-import { formatDuration } from "./duration.ts";
-import { SeedtaskError } from "./errors.ts";
+import { type Db, getTableInfo, guard, mapDbError } from "../db.ts";
+import type { DispatchEvent } from "./events.ts";
+import type { DispatcherMetrics } from "./metrics.ts";
+import { NOTIFY_CHANNEL } from "../ops/enqueue_task.ts";
+import { formatDuration } from "../duration.ts";
+import { SeedtaskError } from "../errors.ts";
 import { type Executor, handlerExecutor, type TaskHandler } from "./executors.ts";
 import { type Claimed, completeTasks, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
-import { requeueStale } from "./requeue_stale.ts";
-import type { Task } from "./task.ts";
+import { requeueStale } from "../ops/requeue_stale.ts";
+import type { Task } from "../table/contract.ts";
 
 /** Options of {@link createDispatcher}; the defaults are `seedtask dispatch`'s. */
 export interface DispatcherOptions {

@@ -1,5 +1,5 @@
-import type { CheckMetric, CheckResult } from "./check_health.ts";
-import { oneLine } from "./errors.ts";
+import type { CheckMetric, CheckResult } from "../queries/check_health.ts";
+import { oneLine } from "../errors.ts";
 
 function show(m: CheckMetric): string {
   switch (m.name) {

@@ -4,8 +4,8 @@
  * byte, a lone surrogate, an index entry too large, a date out of its range) is the client's
  * mistake and is reported as one, naming the field.
  */
-import { parseDuration } from "./duration.ts";
-import { InvalidInputError, OutOfRangeError } from "./errors.ts";
+import { parseDuration } from "../duration.ts";
+import { InvalidInputError, OutOfRangeError } from "../errors.ts";
 
 /**
  * Longest `type` and `domain`, in characters. Both are indexed (a btree entry holds at most

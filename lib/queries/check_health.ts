@@ -1,6 +1,6 @@
-import type { Db } from "./db.ts";
-import { parseDuration } from "./duration.ts";
-import { InvalidInputError } from "./errors.ts";
+import type { Db } from "../db.ts";
+import { parseDuration } from "../duration.ts";
+import { InvalidInputError } from "../errors.ts";
 import { getQueueHealth, type HealthOptions, type QueueHealth } from "./queue_health.ts";
 
 /** Monitoring-plugin states, in order of severity. */

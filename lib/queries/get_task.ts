@@ -1,7 +1,7 @@
 import type postgres from "postgres";
-import { type Db, guard } from "./db.ts";
-import { AmbiguousTaskIdError, TaskNotFoundError } from "./errors.ts";
-import type { Task } from "./task.ts";
+import { type Db, guard } from "../db.ts";
+import { AmbiguousTaskIdError, TaskNotFoundError } from "../errors.ts";
+import type { Task } from "../table/contract.ts";
 import { parseTaskIdArg, type TaskIdArg } from "./task_id.ts";
 
 /** How many candidates an ambiguous prefix reports. */

@@ -1,4 +1,4 @@
-import { formatDuration } from "./duration.ts";
+import { formatDuration } from "../duration.ts";
 
 /** `2026-11-26 07:47:16 UTC`, or `-` for null. */
 export function formatUtc(date: Date | null | undefined): string {

@@ -1,5 +1,5 @@
-import { type Db, getTableInfo, guard, quoteIdent } from "./db.ts";
-import { getIndexSupport } from "./index_support.ts";
+import { type Db, getTableInfo, guard, quoteIdent } from "../db.ts";
+import { getIndexSupport } from "../table/index_support.ts";
 import {
   checkLimit,
   DEFAULT_LIST_LIMIT,

@@ -1,4 +1,4 @@
-import { InvalidInputError } from "./errors.ts";
+import { InvalidInputError } from "../errors.ts";
 
 /** Every status of the `taskstatus` enum, in lifecycle order. */
 export const TASK_STATUSES = [

@@ -1,6 +1,6 @@
-import { formatTaskTable } from "./format_tasks.ts";
-import type { FilterPreview, TransitionReport } from "./task_transitions.ts";
-import { shortId } from "./task_id.ts";
+import { formatTaskTable } from "./tasks.ts";
+import type { FilterPreview, TransitionReport } from "../ops/task_transitions.ts";
+import { shortId } from "../queries/task_id.ts";
 
 /** Per-task lines of a transition by ids: `cancelled 1a2b3c4d (was queued)`. */
 export function formatTransitionReport(report: TransitionReport, pastTense: string): string {

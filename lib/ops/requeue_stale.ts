@@ -1,8 +1,8 @@
 import type postgres from "postgres";
-import { type Db, getTableInfo, guard } from "./db.ts";
-import { InvalidInputError, OutOfRangeError } from "./errors.ts";
-import { nowFragment, stuckCondition } from "./queue_health.ts";
-import type { Task } from "./task.ts";
+import { type Db, getTableInfo, guard } from "../db.ts";
+import { InvalidInputError, OutOfRangeError } from "../errors.ts";
+import { nowFragment, stuckCondition } from "../queries/queue_health.ts";
+import type { Task } from "../table/contract.ts";
 
 export interface RequeueOptions {
   /**

@@ -1,6 +1,6 @@
-import { type Db, guard } from "./db.ts";
-import { nowFragment } from "./queue_health.ts";
-import type { Task } from "./task.ts";
+import { type Db, guard } from "../db.ts";
+import { nowFragment } from "../queries/queue_health.ts";
+import type { Task } from "../table/contract.ts";
 
 export interface ClaimOptions {
   /** The dispatcher's name, written to locked_by and owner_id. */

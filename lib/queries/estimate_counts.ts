@@ -1,4 +1,4 @@
-import { type Db, quoteQualified } from "./db.ts";
+import { type Db, quoteQualified } from "../db.ts";
 
 /** Below this many rows stats counts every row; above it, large counts come from the planner. */
 export const ESTIMATE_MIN_ROWS = 200_000;

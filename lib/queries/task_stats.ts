@@ -1,7 +1,7 @@
 import type postgres from "postgres";
-import { type Db, getTableInfo, guard } from "./db.ts";
-import { getIndexSupport, type IndexSupport } from "./index_support.ts";
-import { OutOfRangeError } from "./errors.ts";
+import { type Db, getTableInfo, guard } from "../db.ts";
+import { getIndexSupport, type IndexSupport } from "../table/index_support.ts";
+import { OutOfRangeError } from "../errors.ts";
 import {
   DEFAULT_LONG_RUNNING_MS,
   getQueueHealth,
@@ -15,8 +15,8 @@ import {
   readTableEstimate,
   type TableEstimate,
 } from "./estimate_counts.ts";
-import { TASK_STATUSES, type TaskStatus } from "./task.ts";
-import { VERSION } from "./version.ts";
+import { TASK_STATUSES, type TaskStatus } from "../table/contract.ts";
+import { VERSION } from "../version.ts";
 
 /** Options of `seedtask stats`, `GET /stats` and `TaskTableHelper.getTaskStatistics`. */
 export interface StatsOptions {

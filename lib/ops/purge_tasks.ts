@@ -1,7 +1,7 @@
-import { type Db, guard } from "./db.ts";
-import { InvalidInputError, OutOfRangeError } from "./errors.ts";
+import { type Db, guard } from "../db.ts";
+import { InvalidInputError, OutOfRangeError } from "../errors.ts";
 import type { FilterPreview } from "./task_transitions.ts";
-import { type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../table/contract.ts";
 
 export interface PurgeOptions {
   /** Only tasks not updated for at least this long (required: purge never touches new work). */

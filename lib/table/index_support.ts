@@ -6,7 +6,7 @@
  * is a walk over every row of a status, and one grouped pass over the table is far cheaper.
  */
 import type postgres from "postgres";
-import { type Db, quoteQualified, type Sql } from "./db.ts";
+import { type Db, quoteQualified, type Sql } from "../db.ts";
 import { indexPresent, type IndexState, recommendedIndexes } from "./migrate.ts";
 
 /** The task table's indexes as far as the query builders care. */

@@ -1,14 +1,14 @@
 import Table from "cli-table3";
-import { formatDuration } from "./duration.ts";
-import { formatRelative, formatUtc, formatUtcRelative } from "./format_time.ts";
+import { formatDuration } from "../duration.ts";
+import { formatRelative, formatUtc, formatUtcRelative } from "./time.ts";
 import {
   CONTRACT_COLUMNS,
   LEASE_COLUMNS,
   STATUS_EMOJI,
   type Task,
   type TaskStatus,
-} from "./task.ts";
-import { shortId } from "./task_id.ts";
+} from "../table/contract.ts";
+import { shortId } from "../queries/task_id.ts";
 
 /** How a human-facing formatter decorates its output. */
 export interface DisplayOptions {

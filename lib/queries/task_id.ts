@@ -1,4 +1,4 @@
-import { InvalidInputError } from "./errors.ts";
+import { InvalidInputError } from "../errors.ts";
 
 /** A parsed task id argument: either a full uuid or a hex prefix of one. */
 export type TaskIdArg =

@@ -1,9 +1,9 @@
 import type postgres from "postgres";
-import { type Db, guard, mapDbError } from "./db.ts";
-import { InvalidInputError, OutOfRangeError } from "./errors.ts";
-import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "./index_support.ts";
-import type { Task, TaskStatus } from "./task.ts";
-import { checkFilterText } from "./task_input.ts";
+import { type Db, guard, mapDbError } from "../db.ts";
+import { InvalidInputError, OutOfRangeError } from "../errors.ts";
+import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "../table/index_support.ts";
+import type { Task, TaskStatus } from "../table/contract.ts";
+import { checkFilterText } from "../input/task_input.ts";
 
 /** Filters of `seedtask list`, `GET /tasks` and `TaskTableHelper.listTasks`. */
 export interface ListFilter {

@@ -1,10 +1,10 @@
 import type postgres from "postgres";
-import { type Db, getTableInfo, guard } from "./db.ts";
-import { AmbiguousTaskIdError, InvalidInputError, TaskNotFoundError } from "./errors.ts";
+import { type Db, getTableInfo, guard } from "../db.ts";
+import { AmbiguousTaskIdError, InvalidInputError, TaskNotFoundError } from "../errors.ts";
 import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
-import type { Task, TaskStatus } from "./task.ts";
-import { parseTaskIdArg } from "./task_id.ts";
-import { checkFilterText } from "./task_input.ts";
+import type { Task, TaskStatus } from "../table/contract.ts";
+import { parseTaskIdArg } from "../queries/task_id.ts";
+import { checkFilterText } from "../input/task_input.ts";
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 

@@ -1,4 +1,4 @@
-import { InvalidInputError } from "./errors.ts";
+import { InvalidInputError } from "../errors.ts";
 
 /** Set by the dispatcher for each execution; `--exec-env` cannot override them. */
 export const TASK_ENV = ["SEEDTASK_TASK_ID", "SEEDTASK_TASK_TYPE", "SEEDTASK_ATTEMPT"] as const;
