@@ -1,7 +1,7 @@
 import type postgres from "postgres";
 import { type Db, guard, mapDbError } from "../db.ts";
 import { InvalidInputError, OutOfRangeError } from "../errors.ts";
-import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "../table/index_support.ts";
+import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "../table/catalog.ts";
 import type { Task, TaskStatus } from "../table/contract.ts";
 import { checkFilterText } from "../input/task_input.ts";
 

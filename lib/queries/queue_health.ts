@@ -1,6 +1,6 @@
 import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "../db.ts";
-import { getIndexSupport, type IndexSupport } from "../table/index_support.ts";
+import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
 
 /** Options shared by stats and check. */
 export interface HealthOptions {
