@@ -25,10 +25,13 @@ type Sql = postgres.Sql<{}>;
 
 /** What the catalog needs of a Db (lib/db.ts's Db is one). */
 export interface CatalogTarget {
+  /** The pool (or, in pooler mode, the operation's transaction) to read through. */
   readonly sql: Sql;
   /** The table as configured (`tasks` or `schema.tasks`). */
   readonly table: string;
+  /** The table's schema, when configured. */
   readonly schema?: string;
+  /** The table's name without its schema. */
   readonly tableName: string;
   /** `host:port/database`, for messages. */
   readonly target: string;
@@ -38,17 +41,21 @@ export interface CatalogTarget {
 
 /** A column of the table. */
 export interface CatalogColumn {
+  /** The column's name. */
   name: string;
   /** The type as the catalog prints it, with its modifier (`uuid`, `character varying(80)`). */
   type: string;
-  /** The type's oid and pg_type.typcategory (`E` for enums, `S` strings, …). */
+  /** The type's oid. */
   oid: number;
+  /** The type's pg_type.typcategory (`E` for enums, `S` strings, …). */
   category: string;
+  /** Whether the type is an enum. */
   isEnum: boolean;
 }
 
 /** An index of the table. */
 export interface CatalogIndex {
+  /** The index's name. */
   name: string;
   /** False for an index left half-built by an interrupted CREATE INDEX CONCURRENTLY. */
   valid: boolean;
@@ -58,6 +65,7 @@ export interface CatalogIndex {
   keys: (string | null)[];
   /** INCLUDE columns in order. */
   include: string[];
+  /** Whether it has a predicate (a partial index). */
   partial: boolean;
   /**
    * Everything after `ON <table>` of its `pg_get_indexdef`: access method, keys with their
@@ -83,6 +91,7 @@ export interface Catalog {
   statusType: string | null;
   /** That type's enum labels in order; empty when it is not an enum. */
   enumLabels: string[];
+  /** The table's indexes, by name; empty when it does not exist. */
   indexes: CatalogIndex[];
   /** A BEFORE trigger whose function mentions updated_at exists (seedtask's or SeedCore's). */
   updatedAtTrigger: boolean;
@@ -107,7 +116,7 @@ interface CatalogRow {
   trgm_schema: string | null;
   trgm_available: boolean;
   migrations_table: string | null;
-  taken_names: string[];
+  taken_names: string[] | null;
 }
 
 /** Options of {@link readCatalog}. */
@@ -138,6 +147,8 @@ export async function readCatalog(
   options: ReadCatalogOptions = {},
 ): Promise<Catalog> {
   const sql = options.sql ?? target.sql;
+  // Lists come as JSON: postgres.js parses a text[] only once it has loaded the server's
+  // array types, which races with the first query on a new connection.
   const [row] = await sql<CatalogRow[]>`
     with target as (
       select ${target.schema ?? null}::text as schema, ${target.tableName}::text as name,
@@ -177,7 +188,7 @@ export async function readCatalog(
        from rel join pg_attribute a on a.attrelid = rel.oid join pg_type ty on ty.oid = a.atttypid
        where a.attnum > 0 and not a.attisdropped) as columns,
       (select format_type(oid, null) from status_type where oid is not null) as status_type,
-      (select array_agg(e.enumlabel::text order by e.enumsortorder)
+      (select json_agg(e.enumlabel order by e.enumsortorder)
        from pg_enum e join status_type s on e.enumtypid = s.oid) as enum_labels,
       (select json_agg(json_build_object(
           'name', c.relname, 'valid', i.indisvalid, 'method', am.amname,
@@ -207,8 +218,7 @@ export async function readCatalog(
         exists (select 1 from pg_available_extensions where name = 'pg_trgm')) as trgm_available,
       (select to_regclass(t.prefix || 'seedtask_migrations')::text from target t)
         as migrations_table,
-      (select coalesce(array_agg(c.relname::text), '{}') from pg_class c join ns
-         on c.relnamespace = ns.oid, target t
+      (select json_agg(c.relname) from pg_class c join ns on c.relnamespace = ns.oid, target t
        where left(c.relname::text, length(t.name) + 1) = t.name || '_') as taken_names`;
   const r = row!;
   return {
@@ -225,7 +235,7 @@ export async function readCatalog(
     trgmSchema: r.trgm_schema,
     trgmAvailable: r.trgm_available,
     migrationsTable: r.migrations_table,
-    takenNames: r.taken_names,
+    takenNames: r.taken_names ?? [],
   };
 }
 
@@ -256,6 +266,7 @@ export function normalizeDefinition(definition: string): string {
 
 /** How the table stands with one recommended index. */
 export interface IndexMatch {
+  /** The recommended index (see lib/table/contract.ts). */
   index: RecommendedIndex;
   /** Its definition, normalised (see {@link normalizeDefinition}). */
   expected: string;

@@ -37,7 +37,11 @@ export interface MigrationStep {
 
 export interface MigrationPlan {
   steps: MigrationStep[];
-  /** Things migrate chose not to do, and why (e.g. pg_trgm unavailable). */
+  /**
+   * What migrate did otherwise than planned, or chose not to do, and why: the search index
+   * skipped without pg_trgm, a recommended index created under a free name because its own
+   * is another index's.
+   */
   notes: string[];
 }
 
