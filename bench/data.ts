@@ -13,7 +13,8 @@
 import postgres from "postgres";
 import { resolveConfig } from "../lib/config.ts";
 import { connect, type Db, quoteIdent } from "../lib/db.ts";
-import { migrate, recommendedIndexes } from "../lib/table/migrate.ts";
+import { migrate } from "../lib/table/migrate.ts";
+import { indexDefinition, recommendedIndexes } from "../lib/table/contract.ts";
 import { fillTasks } from "../tests/fill.ts";
 import { seedcoreIndexesSql, seedcoreTableSql } from "../tests/seedcore_schema.ts";
 import { int, say } from "./common.ts";
@@ -147,10 +148,13 @@ export async function prepareFilledTable(
     t0 = performance.now();
     for (const idx of indexes) {
       if (idx.trgm && !trgm) continue; // migrate skips it too, with a note
-      const def = idx.definition(statusType!.t, idx.trgm ? trgm!.schema : undefined);
-      const using = def.startsWith("using ") ? def : `using btree ${def}`;
+      const def = indexDefinition(
+        idx,
+        statusType!.t,
+        idx.trgm ? quoteIdent(trgm!.schema) : undefined,
+      );
       await filler.unsafe(
-        `create index ${quoteIdent(idx.name)} on ${quoteIdent(schema)}.tasks ${using}`,
+        `create index ${quoteIdent(idx.name)} on ${quoteIdent(schema)}.tasks ${def}`,
       );
     }
     const indexSeconds = (performance.now() - t0) / 1000;

@@ -11,14 +11,20 @@ import {
 import {
   ConnectionError,
   DatabaseError,
-  IncompatibleTableError,
   isUsageError,
   RejectedValueError,
   SeedtaskError,
   TableNotFoundError,
 } from "./errors.ts";
 import { formatDuration } from "./duration.ts";
-import { LEASE_COLUMNS } from "./table/contract.ts";
+import {
+  cachedMissingIndexes,
+  explainMismatch,
+  getCatalog,
+  learnMissingIndexes,
+  type TableInfo,
+  tableInfo,
+} from "./table/catalog.ts";
 
 /** The postgres.js tagged-template client. */
 // deno-lint-ignore ban-types
@@ -34,7 +40,7 @@ export interface Db {
   /** `host:port/database`, safe to print. */
   readonly target: string;
   readonly config: ConnectionConfig;
-  /** Per-connection memo (column metadata), so it is read once per process. */
+  /** Per-connection memo (the table's catalog, see lib/table/catalog.ts). */
   readonly cache: Map<string, unknown>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -417,8 +423,8 @@ export function mapDbError(err: unknown, db: Db): Error {
         },
       );
     case "57014": {
-      // Known when the command read the table's indexes, or guard() looked after the timeout.
-      const missing = db.cache.get("missingIndexes") as string[] | undefined;
+      // Known when the command read the table's catalog, or guard() looked after the timeout.
+      const missing = cachedMissingIndexes(db);
       return new DatabaseError(
         `Query cancelled after the statement timeout (${
           formatDuration(db.config.statementTimeoutMs)
@@ -474,11 +480,9 @@ export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
     return await withLane(db, (lane) => transaction(db, lane, () => store.run(lane, fn)));
   } catch (err) {
     const code = (err as { code?: unknown })?.code;
-    if (code === "57014" && !db.cache.has("missingIndexes")) {
+    if (code === "57014" && cachedMissingIndexes(db) === undefined) {
       // A timeout on a table without the recommended indexes is fixed by `migrate`, not a
-      // longer timeout: look (a quick catalog read) so the error can say which. Loaded on
-      // demand: index_support.ts imports this module.
-      const { learnMissingIndexes } = await import("./table/index_support.ts");
+      // longer timeout: look (a quick catalog read) so the error can say which.
       await learnMissingIndexes(db).catch(() => {});
     }
     const mapped = mapDbError(err, db);
@@ -490,74 +494,12 @@ export async function guard<T>(db: Db, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * A type mismatch in seedtask's own queries means the table is not a task table — most often
- * an `id` that is not a uuid (a `--table` pointing at some other table). Says so when that is
- * the case; otherwise keeps `mapped`. Reads the catalog directly: getTableInfo() itself runs
- * under guard().
- */
-async function explainMismatch(db: Db, mapped: Error): Promise<Error> {
-  try {
-    const [row] = await db.sql<{ type: string }[]>`
-      select format_type(atttypid, atttypmod) as type from pg_attribute
-      where attrelid = to_regclass(${quoteQualified(db.table)}) and attname = 'id'
-        and not attisdropped`;
-    if (row && row.type !== "uuid") {
-      return new IncompatibleTableError(
-        `Table "${db.table}" is not a task table: its id is ${row.type}, not uuid`,
-        mapped,
-      );
-    }
-  } catch {
-    // keep the original error
-  }
-  return mapped;
-}
-
-/** Column metadata of the task table, as read from the catalog. */
-export interface TableInfo {
-  /** column name -> type as the catalog prints it (`uuid`, `taskstatus`, `timestamp with time zone`). */
-  columns: Map<string, string>;
-  /** column name -> its type's oid and pg_type.typcategory (`E` for enums, `S` strings, …). */
-  columnTypes: Map<string, { oid: number; category: string }>;
-  /** owner_id, lease_expires_at and last_heartbeat are all present (SeedCore migration 006). */
-  hasLease: boolean;
-}
-
-/**
- * Reads the table's columns once per Db. Throws {@link TableNotFoundError} when the table
- * does not exist, so every command reports a missing table the same way.
+ * The table's columns (from its catalog, read once per Db: see lib/table/catalog.ts). Throws
+ * {@link TableNotFoundError} when the table does not exist, so every command reports a
+ * missing table the same way.
  */
 export function getTableInfo(db: Db): Promise<TableInfo> {
-  const cached = db.cache.get("tableInfo") as Promise<TableInfo> | undefined;
-  if (cached) return cached;
-  const promise = guard(db, async () => {
-    const regclass = db.schema ? `${db.schema}.${db.tableName}` : db.tableName;
-    const rows = await db.sql<{ name: string; type: string; oid: number; category: string }[]>`
-      select a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
-             a.atttypid::int as oid, t.typcategory::text as category
-      from pg_attribute a join pg_type t on t.oid = a.atttypid
-      where a.attrelid = to_regclass(${quoteQualified(regclass)})
-        and a.attnum > 0 and not a.attisdropped
-      order by a.attnum`;
-    if (rows.length === 0) {
-      throw new TableNotFoundError(`Table "${db.table}" does not exist in ${db.target}`);
-    }
-    const columns = new Map(rows.map((r) => [r.name, r.type]));
-    const columnTypes = new Map(rows.map((r) => [r.name, { oid: r.oid, category: r.category }]));
-    const hasLease = LEASE_COLUMNS.every((c) => columns.has(c));
-    return { columns, columnTypes, hasLease };
-  });
-  db.cache.set("tableInfo", promise);
-  promise.catch(() => db.cache.delete("tableInfo"));
-  return promise;
-}
-
-/** Forgets cached metadata (after `migrate` changed the table). */
-export function invalidateTableInfo(db: Db): void {
-  db.cache.delete("tableInfo");
-  db.cache.delete("indexSupport");
-  db.cache.delete("missingIndexes");
-  db.cache.delete("jsonSelectList");
+  return guard(db, async () => tableInfo(db, await getCatalog(db)));
 }
 
 /** Double-quotes each part of a (possibly schema-qualified) identifier for to_regclass(). */

@@ -13,7 +13,8 @@
  * @module
  */
 export { type HelperOptions, TaskTableHelper } from "./task_table_helper.ts";
-export { connect, type Db, getTableInfo, type TableInfo } from "./db.ts";
+export { connect, type Db, getTableInfo } from "./db.ts";
+export type { TableInfo } from "./table/catalog.ts";
 export { type ConnectionConfig, resolveConfig } from "./config.ts";
 export { type ListFilter, listTasks, streamTasks, type TaskPage } from "./queries/list_tasks.ts";
 export { getTask } from "./queries/get_task.ts";

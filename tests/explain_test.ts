@@ -9,7 +9,7 @@ import { findTaskQuery } from "../lib/queries/get_task.ts";
 import { type ListFilter, listTasksQuery } from "../lib/queries/list_tasks.ts";
 import { queueHealthQuery } from "../lib/queries/queue_health.ts";
 import { formatStatistics } from "../lib/format/stats.ts";
-import { getIndexSupport } from "../lib/table/index_support.ts";
+import { getIndexSupport } from "../lib/table/catalog.ts";
 import { getTaskStatistics, statsQueries } from "../lib/queries/task_stats.ts";
 import { parseTaskIdArg } from "../lib/queries/task_id.ts";
 import { fillTasks } from "./fill.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ListFilter, listTasks } from "../lib/queries/list_tasks.ts";
-import { invalidateTableInfo } from "../lib/db.ts";
+import { invalidateCatalog } from "../lib/table/catalog.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
 import { insertFixture, testSchema } from "./helpers.ts";
 
@@ -61,6 +61,6 @@ Deno.test("listTasksJson() declines a column type it has no rule for", async () 
   await using t = await testSchema();
   await insertFixture(t);
   await t.sql`alter table ${t.sql(t.table)} add column spot point default '(1,2)'`;
-  invalidateTableInfo(t.db); // as migrate does after changing the table
+  invalidateCatalog(t.db); // as migrate does after changing the table
   assert.equal(await listTasksJson(t.db, {}), null);
 });

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { migrate, MIGRATIONS, planMigration } from "../lib/table/migrate.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
+import { runDoctor } from "../lib/table/doctor.ts";
 import { runCli, testSchema } from "./helpers.ts";
+import { createSeedCoreTable } from "./seedcore_schema.ts";
 
 /** SeedCore's migration 001, as deployed before lease columns existed (no 006). */
 function seedcore001(schema: string): string {
@@ -191,4 +193,51 @@ Deno.test("migrate() adds statuses missing from an existing taskstatus enum", as
   const [row] = await t.sql`insert into ${t.sql(t.table)} (type, status) values ('x', 'retry')
     returning status, attempts, params`;
   assert.deepEqual({ ...row }, { status: "retry", attempts: 0, params: {} });
+});
+
+Deno.test("migrate and doctor recognise a recommended index by its definition, not its name", async () => {
+  await using t = await testSchema({ migrated: false });
+  await createSeedCoreTable(t.sql, t.schema);
+  const s = `"${t.schema}"`;
+  await t.sql.unsafe(`
+    -- our name, SeedCore's definition: not the recommended (status) include (drift_score)
+    create index tasks_status_idx on ${s}.tasks (status);
+    -- the recommended claim and updated definitions under names of the operator's
+    create index claim_order on ${s}.tasks (coalesce(run_after, created_at), id)
+      include (run_after, created_at) where status in ('queued', 'retry');
+    create index by_updated on ${s}.tasks (updated_at, id);
+  `).simple();
+  const indexDefs = async () =>
+    Object.fromEntries(
+      (await t.sql<{ name: string; def: string }[]>`
+        select indexname::text as name, indexdef as def from pg_indexes
+        where schemaname = ${t.schema} and tablename = 'tasks'`).map((r) => [r.name, r.def]),
+    );
+  const before = await indexDefs();
+
+  const doctor = await runDoctor(t.db);
+  const failed = doctor.checks.filter((c) => !c.ok).map((c) => c.name);
+  assert.ok(failed.includes("index.tasks_status_idx"), failed.join(", "));
+  assert.ok(!failed.includes("index.tasks_claim_idx"), "claim_order is the claim index");
+  assert.ok(!failed.includes("index.tasks_updated_idx"), "by_updated is the updated index");
+  const statusCheck = doctor.checks.find((c) => c.name === "index.tasks_status_idx")!;
+  assert.match(statusCheck.message, /tasks_status_idx is missing/);
+  assert.match(statusCheck.message, /another definition/);
+
+  const result = await migrate(t.db);
+  const created = result.steps.map((st) => st.sql).filter((q) => /create index/.test(q));
+  assert.ok(
+    !created.some((q) => /"tasks_claim_idx"|"tasks_updated_idx"/.test(q)),
+    created.join("\n"),
+  );
+  assert.match(result.notes.join("\n"), /tasks_status_idx.*another definition.*tasks_status_idx1/);
+  const after = await indexDefs();
+  // The operator's indexes are untouched; the recommended status index is there, named apart.
+  for (const name of Object.keys(before)) assert.equal(after[name], before[name], name);
+  assert.match(after.tasks_status_idx1 ?? "", /USING btree \(status\) INCLUDE \(drift_score\)$/);
+  assert.deepEqual(
+    (await runDoctor(t.db)).checks.filter((c) => !c.ok).map((c) => c.name),
+    [],
+  );
+  assert.deepEqual((await planMigration(t.db)).steps, []);
 });

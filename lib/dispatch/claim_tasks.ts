@@ -1,5 +1,10 @@
 import { type Db, guard } from "../db.ts";
-import { nowFragment } from "../queries/queue_health.ts";
+import {
+  claimableCondition,
+  claimableStatus,
+  nowFragment,
+  readyAt,
+} from "../queries/queue_health.ts";
 import type { Task } from "../table/contract.ts";
 
 export interface ClaimOptions {
@@ -19,13 +24,14 @@ export interface ClaimOptions {
  * Claims up to `limit` claimable tasks for `owner` in one statement and returns them, oldest
  * ready first.
  *
- * Why it locks this way: the CTE picks claimable ids (`queued` or `retry`, ready time passed)
- * in ready order with `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers each lock different
- * rows and never wait on each other; the UPDATE then marks exactly those rows running,
- * increments `attempts` — the only place it is incremented, once per execution — and sets the
- * lease. The ready time `coalesce(run_after, created_at)` is the key of the partial index
- * `<table>_claim_idx` (`WHERE status IN ('queued','retry')`), which serves both the filter and
- * the order, so a claim reads only the first entries of a small index whatever the table size.
+ * Why it locks this way: the CTE picks claimable ids ({@link claimableCondition}: `queued` or
+ * `retry`, ready time passed) in ready order with `FOR UPDATE SKIP LOCKED`, so concurrent
+ * dispatchers each lock different rows and never wait on each other; the UPDATE then marks
+ * exactly those rows running, increments `attempts` — the only place it is incremented, once
+ * per execution — and sets the lease. The ready time `coalesce(run_after, created_at)` is the
+ * key of the partial index `<table>_claim_idx` (`WHERE status IN ('queued','retry')`), which
+ * serves both the filter and the order, so a claim reads only the first entries of a small
+ * index whatever the table size.
  * The UPDATE re-checks the status, so a row changed by someone else between the two steps is
  * skipped rather than overwritten.
  */
@@ -41,9 +47,8 @@ export async function claimTasks(db: Db, options: ClaimOptions): Promise<Task[]>
     const rows = await sql<Task[]>`
       with claimable as (
         select id from ${t}
-        where status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}
-          ${types}
-        order by coalesce(run_after, created_at), id
+        where ${claimableCondition(db, now)} ${types}
+        order by ${readyAt(db)}, id
         limit ${options.limit}
         for update skip locked
       )
@@ -53,7 +58,7 @@ export async function claimTasks(db: Db, options: ClaimOptions): Promise<Task[]>
         lease_expires_at = ${now} + ${options.leaseMs} * interval '1 millisecond',
         last_heartbeat = ${now}
       from claimable
-      where x.id = claimable.id and x.status in ('queued', 'retry')
+      where x.id = claimable.id and ${claimableStatus(db, "x.status")}
       returning x.*`;
     return [...rows].sort((a, b) =>
       (a.run_after ?? a.created_at).getTime() - (b.run_after ?? b.created_at).getTime()

@@ -1,13 +1,7 @@
 import Table from "cli-table3";
 import { formatDuration } from "../duration.ts";
 import { formatRelative, formatUtc, formatUtcRelative } from "./time.ts";
-import {
-  CONTRACT_COLUMNS,
-  LEASE_COLUMNS,
-  STATUS_EMOJI,
-  type Task,
-  type TaskStatus,
-} from "../table/contract.ts";
+import { CONTRACT_COLUMNS, LEASE_COLUMNS, type Task, type TaskStatus } from "../table/contract.ts";
 import { shortId } from "../queries/task_id.ts";
 
 /** How a human-facing formatter decorates its output. */
@@ -23,6 +17,17 @@ function truncate(text: string | null | undefined, max: number): string {
   const flat = text.replace(/\s+/g, " ");
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
 }
+
+/** The emoji the seed's helper shows next to each status (TTY only). */
+export const STATUS_EMOJI: Record<TaskStatus, string> = {
+  created: "🆕",
+  queued: "⏳",
+  running: "🏃",
+  completed: "✅",
+  failed: "❌",
+  cancelled: "🚫",
+  retry: "🔄",
+};
 
 /** The status cell: `✅ completed` with emoji, `completed` without. */
 export function formatStatus(status: string, emoji = false): string {

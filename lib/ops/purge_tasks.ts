@@ -40,7 +40,10 @@ function checkOptions(
   return { statuses, cutoffMs: options.olderThanMs };
 }
 
-/** How many tasks a purge would delete, and a sample. Changes nothing. */
+/**
+ * How many tasks a purge would delete, and the ten most recently updated of them (what the
+ * dry run says it shows). Changes nothing.
+ */
 export async function previewPurge(db: Db, options: PurgeOptions): Promise<FilterPreview> {
   const { statuses, cutoffMs } = checkOptions(options);
   return await guard(db, async () => {
@@ -50,7 +53,7 @@ export async function previewPurge(db: Db, options: PurgeOptions): Promise<Filte
       and updated_at < now() - ${cutoffMs} * interval '1 millisecond'`;
     const [[count], sample] = await Promise.all([
       sql<{ n: number }[]>`select count(*)::int as n from ${t} where ${where}`,
-      sql<Task[]>`select * from ${t} where ${where} order by updated_at limit 10`,
+      sql<Task[]>`select * from ${t} where ${where} order by updated_at desc limit 10`,
     ]);
     return { count: count!.n, sample: [...sample] };
   });

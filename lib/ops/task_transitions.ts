@@ -30,7 +30,7 @@ export interface TransitionReport {
   refused: RefusedTransition[];
 }
 
-/** What a filter would touch: how many tasks, and the most recently updated few. */
+/** What a filter would touch: how many tasks, and the ten most recently updated of them. */
 export interface FilterPreview {
   count: number;
   sample: Task[];

@@ -1,8 +1,8 @@
 import type postgres from "postgres";
 import { type Db, guard, mapDbError } from "../db.ts";
 import { InvalidInputError, OutOfRangeError } from "../errors.ts";
-import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "../table/index_support.ts";
-import type { Task, TaskStatus } from "../table/contract.ts";
+import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "../table/catalog.ts";
+import { SEARCH_TEXT, type Task, type TaskStatus } from "../table/contract.ts";
 import { checkFilterText } from "../input/task_input.ts";
 
 /** Filters of `seedtask list`, `GET /tasks` and `TaskTableHelper.listTasks`. */
@@ -116,11 +116,8 @@ export function listTasksQuery(
   if (filter.type !== undefined) conditions.push(sql`type = ${filter.type}`);
   if (filter.domain !== undefined) conditions.push(sql`domain = ${filter.domain}`);
   if (filter.search !== undefined && filter.search !== "") {
-    conditions.push(
-      sql`(coalesce(description, '') || ' ' || coalesce(error, '')) ilike ${`%${
-        escapeLike(filter.search)
-      }%`}`,
-    );
+    // The expression the trigram index is built on (contract.ts), so that it serves this.
+    conditions.push(sql`${sql.unsafe(SEARCH_TEXT)} ilike ${`%${escapeLike(filter.search)}%`}`);
   }
   if (cursor) {
     // ::text first: postgres.js would otherwise serialise a timestamptz parameter through a

@@ -1,5 +1,5 @@
-import { type Db, getTableInfo, guard, quoteIdent } from "../db.ts";
-import { getIndexSupport } from "../table/index_support.ts";
+import { type Db, guard, quoteIdent } from "../db.ts";
+import { type Catalog, getCatalog, getIndexSupport, tableInfo } from "../table/catalog.ts";
 import {
   checkLimit,
   DEFAULT_LIST_LIMIT,
@@ -52,15 +52,19 @@ function jsonValue(name: string, type: { oid: number; category: string }): strin
   }
 }
 
+/** Select lists already built, per catalog read (a new read, after `migrate`, builds anew). */
+const selectLists = new WeakMap<Catalog, string | null>();
+
 /**
  * The select list that renders a row `q` of the table as JSON values (constant text: names
  * are quoted identifiers, nothing comes from the request), or null when a column's type has
- * no rule. Built once per Db.
+ * no rule. Built once per read of the table's catalog.
  */
 async function jsonSelectList(db: Db): Promise<string | null> {
-  const cached = db.cache.get("jsonSelectList") as string | null | undefined;
+  const catalog = await getCatalog(db);
+  const cached = selectLists.get(catalog);
   if (cached !== undefined) return cached;
-  const info = await getTableInfo(db);
+  const info = tableInfo(db, catalog);
   const parts: string[] = [];
   for (const [name, type] of info.columnTypes) {
     const value = jsonValue(name, type);
@@ -71,7 +75,7 @@ async function jsonSelectList(db: Db): Promise<string | null> {
     parts.push(`${value} as ${quoteIdent(name)}`);
   }
   const list = parts.length === 0 ? null : parts.join(", ");
-  db.cache.set("jsonSelectList", list);
+  selectLists.set(catalog, list);
   return list;
 }
 

@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "../db.ts";
-import { getIndexSupport, type IndexSupport } from "../table/index_support.ts";
+import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
+import { CLAIMABLE_STATUSES, READY_AT } from "../table/contract.ts";
 
 /** Options shared by stats and check. */
 export interface HealthOptions {
@@ -39,6 +40,30 @@ export const DEFAULT_LONG_RUNNING_MS = 10 * 60_000;
 /** `now()` or a fixed instant, as an SQL fragment. */
 export function nowFragment(db: Db, now?: Date): postgres.PendingQuery<postgres.Row[]> {
   return now ? db.sql`${now.toISOString()}::timestamptz` : db.sql`now()`;
+}
+
+/** When a claimable task became (or becomes) ready, as an SQL expression: the claim index's key. */
+export function readyAt(db: Db): postgres.PendingQuery<postgres.Row[]> {
+  return db.sql.unsafe(READY_AT);
+}
+
+/**
+ * `status in ('queued', 'retry')`: a claimable status. Literals, not parameters, so that the
+ * planner can prove the claim index's predicate (the same statuses) from it.
+ */
+export function claimableStatus(db: Db, column = "status"): postgres.PendingQuery<postgres.Row[]> {
+  return db.sql.unsafe(`${column} in (${CLAIMABLE_STATUSES.map((s) => `'${s}'`).join(", ")})`);
+}
+
+/**
+ * The tasks a dispatcher may claim at `now`: a claimable status, ready time passed. The claim
+ * query and the queue health both use this one condition, which the claim index serves.
+ */
+export function claimableCondition(
+  db: Db,
+  now: postgres.PendingQuery<postgres.Row[]>,
+): postgres.PendingQuery<postgres.Row[]> {
+  return db.sql`${claimableStatus(db)} and ${readyAt(db)} <= ${now}`;
 }
 
 /** The condition that makes a running task stuck (used by stats, check and requeue). */
@@ -80,11 +105,11 @@ export function queueHealthQuery(
   const t = sql(db.table);
   const now = nowFragment(db, options.now);
   const longRunningMs = options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS;
-  const ready = sql`status in ('queued', 'retry') and coalesce(run_after, created_at) <= ${now}`;
+  const ready = claimableCondition(db, now);
   const claimIndex = indexes.recommended("claim_idx");
   const readyPass = sql`(select count(*)::int as ready,
            count(*) filter (where run_after is not null)::int as overdue${
-    claimIndex ? sql`` : sql`, min(coalesce(run_after, created_at)) as oldest`
+    claimIndex ? sql`` : sql`, min(${readyAt(db)}) as oldest`
   }
          from ${t} where ${ready}) r`;
   // One range scan per status covers both windows: the last hour is inside the last day.
@@ -110,9 +135,7 @@ export function queueHealthQuery(
   return sql`
     select r.ready, r.overdue, ${finishedColumns},
       ${
-    claimIndex
-      ? sql`(select min(coalesce(run_after, created_at)) from ${t} where ${ready})`
-      : sql`r.oldest`
+    claimIndex ? sql`(select min(${readyAt(db)}) from ${t} where ${ready})` : sql`r.oldest`
   } as oldest_ready_at,
       ${
     options.withQueued === false

@@ -1,6 +1,6 @@
 import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "../db.ts";
-import { getIndexSupport, type IndexSupport } from "../table/index_support.ts";
+import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
 import { OutOfRangeError } from "../errors.ts";
 import {
   DEFAULT_LONG_RUNNING_MS,

@@ -1,3 +1,8 @@
+/**
+ * The task table contract, declared once: its statuses, its columns (what `migrate` creates,
+ * what `doctor` accepts) and the indexes seedtask's queries rely on. The catalog of a real
+ * table is read by ./catalog.ts and compared against what is declared here.
+ */
 import { InvalidInputError } from "../errors.ts";
 
 /** Every status of the `taskstatus` enum, in lifecycle order. */
@@ -13,13 +18,25 @@ export const TASK_STATUSES = [
 
 export type TaskStatus = typeof TASK_STATUSES[number];
 
-/** Statuses a dispatcher may claim from. */
+/**
+ * Statuses a dispatcher claims from. A task in one of them is claimable once its ready time
+ * ({@link READY_AT}) has passed: the claim query, the queue health and the claim index's
+ * predicate are all built from these two.
+ */
 export const CLAIMABLE_STATUSES: readonly TaskStatus[] = ["queued", "retry"];
+
+/** When a claimable task becomes ready: its run_after (scheduled, backed off) or creation. */
+export const READY_AT = "COALESCE(run_after, created_at)";
+
+/** The text `list --search` matches, and the trigram index indexes. */
+export const SEARCH_TEXT =
+  "((COALESCE(description, ''::text) || ' '::text) || COALESCE(error, ''::text))";
+
 /** Statuses a task never leaves by itself. */
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled"];
 
-/** One row of the task table. Extra columns of a SeedCore table appear as extra keys. */
-export interface Task {
+/** The contract's columns of a row (see {@link Task} for a row as read). */
+export interface ContractRow {
   id: string;
   status: TaskStatus;
   type: string;
@@ -38,33 +55,76 @@ export interface Task {
   owner_id?: string | null;
   lease_expires_at?: Date | null;
   last_heartbeat?: Date | null;
+}
+
+/** One row of the task table. Extra columns of a SeedCore table appear as extra keys. */
+export interface Task extends ContractRow {
   [extra: string]: unknown;
 }
 
+/** One column of the contract. */
+export interface ContractColumn {
+  name: keyof ContractRow;
+  /**
+   * The type `migrate` creates the column with. For `status` it is {@link STATUS_TYPE}, the
+   * default name of the status enum: `migrate` keeps the enum the table already has, if any.
+   */
+  type: string;
+  /** PRIMARY KEY, NOT NULL and DEFAULT, as CREATE TABLE takes them ("" for none). */
+  constraints: string;
+  /** The catalog types that serve (format_type spelling); `enum` stands for any enum type. */
+  accepts: readonly string[];
+  /** A lease column (SeedCore migration 006): needed by `dispatch`, optional elsewhere. */
+  lease: boolean;
+}
+
+/** The name `migrate` gives the status enum when it creates one. */
+export const STATUS_TYPE = "taskstatus";
+
+const TEXT = ["text", "character varying"];
+const TIMESTAMPTZ = ["timestamp with time zone"];
+
+function column(
+  name: keyof ContractRow,
+  type: string,
+  constraints: string,
+  accepts: readonly string[],
+  lease = false,
+): ContractColumn {
+  return { name, type, constraints, accepts, lease };
+}
+
 /** The contract's columns, in table order; anything else on a row is an extra column. */
-export const CONTRACT_COLUMNS = [
-  "id",
-  "status",
-  "type",
-  "description",
-  "domain",
-  "drift_score",
-  "attempts",
-  "locked_by",
-  "locked_at",
-  "run_after",
-  "params",
-  "result",
-  "error",
-  "created_at",
-  "updated_at",
-  "owner_id",
-  "lease_expires_at",
-  "last_heartbeat",
-] as const;
+export const COLUMNS: readonly ContractColumn[] = [
+  column("id", "uuid", "primary key default gen_random_uuid()", ["uuid"]),
+  column("status", STATUS_TYPE, "not null default 'created'", ["enum"]),
+  column("type", "text", "not null", TEXT),
+  column("description", "text", "", TEXT),
+  column("domain", "text", "", TEXT),
+  column("drift_score", "double precision", "not null default 0", [
+    "double precision",
+    "real",
+    "numeric",
+  ]),
+  column("attempts", "integer", "not null default 0", ["integer", "smallint", "bigint"]),
+  column("locked_by", "text", "", TEXT),
+  column("locked_at", "timestamptz", "", TIMESTAMPTZ),
+  column("run_after", "timestamptz", "", TIMESTAMPTZ),
+  column("params", "jsonb", "not null default '{}'::jsonb", ["jsonb"]),
+  column("result", "jsonb", "", ["jsonb"]),
+  column("error", "text", "", TEXT),
+  column("created_at", "timestamptz", "not null default now()", TIMESTAMPTZ),
+  column("updated_at", "timestamptz", "not null default now()", TIMESTAMPTZ),
+  column("owner_id", "text", "", TEXT, true),
+  column("lease_expires_at", "timestamptz", "", TIMESTAMPTZ, true),
+  column("last_heartbeat", "timestamptz", "", TIMESTAMPTZ, true),
+];
+
+/** The contract's column names, in table order. */
+export const CONTRACT_COLUMNS: readonly string[] = COLUMNS.map((c) => c.name);
 
 /** The lease columns of SeedCore migration 006 (needed by dispatch, optional elsewhere). */
-export const LEASE_COLUMNS: readonly string[] = ["owner_id", "lease_expires_at", "last_heartbeat"];
+export const LEASE_COLUMNS: readonly string[] = COLUMNS.filter((c) => c.lease).map((c) => c.name);
 
 export function isTaskStatus(value: string): value is TaskStatus {
   return (TASK_STATUSES as readonly string[]).includes(value);
@@ -94,13 +154,124 @@ export function parseStatuses(input: string | readonly string[]): TaskStatus[] {
   return out;
 }
 
-/** The emoji the seed's helper shows next to each status (TTY only). */
-export const STATUS_EMOJI: Record<TaskStatus, string> = {
-  created: "🆕",
-  queued: "⏳",
-  running: "🏃",
-  completed: "✅",
-  failed: "❌",
-  cancelled: "🚫",
-  retry: "🔄",
-};
+/** An index seedtask's own queries rely on: what `migrate` creates and `doctor` looks for. */
+export interface RecommendedIndex {
+  /** `<table>_<suffix>`: the name `migrate` gives it (when no other relation has that name). */
+  name: string;
+  /** The name without the table's: `claim_idx`, `status_idx`, … */
+  suffix: string;
+  /** What it serves, shown by `doctor`. */
+  purpose: string;
+  /** Access method. */
+  method: "btree" | "gin";
+  /**
+   * Key columns and expressions in order, each spelled as `pg_get_indexdef` prints it (an
+   * expression that is not a function call in parentheses).
+   */
+  keys: readonly string[];
+  /** The operator class of its keys, when not the type's default (needs {@link trgm}). */
+  opclass?: string;
+  /** INCLUDE columns. */
+  include: readonly string[];
+  /** The predicate of a partial index, given the status enum's name (SQL text). */
+  where?: (statusType: string) => string;
+  /** Needs the pg_trgm extension. */
+  trgm: boolean;
+}
+
+/**
+ * An index's definition — everything after `ON <table>` in its CREATE INDEX — as
+ * `pg_get_indexdef` prints it, so that the catalog recognises the index by it, whatever its
+ * name. Both arguments are SQL text: `statusType` names the status enum in the predicate's
+ * casts, `trgmSchema` (when given) qualifies the operator class.
+ */
+export function indexDefinition(
+  index: RecommendedIndex,
+  statusType: string,
+  trgmSchema?: string,
+): string {
+  const opclass = index.opclass ? ` ${trgmSchema ? `${trgmSchema}.` : ""}${index.opclass}` : "";
+  const include = index.include.length > 0 ? ` INCLUDE (${index.include.join(", ")})` : "";
+  const where = index.where ? ` WHERE ${index.where(statusType)}` : "";
+  return `USING ${index.method} (${
+    index.keys.map((k) => `${k}${opclass}`).join(", ")
+  })${include}${where}`;
+}
+
+/** `(status = 'running'::t)`, or `(status = ANY (ARRAY[...]))` for several, as printed. */
+function statusPredicate(statuses: readonly TaskStatus[]): (statusType: string) => string {
+  return (t) => {
+    const literals = statuses.map((s) => `'${s}'::${t}`);
+    return literals.length === 1
+      ? `(status = ${literals[0]})`
+      : `(status = ANY (ARRAY[${literals.join(", ")}]))`;
+  };
+}
+
+/** The recommended indexes, named after the table. */
+export function recommendedIndexes(tableName: string): RecommendedIndex[] {
+  const btree = (
+    suffix: string,
+    purpose: string,
+    keys: string[],
+    more: Partial<RecommendedIndex> = {},
+  ): RecommendedIndex => ({
+    name: `${tableName}_${suffix}`,
+    suffix,
+    purpose,
+    method: "btree",
+    keys,
+    include: [],
+    trgm: false,
+    ...more,
+  });
+  return [
+    btree(
+      "claim_idx",
+      "dispatcher claim order, queue lag and the ready count (claimable tasks by ready time)",
+      [READY_AT, "id"],
+      {
+        // INCLUDE the expression's columns: PostgreSQL uses an expression index for an
+        // index-only scan only when the columns it is computed from are in the index too.
+        include: ["run_after", "created_at"],
+        where: statusPredicate(CLAIMABLE_STATUSES),
+      },
+    ),
+    btree(
+      "running_idx",
+      "long-running and stuck tasks, the reaper (running tasks by lock time, with the lease)",
+      ["locked_at"],
+      { include: ["lease_expires_at"], where: statusPredicate(["running"]) },
+    ),
+    btree("updated_idx", "list sorted by updated (no filter), keyset pagination", [
+      "updated_at",
+      "id",
+    ]),
+    btree("status_idx", "status counts and drift score (a narrow index-only scan)", ["status"], {
+      include: ["drift_score"],
+    }),
+    btree(
+      "status_updated_idx",
+      "list --status, recent completions and failures, running tasks",
+      ["status", "updated_at", "id"],
+    ),
+    btree("type_updated_idx", "list --type, type counts (index-only)", [
+      "type",
+      "updated_at",
+      "id",
+    ]),
+    btree("domain_updated_idx", "list --domain, domain counts (index-only)", [
+      "domain",
+      "updated_at",
+      "id",
+    ]),
+    btree("created_idx", "list --sort created, recent activity per day", ["created_at", "id"]),
+    btree("attempts_idx", "high-attempt tasks, attempts distribution (index-only)", [
+      "attempts",
+      "updated_at",
+    ]),
+    btree("search_trgm_idx", "list --search (text in description or error)", [
+      `(${SEARCH_TEXT})`,
+    ], { method: "gin", opclass: "gin_trgm_ops", trgm: true }),
+  ];
+}

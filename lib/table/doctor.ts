@@ -1,7 +1,7 @@
-import { type Db, guard, mapDbError, quoteQualified, type Sql } from "../db.ts";
+import { type Db, guard, mapDbError, type Sql } from "../db.ts";
 import { ConnectionError, MIGRATE_HINT } from "../errors.ts";
-import { hasUpdatedAtTrigger, indexPresent, readIndexes, recommendedIndexes } from "./migrate.ts";
-import { LEASE_COLUMNS, TASK_STATUSES } from "./contract.ts";
+import { matchRecommendedIndexes, readCatalog } from "./catalog.ts";
+import { COLUMNS, LEASE_COLUMNS, TASK_STATUSES } from "./contract.ts";
 
 /** One finding of `seedtask doctor`. */
 export interface DoctorCheck {
@@ -28,27 +28,6 @@ export interface DoctorOptions {
   /** The dispatchers' --max-attempts; more attempts than this is a problem. Default 3. */
   maxAttempts?: number;
 }
-
-/** Acceptable catalog types per contract column (format_type spelling). */
-const EXPECTED_TYPES: Record<string, string[]> = {
-  id: ["uuid"],
-  type: ["text", "character varying"],
-  description: ["text", "character varying"],
-  domain: ["text", "character varying"],
-  drift_score: ["double precision", "real", "numeric"],
-  attempts: ["integer", "smallint", "bigint"],
-  locked_by: ["text", "character varying"],
-  locked_at: ["timestamp with time zone"],
-  run_after: ["timestamp with time zone"],
-  params: ["jsonb"],
-  result: ["jsonb"],
-  error: ["text", "character varying"],
-  created_at: ["timestamp with time zone"],
-  updated_at: ["timestamp with time zone"],
-  owner_id: ["text", "character varying"],
-  lease_expires_at: ["timestamp with time zone"],
-  last_heartbeat: ["timestamp with time zone"],
-};
 
 type Fragment = ReturnType<Sql>;
 const INVARIANTS: Array<
@@ -121,13 +100,8 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
   }
 
   return await guard(db, async () => {
-    const columns = await db.sql<{ name: string; type: string; is_enum: boolean }[]>`
-      select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
-             t.typtype = 'e' as is_enum
-      from pg_attribute a join pg_type t on t.oid = a.atttypid
-      where a.attrelid = to_regclass(${quoteQualified(db.table)}) and a.attnum > 0
-        and not a.attisdropped`;
-    if (columns.length === 0) {
+    const catalog = await readCatalog(db, { definitions: true });
+    if (catalog.relation === null) {
       checks.push({
         name: "table",
         ok: false,
@@ -137,18 +111,18 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
     }
     checks.push({ name: "table", ok: true, message: `table ${db.table} exists` });
 
-    const byName = new Map(columns.map((c) => [c.name, c]));
+    const byName = new Map(catalog.columns.map((c) => [c.name, c]));
     const missingLease = LEASE_COLUMNS.filter((c) => !byName.has(c));
-    for (const [name, types] of Object.entries(EXPECTED_TYPES)) {
-      if (LEASE_COLUMNS.includes(name) && missingLease.length > 0) continue;
+    for (const { name, accepts, lease } of COLUMNS) {
+      if (name === "status" || (lease && missingLease.length > 0)) continue;
       const col = byName.get(name);
       if (!col) {
         checks.push({ name: `column.${name}`, ok: false, message: `column ${name} is missing` });
-      } else if (!types.includes(col.type)) {
+      } else if (!accepts.includes(col.type)) {
         checks.push({
           name: `column.${name}`,
           ok: false,
-          message: `column ${name} is ${col.type}, expected ${types.join(" or ")}`,
+          message: `column ${name} is ${col.type}, expected ${accepts.join(" or ")}`,
         });
       }
     }
@@ -163,19 +137,14 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
     const status = byName.get("status");
     if (!status) {
       checks.push({ name: "column.status", ok: false, message: "column status is missing" });
-    } else if (!status.is_enum) {
+    } else if (!status.isEnum) {
       checks.push({
         name: "column.status",
         ok: false,
         message: `column status is ${status.type}, expected the taskstatus enum`,
       });
     } else {
-      const labels = (await db.sql<{ label: string }[]>`
-        select e.enumlabel::text as label from pg_enum e
-        join pg_attribute a on a.atttypid = e.enumtypid
-        where a.attrelid = to_regclass(${quoteQualified(db.table)}) and a.attname = 'status'
-        order by e.enumsortorder`).map((r) => r.label);
-      const missing = TASK_STATUSES.filter((s) => !labels.includes(s));
+      const missing = TASK_STATUSES.filter((s) => !catalog.enumLabels.includes(s));
       checks.push(
         missing.length === 0
           ? { name: "enum", ok: true, message: `${status.type} has all seven statuses` }
@@ -201,22 +170,27 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
       message: "all contract columns have the right types",
     });
 
-    const indexes = await readIndexes(db);
-    const missingIdx = recommendedIndexes(db.tableName).filter((i) => !indexPresent(i, indexes));
-    for (const idx of missingIdx) {
+    // Recognised by definition, under any name: an index named like ours that is defined
+    // otherwise does not serve our queries.
+    const missingIdx = matchRecommendedIndexes(db.tableName, catalog).filter((m) => !m.present);
+    for (const { index: idx, broken, other } of missingIdx) {
+      const why = broken
+        ? `: ${broken.name} is invalid, left by an interrupted build`
+        : other
+        ? `: the index of that name has another definition (${other.definition})`
+        : "";
       checks.push({
         name: `index.${idx.name}`,
         ok: false,
-        message: `recommended index ${idx.name} is missing (serves ${idx.purpose}); ` +
+        message: `recommended index ${idx.name} is missing (serves ${idx.purpose})${why}; ` +
           "run `seedtask migrate`",
       });
     }
     if (missingIdx.length === 0) {
       checks.push({ name: "indexes", ok: true, message: "all recommended indexes are present" });
     }
-    const trigger = await hasUpdatedAtTrigger(db);
     checks.push(
-      trigger
+      catalog.updatedAtTrigger
         ? { name: "trigger", ok: true, message: "an updated_at trigger keeps updated_at current" }
         : {
           name: "trigger",

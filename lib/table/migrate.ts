@@ -3,15 +3,25 @@ import {
   type Db,
   guard,
   inTransaction,
-  invalidateTableInfo,
   mapDbError,
   quoteIdent,
-  quoteQualified,
   runUntimed,
 } from "../db.ts";
 import { formatDuration } from "../duration.ts";
 import { SeedtaskError } from "../errors.ts";
-import { TASK_STATUSES } from "./contract.ts";
+import {
+  type Catalog,
+  invalidateCatalog,
+  matchRecommendedIndexes,
+  readCatalog,
+} from "./catalog.ts";
+import {
+  COLUMNS,
+  type ContractColumn,
+  indexDefinition,
+  STATUS_TYPE,
+  TASK_STATUSES,
+} from "./contract.ts";
 
 /** One DDL statement of a migration plan. */
 export interface MigrationStep {
@@ -27,7 +37,11 @@ export interface MigrationStep {
 
 export interface MigrationPlan {
   steps: MigrationStep[];
-  /** Things migrate chose not to do, and why (e.g. pg_trgm unavailable). */
+  /**
+   * What migrate did otherwise than planned, or chose not to do, and why: the search index
+   * skipped without pg_trgm, a recommended index created under a free name because its own
+   * is another index's.
+   */
   notes: string[];
 }
 
@@ -38,275 +52,66 @@ export interface MigrationResult extends MigrationPlan {
 /** Names recorded in `seedtask_migrations` once the contract is in place. */
 export const MIGRATIONS = ["001_task_table_contract", "002_task_indexes"] as const;
 
-const COLUMNS: ReadonlyArray<[name: string, ddl: (statusType: string) => string]> = [
-  ["id", () => "uuid primary key default gen_random_uuid()"],
-  ["status", (t) => `${t} not null default 'created'`],
-  ["type", () => "text not null"],
-  ["description", () => "text"],
-  ["domain", () => "text"],
-  ["drift_score", () => "double precision not null default 0"],
-  ["attempts", () => "integer not null default 0"],
-  ["locked_by", () => "text"],
-  ["locked_at", () => "timestamptz"],
-  ["run_after", () => "timestamptz"],
-  ["params", () => "jsonb not null default '{}'::jsonb"],
-  ["result", () => "jsonb"],
-  ["error", () => "text"],
-  ["created_at", () => "timestamptz not null default now()"],
-  ["updated_at", () => "timestamptz not null default now()"],
-  ["owner_id", () => "text"],
-  ["lease_expires_at", () => "timestamptz"],
-  ["last_heartbeat", () => "timestamptz"],
-];
-
-/** An index seedtask's own queries rely on. `columns` is set for plain btree indexes. */
-export interface RecommendedIndex {
-  name: string;
-  /** What it serves, shown by `doctor`. */
-  purpose: string;
-  /** Plain column list, so an equivalent index under another name is recognised. */
-  columns?: string[];
-  /** Text after `ON table` in CREATE INDEX. */
-  definition: (statusType: string, trgmSchema?: string) => string;
-  /** Needs the pg_trgm extension. */
-  trgm?: boolean;
-}
-
-/** The indexes `migrate` creates and `doctor` looks for, named after the table. */
-export function recommendedIndexes(tableName: string): RecommendedIndex[] {
-  const n = (suffix: string) => `${tableName}_${suffix}`;
-  return [
-    {
-      name: n("claim_idx"),
-      purpose:
-        "dispatcher claim order, queue lag and the ready count (claimable tasks by ready time)",
-      // INCLUDE the expression's columns: PostgreSQL uses an expression index for an
-      // index-only scan only when the columns it is computed from are in the index too.
-      definition: (t) =>
-        `(coalesce(run_after, created_at), id) include (run_after, created_at) ` +
-        `where status in ('queued'::${t}, 'retry'::${t})`,
-    },
-    {
-      name: n("running_idx"),
-      purpose:
-        "long-running and stuck tasks, the reaper (running tasks by lock time, with the lease)",
-      definition: (t) => `(locked_at) include (lease_expires_at) where status = 'running'::${t}`,
-    },
-    {
-      name: n("updated_idx"),
-      purpose: "list sorted by updated (no filter), keyset pagination",
-      columns: ["updated_at", "id"],
-      definition: () => "(updated_at, id)",
-    },
-    {
-      name: n("status_idx"),
-      purpose: "status counts and drift score (a narrow index-only scan)",
-      columns: ["status", "drift_score"],
-      definition: () => "(status) include (drift_score)",
-    },
-    {
-      name: n("status_updated_idx"),
-      purpose: "list --status, recent completions and failures, running tasks",
-      columns: ["status", "updated_at", "id"],
-      definition: () => "(status, updated_at, id)",
-    },
-    {
-      name: n("type_updated_idx"),
-      purpose: "list --type, type counts (index-only)",
-      columns: ["type", "updated_at", "id"],
-      definition: () => "(type, updated_at, id)",
-    },
-    {
-      name: n("domain_updated_idx"),
-      purpose: "list --domain, domain counts (index-only)",
-      columns: ["domain", "updated_at", "id"],
-      definition: () => "(domain, updated_at, id)",
-    },
-    {
-      name: n("created_idx"),
-      purpose: "list --sort created, recent activity per day",
-      columns: ["created_at", "id"],
-      definition: () => "(created_at, id)",
-    },
-    {
-      name: n("attempts_idx"),
-      purpose: "high-attempt tasks, attempts distribution (index-only)",
-      columns: ["attempts", "updated_at"],
-      definition: () => "(attempts, updated_at)",
-    },
-    {
-      name: n("search_trgm_idx"),
-      purpose: "list --search (text in description or error)",
-      trgm: true,
-      definition: (_t, trgmSchema) =>
-        `using gin ((coalesce(description, '') || ' ' || coalesce(error, '')) ${
-          trgmSchema ? `${quoteIdent(trgmSchema)}.` : ""
-        }gin_trgm_ops)`,
-    },
-  ];
-}
-
-/** An index of the task table as the catalog describes it. */
-export interface IndexState {
-  name: string;
-  valid: boolean;
-  /** Key and INCLUDE columns in order; null for an expression index. */
-  columns: string[] | null;
-  partial: boolean;
-}
-
-/** The task table's indexes (read by migrate to plan, and by doctor to report). */
-export async function readIndexes(db: Db): Promise<IndexState[]> {
-  return [
-    ...(await db.sql<IndexState[]>`
-      select c.relname::text as name, i.indisvalid as valid, i.indpred is not null as partial,
-        case when 0 = any (i.indkey::int2[]) then null else (
-          select array_agg(a.attname::text order by k.ord)
-          from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
-          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-        ) end as columns
-      from pg_index i join pg_class c on c.oid = i.indexrelid
-      where i.indrelid = to_regclass(${quoteQualified(db.table)})`),
-  ];
-}
-
-/** Whether a BEFORE trigger whose function mentions updated_at exists (ours or SeedCore's). */
-export async function hasUpdatedAtTrigger(db: Db): Promise<boolean> {
-  const [row] = await db.sql<{ has: boolean }[]>`
-    select exists (
-      select 1 from pg_trigger t join pg_proc p on p.oid = t.tgfoid
-      where t.tgrelid = to_regclass(${quoteQualified(db.table)}) and not t.tgisinternal
-        and t.tgtype & 2 = 2 and p.prosrc ilike '%updated_at%'
-    ) as has`;
-  return row!.has;
-}
-
+/** What the plan depends on: the catalog, and two reads of data. */
 interface DbState {
-  schemaExists: boolean;
-  tableExists: boolean;
+  catalog: Catalog;
+  /** The table has no rows: its indexes are built without CONCURRENTLY. */
   tableEmpty: boolean;
-  statusType: string | null;
-  enumLabels: string[];
-  columns: Set<string>;
-  hasUpdatedAtTrigger: boolean;
-  indexes: IndexState[];
-  trgmSchema: string | null;
-  trgmAvailable: boolean;
+  /** The migrations `seedtask_migrations` records for this table. */
   recorded: Set<string>;
 }
 
-/** Reads everything the plan depends on from the catalog. */
 async function readState(db: Db): Promise<DbState> {
   const sql = db.sql;
-  const schemaName = db.schema ?? null;
-  const qualified = db.schema
-    ? `${quoteIdent(db.schema)}.${quoteIdent(db.tableName)}`
-    : quoteIdent(db.tableName);
-  const enumName = db.schema ? `${quoteIdent(db.schema)}.taskstatus` : "taskstatus";
-  const migrationsTable = db.schema
-    ? `${quoteIdent(db.schema)}.seedtask_migrations`
-    : "seedtask_migrations";
-
-  const [base] = await sql<
-    {
-      schema_exists: boolean;
-      rel: string | null;
-      status_type: string | null;
-      enum_labels: string[] | null;
-      trgm_schema: string | null;
-      trgm_available: boolean;
-      migrations: string | null;
-    }[]
-  >`
-    with rel as (select to_regclass(${qualified}) as oid),
-    status_col as (
-      select a.atttypid from pg_attribute a, rel
-      where a.attrelid = rel.oid and a.attname = 'status' and not a.attisdropped
-    ),
-    enum_type as (
-      select coalesce((select atttypid from status_col), to_regtype(${enumName})::oid) as oid
-    )
-    select
-      ${schemaName}::text is null
-        or exists (select 1 from pg_namespace where nspname = ${schemaName}) as schema_exists,
-      (select oid::regclass::text from rel) as rel,
-      (select format_type(oid, null) from enum_type where oid is not null) as status_type,
-      (select array_agg(e.enumlabel::text order by e.enumsortorder)
-         from pg_enum e, enum_type where e.enumtypid = enum_type.oid) as enum_labels,
-      (select n.nspname::text from pg_extension x join pg_namespace n on n.oid = x.extnamespace
-         where x.extname = 'pg_trgm') as trgm_schema,
-      exists (select 1 from pg_available_extensions where name = 'pg_trgm') as trgm_available,
-      to_regclass(${migrationsTable})::text as migrations`;
-
-  const state: DbState = {
-    schemaExists: base!.schema_exists,
-    tableExists: base!.rel !== null,
-    tableEmpty: true,
-    statusType: base!.status_type,
-    enumLabels: base!.enum_labels ?? [],
-    columns: new Set(),
-    hasUpdatedAtTrigger: false,
-    indexes: [],
-    trgmSchema: base!.trgm_schema,
-    trgmAvailable: base!.trgm_available,
-    recorded: new Set(),
-  };
-
-  if (state.tableExists) {
-    const table = sql(db.table);
-    const cols = await sql<{ name: string }[]>`
-      select attname::text as name from pg_attribute
-      where attrelid = to_regclass(${qualified}) and attnum > 0 and not attisdropped`;
-    state.columns = new Set(cols.map((c) => c.name));
+  const catalog = await readCatalog(db, { definitions: true });
+  let tableEmpty = true;
+  if (catalog.relation !== null) {
     const [{ empty }] = await sql<{ empty: boolean }[]>`
-      select not exists (select 1 from ${table}) as empty` as unknown as [{ empty: boolean }];
-    state.tableEmpty = empty;
-    state.hasUpdatedAtTrigger = await hasUpdatedAtTrigger(db);
-    state.indexes = await readIndexes(db);
+      select not exists (select 1 from ${sql(db.table)}) as empty` as unknown as [
+      { empty: boolean },
+    ];
+    tableEmpty = empty;
   }
-  if (base!.migrations) {
+  let recorded = new Set<string>();
+  if (catalog.migrationsTable) {
     const rows = await sql<{ name: string }[]>`
-      select name from ${sql(base!.migrations.replaceAll('"', ""))}
+      select name from ${sql(catalog.migrationsTable.replaceAll('"', ""))}
       where table_name = ${db.tableName}`;
-    state.recorded = new Set(rows.map((r) => r.name));
+    recorded = new Set(rows.map((r) => r.name));
   }
-  return state;
+  return { catalog, tableEmpty, recorded };
 }
 
-/** Whether `idx` (or an equivalent valid index under another name) exists. */
-export function indexPresent(
-  idx: RecommendedIndex,
-  existing: ReadonlyArray<
-    { name: string; valid: boolean; columns: string[] | null; partial: boolean }
-  >,
-): boolean {
-  return existing.some((e) =>
-    e.valid && (e.name === idx.name ||
-      (idx.columns !== undefined && !e.partial && e.columns !== null &&
-        e.columns.join(",") === idx.columns.join(",")))
-  );
+/** `name`, or `name1`, `name2`, … : the first that no relation of the schema has. */
+function freeName(name: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(name)) return name;
+  for (let n = 1;; n++) if (!taken.has(`${name}${n}`)) return `${name}${n}`;
 }
 
-function buildPlan(db: Db, state: DbState): MigrationPlan {
+function buildPlan(db: Db, { catalog, tableEmpty, recorded }: DbState): MigrationPlan {
   const steps: MigrationStep[] = [];
   const notes: string[] = [];
   const schemaPrefix = db.schema ? `${quoteIdent(db.schema)}.` : "";
   const table = `${schemaPrefix}${quoteIdent(db.tableName)}`;
-  const statusType = state.statusType ?? `${schemaPrefix}taskstatus`;
+  const statusType = catalog.statusType ?? `${schemaPrefix}${STATUS_TYPE}`;
   const tx = (description: string, sql: string) =>
     steps.push({ description, sql, transactional: true });
+  const columnDdl = (c: ContractColumn) =>
+    `${c.name} ${c.type === STATUS_TYPE ? statusType : c.type}${
+      c.constraints ? ` ${c.constraints}` : ""
+    }`;
 
-  if (!state.schemaExists) {
+  if (!catalog.schemaExists) {
     tx(`create schema ${db.schema}`, `create schema if not exists ${quoteIdent(db.schema!)}`);
   }
-  if (state.statusType === null) {
+  if (catalog.statusType === null) {
     tx(
       "create the taskstatus enum",
       `create type ${statusType} as enum (${TASK_STATUSES.map((s) => `'${s}'`).join(", ")})`,
     );
-  } else if (state.enumLabels.length > 0) {
+  } else if (catalog.enumLabels.length > 0) {
     for (const s of TASK_STATUSES) {
-      if (!state.enumLabels.includes(s)) {
+      if (!catalog.enumLabels.includes(s)) {
         steps.push({
           description: `add status "${s}" to ${statusType}`,
           sql: `alter type ${statusType} add value if not exists '${s}'`,
@@ -315,27 +120,25 @@ function buildPlan(db: Db, state: DbState): MigrationPlan {
       }
     }
   }
-  if (!state.tableExists) {
+  if (catalog.relation === null) {
     tx(
       `create table ${db.table}`,
-      `create table ${table} (\n${
-        COLUMNS.map(([name, ddl]) => `  ${name} ${ddl(statusType)}`).join(",\n")
-      }\n)`,
+      `create table ${table} (\n${COLUMNS.map((c) => `  ${columnDdl(c)}`).join(",\n")}\n)`,
     );
   } else {
-    const missing = COLUMNS.filter(([name]) => !state.columns.has(name));
+    const present = new Set(catalog.columns.map((c) => c.name));
+    const missing = COLUMNS.filter((c) => !present.has(c.name));
     if (missing.length > 0) {
       // A constant default is a catalog-only change since PostgreSQL 11: no table rewrite.
       tx(
-        `add missing columns ${missing.map(([n]) => n).join(", ")}`,
+        `add missing columns ${missing.map((c) => c.name).join(", ")}`,
         `alter table ${table}\n${
-          missing.map(([name, ddl]) => `  add column if not exists ${name} ${ddl(statusType)}`)
-            .join(",\n")
+          missing.map((c) => `  add column if not exists ${columnDdl(c)}`).join(",\n")
         }`,
       );
     }
   }
-  if (!state.hasUpdatedAtTrigger) {
+  if (!catalog.updatedAtTrigger) {
     const fn = `${schemaPrefix}seedtask_touch_updated_at`;
     tx(
       "create the function that keeps updated_at current",
@@ -350,12 +153,16 @@ function buildPlan(db: Db, state: DbState): MigrationPlan {
   }
 
   // On a table that already holds rows, build indexes without blocking writers.
-  const concurrently = state.tableExists && !state.tableEmpty;
-  let trgmSchema = state.trgmSchema;
-  for (const idx of recommendedIndexes(db.tableName)) {
-    if (indexPresent(idx, state.indexes)) continue;
+  const concurrently = catalog.relation !== null && !tableEmpty;
+  let trgmSchema = catalog.trgmSchema;
+  const taken = new Set(catalog.takenNames);
+  // An index is recognised by its definition, under any name (see matchRecommendedIndexes).
+  for (
+    const { index: idx, present, broken, other } of matchRecommendedIndexes(db.tableName, catalog)
+  ) {
+    if (present) continue;
     if (idx.trgm && trgmSchema === null) {
-      if (!state.trgmAvailable) {
+      if (!catalog.trgmAvailable) {
         notes.push(
           `skipped ${idx.name}: the pg_trgm extension is not available on this server; ` +
             "list --search still works, by scanning",
@@ -365,25 +172,36 @@ function buildPlan(db: Db, state: DbState): MigrationPlan {
       tx("install pg_trgm for the search index", "create extension if not exists pg_trgm");
       trgmSchema = "";
     }
-    const invalid = state.indexes.find((e) => e.name === idx.name && !e.valid);
-    if (invalid) {
+    const def = indexDefinition(idx, statusType, trgmSchema ? quoteIdent(trgmSchema) : undefined);
+    let name = idx.name;
+    if (broken) {
+      name = broken.name;
       steps.push({
-        description: `drop the invalid index ${idx.name} left by an interrupted build`,
-        sql: `drop index concurrently if exists ${schemaPrefix}${quoteIdent(idx.name)}`,
+        description: `drop the invalid index ${name} left by an interrupted build`,
+        sql: `drop index concurrently if exists ${schemaPrefix}${quoteIdent(name)}`,
         transactional: false,
       });
+    } else if (taken.has(name)) {
+      // Never touch what is not ours: the recommended index goes in under a free name.
+      name = freeName(idx.name, taken);
+      notes.push(
+        other
+          ? `${idx.name} is an index of another definition (${other.definition}), not ` +
+            `seedtask's (${def}): the recommended index is created as ${name}`
+          : `the name ${idx.name} is taken by another relation: the recommended index is ` +
+            `created as ${name}`,
+      );
     }
-    const def = idx.definition(statusType, trgmSchema || undefined);
-    const using = def.startsWith("using ") ? def : `using btree ${def}`;
+    taken.add(name);
     const create = `create index${concurrently ? " concurrently" : ""} if not exists ${
-      quoteIdent(idx.name)
-    } on ${table} ${using}`;
-    const step = { description: `create index ${idx.name} (${idx.purpose})`, sql: create };
+      quoteIdent(name)
+    } on ${table} ${def}`;
+    const step = { description: `create index ${name} (${idx.purpose})`, sql: create };
     if (concurrently) steps.push({ ...step, transactional: false });
     else tx(step.description, step.sql);
   }
 
-  const pending = MIGRATIONS.filter((m) => !state.recorded.has(m));
+  const pending = MIGRATIONS.filter((m) => !recorded.has(m));
   if (pending.length > 0 || steps.length > 0) {
     tx(
       "create the migrations record",
@@ -483,7 +301,7 @@ async function withMigrateLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Creates the task table contract (DESIGN §4) or adds only what an existing table lacks.
+ * Creates the task table contract (./contract.ts) or adds only what an existing table lacks.
  * Idempotent: a second run plans nothing. Concurrent migrations of the same database
  * serialise on an advisory lock (see {@link withMigrateLock}), which works the same through a
  * transaction pooler. Consecutive transactional steps run as one transaction; CREATE INDEX
@@ -521,6 +339,6 @@ export async function migrate(
   } catch (err) {
     throw mapDbError(err, db);
   } finally {
-    invalidateTableInfo(db);
+    invalidateCatalog(db);
   }
 }
