@@ -244,3 +244,17 @@ Deno.test("GET /tasks?total=true counts with countTasks(), the filter's cursor a
   }
   assert.equal(await countTasks(t.db, { statuses: ["running"] }), 3);
 });
+
+Deno.test("an empty cursor is the first page for list --after and GET /tasks?after=", async () => {
+  await using t = await testSchema();
+  await insertFixture(t);
+  const app = createApp({ db: t.db });
+  const r = await both(t, app, ["list", "--after", "", "--limit", "3"], "/tasks?after=&limit=3");
+  assert.equal(r.cliCode, 0);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.http, r.cli);
+  assert.deepEqual(
+    r.cli,
+    JSON.parse((await runMain([...t.args, "list", "--limit", "3", "--json"])).stdout),
+  );
+});

@@ -82,7 +82,8 @@ export function toListFilter(
   ctx: z.core.$RefinementCtx,
 ): ResolvedListFilter {
   const after = o.after;
-  if (after !== undefined) ruled(ctx, after, () => decodeCursor(after, o.sort), ["after"]);
+  // An empty cursor is no cursor (the first page), as it always was.
+  if (after) ruled(ctx, after, () => decodeCursor(after, o.sort), ["after"]);
   return {
     statuses: o.status,
     type: o.type,
