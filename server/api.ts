@@ -249,6 +249,9 @@ function errors<C extends keyof typeof ERROR_TEXT>(...codes: C[]) {
   };
 }
 
+/** A transition's 409: refused in the task's status (with the report), or an ambiguous prefix. */
+const refused = (description: string) => json(z.union([RefusedTransition, ErrorBody]), description);
+
 const write = [{ bearer: [] as string[] }];
 
 /** The routes of the API, by name; server/app.ts gives each its handler. */
@@ -294,10 +297,7 @@ export const ROUTES = {
     responses: {
       200: json(TransitionReport, "Cancelled"),
       ...errors(400, 401, 403, 404, 413, 503),
-      409: json(
-        z.union([RefusedTransition, ErrorBody]),
-        "Not cancellable in its status, or an ambiguous prefix",
-      ),
+      409: refused("Not cancellable in its status, or an ambiguous prefix"),
     },
   }),
   retryTask: createRoute({
@@ -309,10 +309,7 @@ export const ROUTES = {
     responses: {
       200: json(TransitionReport, "Requeued"),
       ...errors(400, 401, 403, 404, 503),
-      409: json(
-        z.union([RefusedTransition, ErrorBody]),
-        "Not failed or cancelled, or an ambiguous prefix",
-      ),
+      409: refused("Not failed or cancelled, or an ambiguous prefix"),
     },
   }),
   stats: createRoute({
