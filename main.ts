@@ -22,7 +22,7 @@ import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
 import { registerCancel, registerRetry } from "./commands/transitions.ts";
 import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
-import { isUsageError, oneLine, SeedtaskError } from "./lib/errors.ts";
+import { oneLine, SeedtaskError, UsageError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
 
 const encoder = new TextEncoder();
@@ -110,26 +110,20 @@ function sentence(message: string): string {
   return /^[A-Z][a-z]/.test(message) ? message[0]!.toLowerCase() + message.slice(1) : message;
 }
 
-/** Maps an error to its one-line report and exit code. */
+/**
+ * Maps an error to its one-line report and exit code: every non-zero exit of a command is a
+ * thrown error, and its exit code is the error's own (`SeedtaskError.exitCode`).
+ */
 export function reportError(err: unknown, verbose: boolean): { line?: string; code: number } {
   if (err instanceof ExitError) return { code: err.exitCode };
   if (err instanceof CommanderError) return { code: err.exitCode === 0 ? 0 : 2 };
   const e = err as Error & { hint?: string };
   const stack = verbose && e?.stack ? `\n${e.stack}` : "";
   const message = oneLine(String(e?.message ?? err));
-  if (isUsageError(err)) {
-    return {
-      line: `error: ${sentence(message)}${
-        e.hint ? ` — ${oneLine(e.hint)}` : ""
-      } (run with --help for usage)${stack}`,
-      code: 2,
-    };
-  }
   if (err instanceof SeedtaskError) {
-    return {
-      line: `error: ${sentence(message)}${e.hint ? ` — ${oneLine(e.hint)}` : ""}${stack}`,
-      code: 1,
-    };
+    const hint = e.hint ? ` — ${oneLine(e.hint)}` : "";
+    const usage = err instanceof UsageError ? " (run with --help for usage)" : "";
+    return { line: `error: ${sentence(message)}${hint}${usage}${stack}`, code: err.exitCode };
   }
   return {
     line: `error: unexpected failure: ${message}${
@@ -202,7 +196,6 @@ export async function main(rawArgs: string[], context: MainContext = {}): Promis
     out: stdout ? async (text) => await stdout(text) : writer(Deno.stdout),
     err: stderr ? async (text) => await stderr(text) : writer(Deno.stderr),
     isTTY: context.isTTY ?? (stdout ? false : Deno.stdout.isTerminal()),
-    exitCode: 0,
   };
   const program = buildProgram(ctx, {
     out: stdout ? (s) => void stdout(s) : (s) => writeSync(Deno.stdout, s),
@@ -211,7 +204,7 @@ export async function main(rawArgs: string[], context: MainContext = {}): Promis
   const args = normalizeArgs(rawArgs, program.commands.map((c) => c.name()));
   try {
     await program.parseAsync(args, { from: "user" });
-    return ctx.exitCode;
+    return 0;
   } catch (err) {
     const { line, code } = reportError(err, args.includes("--verbose"));
     const secrets = runSecrets(args, ctx.env);

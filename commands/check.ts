@@ -1,22 +1,10 @@
 import { type Command, CommanderError } from "commander";
-import {
-  CHECK_EXIT,
-  checkHealth,
-  type CheckThresholds,
-  parseThreshold,
-} from "../lib/queries/check_health.ts";
+import { CHECK_EXIT, checkHealth } from "../lib/queries/check_health.ts";
 import { formatCheckLine, formatCheckUnknown } from "../lib/format/check.ts";
+import { type CheckOptions, CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
+import { DEFAULT_LONG_RUNNING } from "../lib/input/stats_options.ts";
 import { type Context, ExitError, json, withDb } from "./context.ts";
-import { parseDurationFlag } from "./options.ts";
-
-interface CheckFlags {
-  maxLag?: string;
-  maxStuck?: string;
-  maxFailureRate?: string;
-  maxQueued?: string;
-  longRunning: string;
-  json?: boolean;
-}
+import { parseFlags } from "./options.ts";
 
 export function registerCheck(program: Command, ctx: Context): void {
   const check = program
@@ -34,8 +22,7 @@ export function registerCheck(program: Command, ctx: Context): void {
     .option("--max-queued <warn:crit>", "tasks in status queued, e.g. 1000:10000")
     .option(
       "--long-running <duration>",
-      "a running task without a lease is stuck after this",
-      "10m",
+      `a running task without a lease is stuck after this (default: "${DEFAULT_LONG_RUNNING}")`,
     )
     .option("--json", "print the result as JSON");
 
@@ -52,38 +39,21 @@ export function registerCheck(program: Command, ctx: Context): void {
     throw new ExitError(CHECK_EXIT.UNKNOWN, formatCheckUnknown(message));
   });
 
-  check.action(async (opts: CheckFlags, cmd: Command) => {
-    let thresholds: CheckThresholds;
-    let longRunningMs: number;
+  check.action(async (opts: { json?: boolean }, cmd: Command) => {
+    let options: CheckOptions;
     try {
-      thresholds = {
-        lag: opts.maxLag ? parseThreshold(opts.maxLag, "duration", "--max-lag") : undefined,
-        stuck: opts.maxStuck ? parseThreshold(opts.maxStuck, "count", "--max-stuck") : undefined,
-        failure_rate: opts.maxFailureRate
-          ? parseThreshold(opts.maxFailureRate, "rate", "--max-failure-rate")
-          : undefined,
-        queued: opts.maxQueued
-          ? parseThreshold(opts.maxQueued, "count", "--max-queued")
-          : undefined,
-      };
-      longRunningMs = parseDurationFlag(opts.longRunning, "long-running", "age");
+      options = parseFlags(CheckOptionsSchema, opts);
     } catch (err) {
       return await unknown((err as Error).message, !!opts.json);
     }
     try {
       await withDb(ctx, cmd, async (db) => {
-        const result = await checkHealth(db, thresholds, { longRunningMs });
-        if (opts.json) {
-          await json(ctx, {
-            state: result.state,
-            exit_code: result.exit_code,
-            metrics: result.metrics,
-            health: result.health,
-          });
-        } else {
-          await ctx.out(formatCheckLine(result));
-        }
-        ctx.exitCode = result.exit_code;
+        const result = await checkHealth(db, options.thresholds, {
+          longRunningMs: options.longRunningMs,
+        });
+        if (opts.json) await json(ctx, result);
+        else await ctx.out(formatCheckLine(result));
+        if (result.exit_code !== 0) throw new ExitError(result.exit_code);
       });
     } catch (err) {
       if (err instanceof ExitError) throw err;

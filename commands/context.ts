@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { type ConfigFlags, type ConnectionConfig, resolveConfig } from "../lib/config.ts";
 import { connect, type ConnectOptions, type Db } from "../lib/db.ts";
 import type { EmbeddedServer } from "../lib/embedded.ts";
-import { InvalidInputError } from "../lib/errors.ts";
+import { InvalidInputError, SeedtaskError } from "../lib/errors.ts";
 
 /** What a command needs from the process, passed in so commands stay testable and thin. */
 export interface Context {
@@ -13,8 +13,6 @@ export interface Context {
   err(text: string): Promise<void>;
   /** stdout is a terminal. */
   isTTY: boolean;
-  /** Set by a command that finishes with a non-zero status without throwing. */
-  exitCode: number;
 }
 
 /** Options every command accepts (declared once on the program). */
@@ -125,13 +123,17 @@ export function json(ctx: Context, value: unknown): Promise<void> {
   return ctx.out(JSON.stringify(value, null, 2) + "\n");
 }
 
-/** Thrown by a command that has already reported its failure; main.ts only exits with the code. */
-export class ExitError extends Error {
-  readonly exitCode: number;
+/**
+ * How a command that has already reported its outcome ends with a non-zero exit code (a check
+ * that is CRITICAL, a doctor that found a problem, a refused transition): like every failure it
+ * is thrown, and main.ts exits with its `exitCode`, adding no error line of its own.
+ */
+export class ExitError extends SeedtaskError {
+  override readonly exitCode: number;
   /** Printed to stdout by main.ts (a check's UNKNOWN line for a usage error). */
   readonly stdout?: string;
   constructor(exitCode: number, stdout?: string) {
-    super(`exit ${exitCode}`);
+    super("exit", `exit ${exitCode}`);
     this.exitCode = exitCode;
     this.stdout = stdout;
   }

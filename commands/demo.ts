@@ -10,6 +10,7 @@ import { getTask } from "../lib/queries/get_task.ts";
 import { listTasks } from "../lib/queries/list_tasks.ts";
 import { migrate } from "../lib/table/migrate.ts";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
+import { listenError } from "./listen.ts";
 import { type Context, useEmoji } from "./context.ts";
 import { parseIntFlag } from "./options.ts";
 
@@ -125,6 +126,8 @@ export function registerDemo(program: Command, ctx: Context): void {
                 ),
             }, app.fetch);
             await server.finished;
+          } catch (err) {
+            throw listenError(err, "127.0.0.1", port, "--port");
           } finally {
             Deno.removeSignalListener("SIGINT", onSignal);
             await lines.flush(2000);

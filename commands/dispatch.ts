@@ -5,6 +5,8 @@ import { createDispatcher, defaultDispatcherName } from "../lib/dispatch/dispatc
 import { InvalidInputError } from "../lib/errors.ts";
 import { executorEnv } from "../lib/dispatch/exec_env.ts";
 import { commandExecutor, type Executor, httpExecutor } from "../lib/dispatch/executors.ts";
+import { DEFAULT_MAX_ATTEMPTS } from "../lib/dispatch/backoff.ts";
+import { listenError } from "./listen.ts";
 import { type Context, useEmoji, withDb } from "./context.ts";
 import { collect, parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -51,7 +53,11 @@ export function registerDispatch(program: Command, ctx: Context): void {
     .option("--concurrency <n>", "executions at once", "16")
     .option("--batch <n>", "most tasks per claim", "8")
     .option("--lease <duration>", "lease per task, renewed by heartbeats every third of it", "90s")
-    .option("--max-attempts <n>", "executions per task before it fails for good", "3")
+    .option(
+      "--max-attempts <n>",
+      "executions per task before it fails for good",
+      String(DEFAULT_MAX_ATTEMPTS),
+    )
     .option("--types <types>", "only claim these task types, comma-separated")
     .option("--poll <duration>", "idle wait between claims", "1s")
     .option("--listen", "wake at once on NOTIFY tasks_new (seedtask enqueue sends it)")
@@ -174,19 +180,23 @@ export function registerDispatch(program: Command, ctx: Context): void {
         });
         let server: Deno.HttpServer | undefined;
         if (metricsPort !== undefined) {
-          server = Deno.serve(
-            {
-              port: metricsPort,
-              hostname: opts.metricsHost,
-              onListen: () => {},
-            },
-            async (req) =>
-              new URL(req.url).pathname === "/metrics"
-                ? new Response(await metrics.text(), {
-                  headers: { "content-type": metrics.contentType },
-                })
-                : new Response("not found\n", { status: 404 }),
-          );
+          try {
+            server = Deno.serve(
+              {
+                port: metricsPort,
+                hostname: opts.metricsHost,
+                onListen: () => {},
+              },
+              async (req) =>
+                new URL(req.url).pathname === "/metrics"
+                  ? new Response(await metrics.text(), {
+                    headers: { "content-type": metrics.contentType },
+                  })
+                  : new Response("not found\n", { status: 404 }),
+            );
+          } catch (err) {
+            throw listenError(err, opts.metricsHost, metricsPort, "--metrics-port");
+          }
         }
         let signals = 0;
         const onSignal = (name: string) => () => {

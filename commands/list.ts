@@ -3,27 +3,25 @@ import { InvalidInputError } from "../lib/errors.ts";
 import { csvHeader, formatCsvRows, formatNdjson, formatTaskTable } from "../lib/format/tasks.ts";
 import {
   DEFAULT_LIST_LIMIT,
-  type ListFilter,
-  listTasks,
+  ListFilterObject,
   MAX_LIST_LIMIT,
-  streamTasks,
-} from "../lib/queries/list_tasks.ts";
-import { parseStatuses } from "../lib/table/contract.ts";
+  pageSize,
+  toListFilter,
+} from "../lib/input/list_filter.ts";
+import { listTasks, streamTasks } from "../lib/queries/list_tasks.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
-import { collect, parseIntFlag } from "./options.ts";
+import { collect, parseFlags } from "./options.ts";
 
 interface ListOptions {
-  status?: string[];
-  type?: string;
-  domain?: string;
-  limit: string;
   fullId?: boolean;
-  sort: string;
-  search?: string;
-  after?: string;
   json?: boolean;
   format?: string;
+  [filter: string]: unknown;
 }
+
+/** The list filter, with `--limit 0`: stream every match. */
+const ListFlags = ListFilterObject.extend({ limit: pageSize(0, MAX_LIST_LIMIT) })
+  .transform(toListFilter);
 
 const FORMATS = ["table", "json", "ndjson", "csv"] as const;
 type Format = typeof FORMATS[number];
@@ -41,21 +39,6 @@ function parseFormat(opts: ListOptions): Format {
   return format as Format;
 }
 
-/** Turns flags into a ListFilter; every value is validated before any query runs. */
-export function listFilterFromOptions(opts: ListOptions): ListFilter {
-  if (opts.sort !== "updated" && opts.sort !== "created") {
-    throw new InvalidInputError(`Invalid sort "${opts.sort}": expected updated or created`);
-  }
-  return {
-    statuses: opts.status ? parseStatuses(opts.status) : undefined,
-    type: opts.type,
-    domain: opts.domain,
-    search: opts.search,
-    sort: opts.sort,
-    after: opts.after,
-  };
-}
-
 export function registerList(program: Command, ctx: Context): void {
   program
     .command("list")
@@ -66,18 +49,16 @@ export function registerList(program: Command, ctx: Context): void {
     .option("--search <text>", "text in description or error (case-insensitive)")
     .option(
       "--limit <n>",
-      `page size, 1-${MAX_LIST_LIMIT}; 0 streams every match (ndjson/csv only)`,
-      String(DEFAULT_LIST_LIMIT),
+      `page size, 1-${MAX_LIST_LIMIT}; 0 streams every match (ndjson/csv only) (default: ${DEFAULT_LIST_LIMIT})`,
     )
-    .option("--sort <key>", "updated or created (newest first)", "updated")
+    .option("--sort <key>", 'updated or created (newest first) (default: "updated")')
     .option("--after <cursor>", "continue after a previous page (its next_cursor)")
     .option("--full-id", "show full task ids in the table")
     .option("--format <format>", "table, json, ndjson or csv", undefined)
     .option("--json", "same as --format json: {items, next_cursor}")
     .action(async (opts: ListOptions, cmd: Command) => {
       const format = parseFormat(opts);
-      const filter = listFilterFromOptions(opts);
-      const limit = parseIntFlag(opts.limit, "limit", 0, MAX_LIST_LIMIT);
+      const { limit, ...filter } = parseFlags(ListFlags, opts);
       if (limit === 0 && format !== "ndjson" && format !== "csv") {
         throw new InvalidInputError("--limit 0 (everything) needs --format ndjson or csv");
       }

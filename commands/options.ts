@@ -1,18 +1,10 @@
+import { z } from "zod";
 import { type DurationUse, parseDuration } from "../lib/duration.ts";
-import { InvalidInputError, OutOfRangeError } from "../lib/errors.ts";
+import { type Naming, parseInput, parseWholeNumber } from "../lib/input/fields.ts";
 
 /** Parses a whole-number flag value strictly ("10", not "10abc" or "1e3"). */
 export function parseIntFlag(value: string, flag: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value.trim())) {
-    throw new InvalidInputError(`Invalid ${flag} "${value}": expected a whole number`);
-  }
-  const n = Number(value);
-  if (n < min || n > max) {
-    throw new OutOfRangeError(
-      `Invalid ${flag} "${value}": expected a number from ${min} to ${max}`,
-    );
-  }
-  return n;
+  return parseWholeNumber(value, flag, min, max);
 }
 
 /**
@@ -26,4 +18,32 @@ export function parseDurationFlag(value: string, flag: string, use?: DurationUse
 /** Collects a repeatable flag into an array. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** Fields named as flags: `long_running` is `--long-running`. */
+const FLAGS: Naming = { label: (key) => `--${key.replaceAll("_", "-")}` };
+
+function keysOf(schema: z.ZodType): Set<string> {
+  if (schema instanceof z.ZodPipe) return keysOf(schema.in as z.ZodType);
+  if (schema instanceof z.ZodObject) return new Set(Object.keys(schema.shape));
+  throw new TypeError("parseFlags() needs an object schema");
+}
+
+/**
+ * Parses a command's options with the operation's schema (lib/input/): commander's camelCase
+ * names become the schema's snake_case keys (`longRunning` is `long_running`), options the
+ * schema does not know (`json`, `format`) stay out, and an error names the flag
+ * (`Invalid --long-running "…"`).
+ */
+export function parseFlags<S extends z.ZodType>(
+  schema: S,
+  options: Record<string, unknown>,
+): z.output<S> {
+  const keys = keysOf(schema);
+  const input: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(options)) {
+    const key = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (keys.has(key) && value !== undefined) input[key] = value;
+  }
+  return parseInput(schema, input, FLAGS);
 }

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { DEFAULT_MAX_ATTEMPTS } from "../lib/dispatch/backoff.ts";
 import { DEFAULT_STALE_MS, requeueStale } from "../lib/ops/requeue_stale.ts";
 import { shortId } from "../lib/queries/task_id.ts";
 import { type Context, json, withDb } from "./context.ts";
@@ -16,7 +17,11 @@ export function registerRequeueStale(program: Command, ctx: Context): void {
       "stale threshold for tasks without a lease",
       `${DEFAULT_STALE_MS / 60_000}m`,
     )
-    .option("--max-attempts <n>", "tasks with this many attempts go to failed", "3")
+    .option(
+      "--max-attempts <n>",
+      "tasks with this many attempts go to failed",
+      String(DEFAULT_MAX_ATTEMPTS),
+    )
     .option("--dry-run", "list what would change, change nothing")
     .option("--json", "print the result as JSON")
     .action(

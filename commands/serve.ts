@@ -1,8 +1,9 @@
 import type { Command } from "commander";
-import { InvalidInputError, SeedtaskError } from "../lib/errors.ts";
+import { InvalidInputError } from "../lib/errors.ts";
 import { SERVE_CONNECT_OPTIONS } from "../server/db_gate.ts";
 import { LineLog } from "../server/line_log.ts";
 import { type Context, withDb } from "./context.ts";
+import { listenError } from "./listen.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 
 interface ServeFlags {
@@ -13,6 +14,9 @@ interface ServeFlags {
   cacheTtl: string;
   pool: string;
 }
+
+/** RFC 6750's b64token: the only tokens a `Bearer` header carries (and hono/bearer-auth reads). */
+const TOKEN_SYNTAX = /^[A-Za-z0-9._~+/-]+=*$/;
 
 /** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
 export function isLoopback(host: string): boolean {
@@ -41,32 +45,6 @@ export function checkHost(host: string): void {
   }
 }
 
-/**
- * Why Deno.serve could not listen: a usage error when the address is the mistake, a runtime
- * one when it is taken. Any other error passes through.
- */
-function listenError(err: unknown, host: string, port: number): unknown {
-  const where = `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
-  if (err instanceof Deno.errors.AddrInUse) {
-    return new SeedtaskError("address_in_use", `Cannot listen on ${where}: the address is in use`, {
-      hint: "stop what listens there or choose another --port",
-    });
-  }
-  if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied) {
-    return new InvalidInputError(
-      `Cannot listen on ${where}: ${
-        err instanceof Deno.errors.AddrNotAvailable
-          ? "not an address of this machine"
-          : "permission denied"
-      }`,
-    );
-  }
-  if (err instanceof URIError || /lookup address|Name or service/i.test(String(err))) {
-    return new InvalidInputError(`Cannot listen on ${where}: host "${host}" not found`);
-  }
-  return err;
-}
-
 export function registerServe(program: Command, ctx: Context): void {
   program
     .command("serve")
@@ -91,6 +69,12 @@ export function registerServe(program: Command, ctx: Context): void {
       const token = opts.token ?? ctx.env.SEEDTASK_TOKEN;
       if (token !== undefined && token.length < 8) {
         throw new InvalidInputError("The token must be at least 8 characters");
+      }
+      if (token !== undefined && !TOKEN_SYNTAX.test(token)) {
+        throw new InvalidInputError(
+          "The token must be letters, digits and -._~+/ (optionally ending in =): " +
+            "what an Authorization: Bearer header can carry (RFC 6750)",
+        );
       }
       const loopback = isLoopback(opts.host);
       if (!loopback && !token) {
@@ -144,7 +128,7 @@ export function registerServe(program: Command, ctx: Context): void {
           await server.finished;
           log("seedtask serve stopped");
         } catch (err) {
-          throw listenError(err, opts.host, port);
+          throw listenError(err, opts.host, port, "--port");
         } finally {
           for (const s of signals) Deno.removeSignalListener(s, onSignal);
           await lines.flush(2000);

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
-import { InvalidInputError } from "../lib/errors.ts";
 import { formatPreview, formatTransitionReport } from "../lib/format/changes.ts";
-import { parseStatuses } from "../lib/table/contract.ts";
+import { TransitionSchema } from "../lib/input/transition.ts";
 import {
   cancelTasks,
   cancelWhere,
@@ -9,33 +8,14 @@ import {
   previewRetryWhere,
   retryTasks,
   retryWhere,
-  type TaskFilter,
 } from "../lib/ops/task_transitions.ts";
-import { type Context, json, useEmoji, withDb } from "./context.ts";
-import { collect, parseDurationFlag } from "./options.ts";
+import { type Context, ExitError, json, useEmoji, withDb } from "./context.ts";
+import { collect, parseFlags } from "./options.ts";
 
 interface TransitionFlags {
-  status?: string[];
-  type?: string;
-  domain?: string;
-  olderThan?: string;
-  force?: boolean;
   yes?: boolean;
   json?: boolean;
-}
-
-function filterFrom(opts: TransitionFlags): TaskFilter | undefined {
-  const given = opts.status || opts.type !== undefined || opts.domain !== undefined ||
-    opts.olderThan;
-  if (!given) return undefined;
-  return {
-    statuses: opts.status ? parseStatuses(opts.status) : undefined,
-    type: opts.type,
-    domain: opts.domain,
-    olderThanMs: opts.olderThan
-      ? parseDurationFlag(opts.olderThan, "older-than", "age")
-      : undefined,
-  };
+  [field: string]: unknown;
 }
 
 interface Spec {
@@ -60,23 +40,15 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
     .option("--json", "print the result as JSON");
   if (force) cmd.option("--force", "also cancel running tasks (their result will be refused)");
   cmd.action(async (ids: string[], opts: TransitionFlags, c: Command) => {
-    const filter = filterFrom(opts);
-    if (ids.length > 0 && filter) {
-      throw new InvalidInputError(`Give ${spec.name} either task ids or filter flags, not both`);
-    }
-    if (ids.length === 0 && !filter) {
-      throw new InvalidInputError(
-        `${spec.name} needs task ids or a filter (--status, --type, --domain, --older-than)`,
-      );
-    }
-    const options = { force: !!opts.force };
+    const { ids: given, filter, force } = parseFlags(TransitionSchema, { ...opts, ids });
+    const options = { force };
     await withDb(ctx, c, async (db) => {
-      if (ids.length > 0) {
-        const report = await spec.byIds(db, ids, options);
+      if (given) {
+        const report = await spec.byIds(db, given, options);
         if (opts.json) await json(ctx, report);
         else await ctx.out(formatTransitionReport(report, spec.past));
         for (const r of report.refused) await ctx.err(`error: ${r.message}\n`);
-        if (report.refused.length > 0) ctx.exitCode = 1;
+        if (report.refused.length > 0) throw new ExitError(1);
         return;
       }
       if (!opts.yes) {

@@ -1,14 +1,46 @@
 /**
- * Domain errors. lib/ throws these; main.ts (and later the HTTP app) maps them to exit codes
- * and status codes. Messages are sentence case, without a trailing period, values quoted.
+ * Domain errors. lib/ throws these; main.ts maps them to an exit code and the HTTP app to a
+ * status, each from the error itself (`exitCode`, `httpStatus`, `httpError()`), so the mapping
+ * is decided here, once per class. Messages are sentence case, without a trailing period,
+ * values quoted.
+ *
+ * | class                                   | exit | HTTP | said over HTTP                     |
+ * | --------------------------------------- | ---- | ---- | ---------------------------------- |
+ * | {@link UsageError} and its subclasses   | 2    | 400  | the message                        |
+ * | {@link TaskNotFoundError}               | 1    | 404  | the message                        |
+ * | {@link AmbiguousTaskIdError}            | 1    | 409  | the message and `candidates`       |
+ * | {@link InvalidTransitionError}          | 1    | 409  | the message                        |
+ * | {@link ConnectionError}                 | 1    | 503  | "The database is unavailable"      |
+ * | {@link TableNotFoundError}              | 1    | 503  | a generic message                  |
+ * | {@link IncompatibleTableError}          | 1    | 503  | a generic message                  |
+ * | {@link LeaseColumnsMissingError}        | 1    | 503  | a generic message                  |
+ * | {@link DatabaseError}                   | 1    | 503  | "The query timed out" or generic   |
+ * | any other {@link SeedtaskError}         | 1    | 500  | "Internal error"                   |
+ *
+ * A server-side failure (5xx) never tells the client its message: it may name a host, a
+ * database or a table. The server logs it instead.
  */
 
-/** Base class of every error seedtask reports as a runtime failure (exit 1). */
+/** What an HTTP client is told about an error: the body's `error` object. */
+export interface HttpErrorBody {
+  /** A stable machine-readable code, e.g. `not_found`. */
+  code: string;
+  /** One line for a human. */
+  message: string;
+  /** Details some errors add, e.g. `candidates` of an ambiguous id. */
+  [detail: string]: unknown;
+}
+
+/** Base class of every error seedtask reports: a runtime failure (exit 1) unless a subclass says otherwise. */
 export class SeedtaskError extends Error {
   /** A stable machine-readable code, used in JSON error bodies. */
   readonly code: string;
   /** A short suggestion printed after the message, e.g. "run seedtask migrate". */
   readonly hint?: string;
+  /** The exit code of a CLI run that ends with this error. */
+  readonly exitCode: number = 1;
+  /** The status of an HTTP request that ends with this error. */
+  readonly httpStatus: number = 500;
 
   constructor(code: string, message: string, options?: { hint?: string; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
@@ -16,27 +48,36 @@ export class SeedtaskError extends Error {
     this.code = code;
     this.hint = options?.hint;
   }
-}
 
-/** Bad user input (flag value, id, JSON). Maps to exit code 2 / HTTP 400. */
-export class InvalidInputError extends TypeError {
-  readonly code = "invalid_input";
-  readonly hint?: string;
-  constructor(message: string, hint?: string) {
-    super(message);
-    this.name = "InvalidInputError";
-    this.hint = hint;
+  /** The `error` object of the HTTP answer; a 5xx one keeps the message to the server's log. */
+  httpError(): HttpErrorBody {
+    return this.httpStatus >= 500
+      ? { code: "internal_error", message: "Internal error" }
+      : { code: this.code, message: this.message };
   }
 }
 
-/** A numeric input outside its allowed range. Maps to exit code 2 / HTTP 400. */
-export class OutOfRangeError extends RangeError {
-  readonly code = "out_of_range";
-  readonly hint?: string;
+/**
+ * The caller's mistake — a bad flag, query value, body, id or JSON — as opposed to a failure
+ * of the database or of seedtask: exit 2 (with the `--help` hint) / HTTP 400. A programming
+ * error (a `TypeError` from a bug) is never taken for one.
+ */
+export class UsageError extends SeedtaskError {
+  override readonly exitCode: number = 2;
+  override readonly httpStatus: number = 400;
+}
+
+/** Bad user input (flag value, id, JSON). */
+export class InvalidInputError extends UsageError {
   constructor(message: string, hint?: string) {
-    super(message);
-    this.name = "OutOfRangeError";
-    this.hint = hint;
+    super("invalid_input", message, { hint });
+  }
+}
+
+/** A numeric input outside its allowed range. */
+export class OutOfRangeError extends UsageError {
+  constructor(message: string, hint?: string) {
+    super("out_of_range", message, { hint });
   }
 }
 
@@ -50,7 +91,6 @@ export class RejectedValueError extends InvalidInputError {
   readonly sqlState: string;
   constructor(message: string, sqlState: string) {
     super(message);
-    this.name = "RejectedValueError";
     this.sqlState = sqlState;
   }
 }
@@ -72,11 +112,13 @@ export function oneLine(text: string, max = 1000): string {
 }
 
 /** True for errors caused by the caller's input rather than by the database or the tool. */
-export function isUsageError(err: unknown): err is InvalidInputError | OutOfRangeError {
-  return err instanceof InvalidInputError || err instanceof OutOfRangeError;
+export function isUsageError(err: unknown): err is UsageError {
+  return err instanceof UsageError;
 }
 
+/** No task has the id, or no task's id starts with the prefix. */
 export class TaskNotFoundError extends SeedtaskError {
+  override readonly httpStatus: number = 404;
   readonly id: string;
   constructor(id: string) {
     super("not_found", `Task "${id}" not found`);
@@ -84,7 +126,9 @@ export class TaskNotFoundError extends SeedtaskError {
   }
 }
 
+/** An id prefix that matches several tasks; the answer lists them. */
 export class AmbiguousTaskIdError extends SeedtaskError {
+  override readonly httpStatus: number = 409;
   readonly prefix: string;
   /** Full ids of (up to ten of) the matching tasks. */
   readonly candidates: string[];
@@ -101,9 +145,15 @@ export class AmbiguousTaskIdError extends SeedtaskError {
     this.candidates = candidates;
     this.more = more;
   }
+
+  override httpError(): HttpErrorBody {
+    return { ...super.httpError(), candidates: this.candidates };
+  }
 }
 
+/** A task is not in a state the transition applies to. */
 export class InvalidTransitionError extends SeedtaskError {
+  override readonly httpStatus: number = 409;
   readonly id: string;
   readonly status: string;
   constructor(message: string, id: string, status: string) {
@@ -115,12 +165,17 @@ export class InvalidTransitionError extends SeedtaskError {
 
 /** The server cannot be reached, refused the login, or the database does not exist. */
 export class ConnectionError extends SeedtaskError {
+  override readonly httpStatus: number = 503;
   constructor(
     code: "unreachable" | "auth_failed" | "database_not_found" | "connection_lost",
     message: string,
     options?: { hint?: string; cause?: unknown },
   ) {
     super(code, message, options);
+  }
+
+  override httpError(): HttpErrorBody {
+    return { code: "database_unavailable", message: "The database is unavailable" };
   }
 }
 
@@ -129,27 +184,65 @@ export const MIGRATE_HINT = "run `seedtask migrate` to create it";
 
 /** The task table (or a column seedtask needs) does not exist. */
 export class TableNotFoundError extends SeedtaskError {
+  override readonly httpStatus: number = 503;
   constructor(message: string, cause?: unknown) {
     super("table_not_found", message, { hint: MIGRATE_HINT, cause });
+  }
+
+  override httpError(): HttpErrorBody {
+    return { code: this.code, message: "The task table does not exist; run `seedtask migrate`" };
   }
 }
 
 /** The table exists but does not have the task table's shape (e.g. its id is not a uuid). */
 export class IncompatibleTableError extends SeedtaskError {
+  override readonly httpStatus: number = 503;
   constructor(message: string, cause?: unknown) {
     super("incompatible_table", message, {
       hint: "point --table at a task table, or run `seedtask migrate` on an empty schema",
       cause,
     });
   }
+
+  override httpError(): HttpErrorBody {
+    return { code: this.code, message: "The task table does not have the shape seedtask needs" };
+  }
+}
+
+/** The table has no lease columns (owner_id, lease_expires_at, last_heartbeat); dispatch needs them. */
+export class LeaseColumnsMissingError extends SeedtaskError {
+  override readonly httpStatus: number = 503;
+  constructor(table: string) {
+    super(
+      "lease_columns_missing",
+      `Table "${table}" has no lease columns (owner_id, lease_expires_at, last_heartbeat)`,
+      { hint: "run `seedtask migrate` to add them; dispatch needs leases" },
+    );
+  }
+
+  override httpError(): HttpErrorBody {
+    return {
+      code: this.code,
+      message: "The task table has no lease columns; run `seedtask migrate`",
+    };
+  }
 }
 
 /** Any other database failure, already stripped of connection secrets. */
 export class DatabaseError extends SeedtaskError {
+  override readonly httpStatus: number = 503;
   /** The PostgreSQL SQLSTATE, when the server reported one. */
   readonly sqlState?: string;
   constructor(message: string, sqlState?: string, options?: { hint?: string; cause?: unknown }) {
     super("database_error", message, options);
     this.sqlState = sqlState;
+  }
+
+  override httpError(): HttpErrorBody {
+    // 57014: query_canceled, which is what the statement timeout raises.
+    return {
+      code: this.code,
+      message: this.sqlState === "57014" ? "The query timed out" : "Database error",
+    };
   }
 }

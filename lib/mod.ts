@@ -16,7 +16,13 @@ export { type HelperOptions, TaskTableHelper } from "./task_table_helper.ts";
 export { connect, type Db, getTableInfo } from "./db.ts";
 export type { TableInfo } from "./table/catalog.ts";
 export { type ConnectionConfig, resolveConfig } from "./config.ts";
-export { type ListFilter, listTasks, streamTasks, type TaskPage } from "./queries/list_tasks.ts";
+export {
+  countTasks,
+  type ListFilter,
+  listTasks,
+  streamTasks,
+  type TaskPage,
+} from "./queries/list_tasks.ts";
 export { getTask } from "./queries/get_task.ts";
 export { getTaskStatistics, type StatsOptions, type TaskStatistics } from "./queries/task_stats.ts";
 export { getQueueHealth, type HealthOptions, type QueueHealth } from "./queries/queue_health.ts";
@@ -69,6 +75,12 @@ export { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./dispatch/ba
 export { formatTaskDetails, formatTaskTable } from "./format/tasks.ts";
 export { formatStatistics } from "./format/stats.ts";
 export { parseDuration } from "./duration.ts";
+export { type Naming, parseInput } from "./input/fields.ts";
+export { ListFilterSchema } from "./input/list_filter.ts";
+export { StatsOptionsSchema } from "./input/stats_options.ts";
+export { type CheckOptions, CheckOptionsSchema } from "./input/check_thresholds.ts";
+export { NewTaskSchema } from "./input/new_task.ts";
+export { TransitionSchema } from "./input/transition.ts";
 export { parseStatuses, type Task, TASK_STATUSES, type TaskStatus } from "./table/contract.ts";
 export * from "./errors.ts";
 export { VERSION } from "./version.ts";

@@ -1,44 +1,31 @@
 /**
  * The HTTP API (DESIGN §7): the same lib functions as the CLI, the same JSON as `--json`.
- * `createApp(deps)` builds a Hono app; `seedtask serve` owns Deno.serve and shutdown.
+ * `createApp(deps)` builds a Hono app; `seedtask serve` owns Deno.serve and shutdown. The routes
+ * are described in server/api.ts, with the operation schemas of lib/input/, from which
+ * `/openapi.json` is generated.
  */
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
-import { timingSafeEqual } from "hono/utils/buffer";
+import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import { type CheckThresholds, gradeHealth, parseThreshold } from "../lib/queries/check_health.ts";
+import { checkHealth } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
-import { parseDuration } from "../lib/duration.ts";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
-import {
-  AmbiguousTaskIdError,
-  ConnectionError,
-  DatabaseError,
-  IncompatibleTableError,
-  InvalidInputError,
-  isUsageError,
-  oneLine,
-  SeedtaskError,
-  TableNotFoundError,
-  TaskNotFoundError,
-} from "../lib/errors.ts";
+import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
+import { shown, usageError } from "../lib/input/fields.ts";
+import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
 import { getTask } from "../lib/queries/get_task.ts";
-import { type ListFilter, listTasks, listTasksQuery } from "../lib/queries/list_tasks.ts";
+import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
-import { parseRunAfter } from "../lib/input/task_input.ts";
-import { getQueueHealth, type QueueHealth } from "../lib/queries/queue_health.ts";
-import {
-  getTaskStatistics,
-  type StatsOptions,
-  type TaskStatistics,
-} from "../lib/queries/task_stats.ts";
-import { parseStatuses } from "../lib/table/contract.ts";
+import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
 import { cancelTasks, retryTasks, type TransitionReport } from "../lib/ops/task_transitions.ts";
 import { VERSION } from "../lib/version.ts";
+import { MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";
-import { TaskMetrics } from "./metrics.ts";
-import { openApiDocument } from "./openapi.ts";
+import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { SingleFlightCache } from "./single_flight.ts";
 
 /** What the app needs from its host. */
@@ -59,99 +46,69 @@ export interface AppDeps {
   /** Limits of database work (server/db_gate.ts); the concurrency defaults to the pool size. */
   shedding?: Partial<Omit<GateOptions, "probe">>;
   /** Replaces getTaskStatistics (tests count the loads through it). */
-  loadStats?: (db: Db, options: StatsOptions) => Promise<TaskStatistics>;
+  loadStats?: (db: Db, options: ResolvedStatsOptions) => Promise<TaskStatistics>;
 }
 
-/** Largest page a client may ask for. */
-export const MAX_HTTP_LIMIT = 1000;
+export { MAX_HTTP_LIMIT };
 
-class HttpError extends Error {
-  constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 503,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** An answer in the error shape, for refusals decided before any handler runs. */
+function refusal(status: 403 | 413, code: string, message: string): HTTPException {
+  return new HTTPException(status, {
+    res: Response.json({ error: { code, message } }, { status }),
+  });
 }
 
-type Query = Record<string, string[]>;
+/** The `code` of an HTTPException that came without the project's error body. */
+const HTTP_CODES: Record<number, string> = {
+  400: "invalid_input",
+  413: "body_too_large",
+  415: "unsupported_media_type",
+};
 
-function only(query: Query, allowed: readonly string[]): void {
-  const unknown = Object.keys(query).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) {
-    throw new InvalidInputError(
-      `Unknown query parameter "${unknown[0]}": expected ${allowed.join(", ")}`,
-    );
-  }
+/** The query's names, for the message about an unknown one. */
+function queryKeys(schema: z.ZodType | undefined): string[] {
+  if (schema instanceof z.ZodPipe) return queryKeys(schema.in as z.ZodType);
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
 }
 
-function one(query: Query, name: string): string | undefined {
-  const values = query[name];
-  if (!values) return undefined;
-  if (values.length > 1) {
-    throw new InvalidInputError(`Query parameter "${name}" given more than once`);
-  }
-  return values[0];
-}
-
-function int(query: Query, name: string, min: number, max: number): number | undefined {
-  const v = one(query, name);
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-    throw new InvalidInputError(
-      `Invalid ${name} "${v}": expected a whole number from ${min} to ${max}`,
-    );
-  }
-  return Number(v);
-}
-
-function bool(query: Query, name: string): boolean {
-  const v = one(query, name);
-  if (v === undefined) return false;
-  if (["true", "1", ""].includes(v)) return true;
-  if (["false", "0"].includes(v)) return false;
-  throw new InvalidInputError(`Invalid ${name} "${v}": expected true or false`);
-}
-
-const NewTaskBody = z.strictObject({
-  type: z.string().trim().min(1, "type must not be empty"),
-  params: z.unknown().optional(),
-  description: z.string().optional(),
-  domain: z.string().optional(),
-  drift_score: z.number().finite().optional(),
-  run_after: z.string().optional(),
-  status: z.enum(["queued", "created"]).optional(),
-});
-
-const CancelBody = z.strictObject({ force: z.boolean().optional() });
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-async function readJson(req: Request): Promise<unknown> {
-  let text: string;
-  try {
-    // Strict: a lossy decode would store U+FFFD in place of the bytes the client sent.
-    text = utf8.decode(await req.arrayBuffer());
-  } catch {
-    throw new InvalidInputError("Request body is not valid UTF-8");
-  }
-  if (text.trim() === "") return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new InvalidInputError("Request body is not valid JSON");
-  }
-}
-
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = issue.path.length > 0 ? `"${issue.path.join(".")}": ` : "";
-    throw new InvalidInputError(`Invalid body: ${where}${issue.message}`);
-  }
-  return parsed.data;
+/**
+ * How a request that fails its route's schema is answered: the first issue as a usage error
+ * (400), naming the field as the client spelt it. A field's own rule words its message (the
+ * same as the CLI's, with the flag's name); the issues zod finds itself are worded here.
+ */
+function requestHook(route: { request?: unknown }) {
+  const known = queryKeys((route.request as { query?: z.ZodType } | undefined)?.query);
+  return (
+    result: { success: boolean; target: string; error?: z.ZodError },
+    c: Context,
+  ): undefined => {
+    if (result.success) return undefined;
+    const error = result.error!;
+    const target = result.target;
+    // A misspelt name explains the rest: it is reported first.
+    const unknown = error.issues.find((i) => i.code === "unrecognized_keys") as
+      | { keys: string[]; message: string }
+      | undefined;
+    if (unknown && target === "query") {
+      throw new InvalidInputError(
+        `Unknown query parameter "${shown(unknown.keys[0]!)}": expected ${known.join(", ")}`,
+      );
+    }
+    if (unknown) throw new InvalidInputError(`Invalid body: ${unknown.message}`);
+    throw usageError(error, undefined, {
+      label: (key) => key,
+      describe: (issue) => {
+        const key = issue.path.join(".");
+        if (target === "json") {
+          return `Invalid body: ${key === "" ? "" : `"${key}": `}${issue.message}`;
+        }
+        if (target === "query" && (c.req.queries(key)?.length ?? 0) > 1) {
+          return `Query parameter "${key}" given more than once`;
+        }
+        return `Invalid ${key}: ${issue.message}`;
+      },
+    });
+  };
 }
 
 /** /health's database check: `select 1`, at most 2 s. */
@@ -177,7 +134,7 @@ async function ping(db: Db): Promise<void> {
 }
 
 /** Builds the Hono app over `deps.db`. */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(deps: AppDeps): OpenAPIHono {
   const db = deps.db;
   const gate = new DbGate({
     concurrency: db.config.maxConnections,
@@ -186,17 +143,14 @@ export function createApp(deps: AppDeps): Hono {
   });
   const singleFlight = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
   // A computation shared by many requests is one unit of database work, not one per request.
-  const cache = {
-    get: (key: string, load: () => Promise<unknown>) => singleFlight.get(key, () => gate.run(load)),
-  };
+  const cache = <T>(key: string, load: () => Promise<T>) =>
+    singleFlight.get(key, () => gate.run(load)) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
-  const stats = (options: StatsOptions) =>
-    cache.get(`stats:${JSON.stringify(options)}`, () => loadStats(db, options)) as Promise<
-      TaskStatistics
-    >;
+  const stats = (options: ResolvedStatsOptions) =>
+    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options));
 
-  const app = new Hono();
+  const app = new OpenAPIHono();
 
   app.use("*", async (c, next) => {
     const started = performance.now();
@@ -208,26 +162,27 @@ export function createApp(deps: AppDeps): Hono {
     );
   });
 
-  const authorized = async (header: string | undefined): Promise<boolean> => {
-    if (!deps.token) return false;
-    // The scheme is case-insensitive and followed by one or more spaces (RFC 7235 §2.1).
-    const m = /^bearer +(\S+)$/i.exec(header ?? "");
-    return !!m && await timingSafeEqual(m[1]!, deps.token);
-  };
+  // Hono's bearer auth: the scheme in any case (RFC 7235 §2.1), the token compared in constant
+  // time, WWW-Authenticate on every 401; the answer in the project's error shape.
+  const unauthorized = () =>
+    Response.json(
+      { error: { code: "unauthorized", message: "Missing or wrong bearer token" } },
+      { status: 401 },
+    );
+  const bearer = bearerAuth({
+    ...(deps.token ? { token: deps.token } : { verifyToken: () => false }),
+    realm: "seedtask",
+    noAuthenticationHeader: { message: unauthorized },
+    invalidAuthenticationHeader: { message: unauthorized },
+    invalidToken: { message: unauthorized },
+  });
   app.use("*", async (c, next) => {
     const write = c.req.method !== "GET" && c.req.method !== "HEAD";
     if (write && !deps.allowWrite) {
-      throw new HttpError(
-        403,
-        "read_only",
-        "This server is read-only: start it with --allow-write",
-      );
+      throw refusal(403, "read_only", "This server is read-only: start it with --allow-write");
     }
     const needsToken = write || (deps.requireTokenForReads && c.req.path !== "/health");
-    if (needsToken && !(await authorized(c.req.header("authorization")))) {
-      c.header("www-authenticate", 'Bearer realm="seedtask"');
-      throw new HttpError(401, "unauthorized", "Missing or wrong bearer token");
-    }
+    if (needsToken) return await bearer(c, next);
     await next();
   });
   app.use(
@@ -235,7 +190,7 @@ export function createApp(deps: AppDeps): Hono {
     bodyLimit({
       maxSize: 1024 * 1024,
       onError: () => {
-        throw new HttpError(413, "body_too_large", "Request body larger than 1 MiB");
+        throw refusal(413, "body_too_large", "Request body larger than 1 MiB");
       },
     }),
   );
@@ -291,186 +246,130 @@ export function createApp(deps: AppDeps): Hono {
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
   for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
 
-  const tasks = new Hono();
-  tasks.get("/", async (c) => {
-    const q = c.req.queries() as Query;
-    only(q, ["status", "type", "domain", "search", "limit", "sort", "after", "total"]);
-    const sort = one(q, "sort") ?? "updated";
-    if (sort !== "updated" && sort !== "created") {
-      throw new InvalidInputError(`Invalid sort "${sort}": expected updated or created`);
-    }
-    const filter: ListFilter = {
-      statuses: q.status ? parseStatuses(q.status) : undefined,
-      type: one(q, "type"),
-      domain: one(q, "domain"),
-      search: one(q, "search"),
-      sort,
-      after: one(q, "after"),
-      limit: int(q, "limit", 1, MAX_HTTP_LIMIT) ?? 50,
-    };
-    const total = bool(q, "total");
+  // Every route validates its query and body with its operation's schema (server/api.ts) and
+  // calls the same lib function as the CLI command, answering with the same JSON as --json.
+  const { listTasks: listRoute, enqueueTask: enqueueRoute, cancelTask: cancelRoute } = ROUTES;
+  app.openapi(listRoute, async (c) => {
+    const { filter, total } = c.req.valid("query");
     // The page as JSON rendered by PostgreSQL (see listTasksJson); a table with a column type
     // it has no rule for takes the parse-and-serialise path.
     const text = await listTasksJson(db, filter);
     const page = text === null ? JSON.stringify(await listTasks(db, filter)) : text;
-    if (!total) return c.body(page, 200, { "content-type": "application/json" });
-    const { after: _, ...all } = filter;
-    const [{ n }] = await guard(
-      db,
-      () => db.sql`select count(*)::int as n from (${listTasksQuery(db, all, { limit: null })}) t`,
-    ) as unknown as [{ n: number }];
-    return c.body(`${page.slice(0, -1)},"total":${n}}`, 200, {
-      "content-type": "application/json",
-    });
-  });
-  tasks.get("/:id", async (c) => c.json(await getTask(db, c.req.param("id"))));
-  tasks.post("/", async (c) => {
-    const body = parseBody(NewTaskBody, await readJson(c.req.raw));
-    const runAfter = body.run_after === undefined
-      ? undefined
-      : parseRunAfter(body.run_after, "run_after");
-    const task = await enqueueTask(db, {
-      type: body.type,
-      params: body.params,
-      description: body.description,
-      domain: body.domain,
-      driftScore: body.drift_score,
-      runAfter,
-      status: body.status,
-    });
-    return c.json(task, 201);
-  });
-  const transition =
-    (run: (id: string, force: boolean) => Promise<TransitionReport>, withForce: boolean) =>
-    async (
-      c: {
-        req: { param(n: string): string; raw: Request };
-        json(v: unknown, s?: number): Response;
-      },
-    ) => {
-      const body = withForce ? parseBody(CancelBody, await readJson(c.req.raw)) : {};
-      const report = await run(c.req.param("id"), !!(body as { force?: boolean }).force);
-      if (report.refused.length > 0) {
-        return c.json({
-          error: { code: "invalid_transition", message: report.refused[0]!.message },
-          ...report,
-        }, 409);
-      }
-      return c.json(report);
-    };
-  tasks.post("/:id/cancel", transition((id, force) => cancelTasks(db, [id], { force }), true));
-  tasks.post("/:id/retry", transition((id) => retryTasks(db, [id]), false));
-  app.route("/tasks", tasks);
+    const body = total ? `${page.slice(0, -1)},"total":${await countTasks(db, filter)}}` : page;
+    // Already JSON text, of the documented TaskPage shape: sent as it is.
+    return c.body(body, 200, { "content-type": "application/json" }) as never;
+  }, requestHook(listRoute));
 
-  app.get("/stats", async (c) => {
-    const q = c.req.queries() as Query;
-    only(q, ["top", "days", "long_running", "high_attempts", "exact"]);
-    const lr = one(q, "long_running");
-    const options: StatsOptions = {
-      top: int(q, "top", 1, 1000),
-      days: int(q, "days", 1, 3650),
-      longRunningMs: lr === undefined ? undefined : parseDuration(lr, "long_running", "age"),
-      highAttempts: int(q, "high_attempts", 1, 1_000_000),
-      exact: bool(q, "exact"),
-    };
-    return c.json(await stats(options));
-  });
+  app.openapi(
+    ROUTES.getTask,
+    async (c) => c.json(await getTask(db, c.req.valid("param").id), 200),
+    requestHook(ROUTES.getTask),
+  );
 
-  app.get("/check", async (c) => {
-    const q = c.req.queries() as Query;
-    only(q, ["max_lag", "max_stuck", "max_failure_rate", "max_queued", "long_running"]);
-    const t = (name: string, kind: "duration" | "count" | "rate") => {
-      const v = one(q, name);
-      return v === undefined ? undefined : parseThreshold(v, kind, name);
-    };
-    const thresholds: CheckThresholds = {
-      lag: t("max_lag", "duration"),
-      stuck: t("max_stuck", "count"),
-      failure_rate: t("max_failure_rate", "rate"),
-      queued: t("max_queued", "count"),
-    };
-    const lr = one(q, "long_running");
-    const longRunningMs = lr === undefined ? undefined : parseDuration(lr, "long_running", "age");
-    // The health numbers are shared (single-flight, TTL); grading is per request.
-    const health = await cache.get(
-      `health:${longRunningMs}`,
-      () => getQueueHealth(db, { longRunningMs }),
+  app.openapi(
+    enqueueRoute,
+    async (c) => c.json(await enqueueTask(db, c.req.valid("json")), 201),
+    requestHook(enqueueRoute),
+  );
+
+  const transitionAnswer = (c: Context, report: TransitionReport) =>
+    report.refused.length > 0
+      ? c.json({
+        error: { code: "invalid_transition", message: report.refused[0]!.message },
+        ...report,
+      }, 409)
+      : c.json(report, 200);
+  app.openapi(cancelRoute, async (c) => {
+    const { force } = c.req.valid("json");
+    return transitionAnswer(c, await cancelTasks(db, [c.req.valid("param").id], { force }));
+  }, requestHook(cancelRoute));
+  app.openapi(
+    ROUTES.retryTask,
+    async (c) => transitionAnswer(c, await retryTasks(db, [c.req.valid("param").id])),
+    requestHook(ROUTES.retryTask),
+  );
+
+  app.openapi(
+    ROUTES.stats,
+    async (c) => c.json(await stats(c.req.valid("query")), 200),
+    requestHook(ROUTES.stats),
+  );
+
+  app.openapi(ROUTES.check, async (c) => {
+    const options = c.req.valid("query");
+    // Shared by identical requests (single-flight, TTL), like /stats.
+    const result = await cache(
+      `check:${JSON.stringify(options)}`,
+      () => checkHealth(db, options.thresholds, { longRunningMs: options.longRunningMs }),
     );
-    const result = gradeHealth(health as QueueHealth, thresholds);
-    return c.json({
-      state: result.state,
-      exit_code: result.exit_code,
-      metrics: result.metrics,
-      health: result.health,
-    }, result.state === "CRITICAL" ? 503 : 200);
-  });
+    return c.json(result, result.state === "CRITICAL" ? 503 : 200);
+  }, requestHook(ROUTES.check));
 
-  app.get("/health", async (c) => {
+  app.openapi(ROUTES.health, async (c) => {
     // Always a real ping, whatever the gate believes; its answer also informs the gate (a ping
     // that merely waited behind busy connections is no sign of an outage).
     try {
       await ping(db);
       gate.reachable();
-      return c.json({ status: "ok", database: "ok", version: VERSION });
+      return c.json({ status: "ok", database: "ok", version: VERSION } as const, 200);
     } catch (err) {
       if (!(err instanceof PingTimeout)) gate.observe(err);
-      return c.json({
-        status: "error",
-        database: "unreachable",
-        version: VERSION,
-        error: { code: "database_unavailable", message: "The database is unreachable" },
-      }, 503);
+      return c.json(
+        {
+          status: "error",
+          database: "unreachable",
+          version: VERSION,
+          error: { code: "database_unavailable", message: "The database is unreachable" },
+        } as const,
+        503,
+      );
     }
   });
 
-  app.get("/metrics", async (c) => {
-    const text = await metrics.render(await stats({ top: 50 }));
-    return c.body(text, 200, { "content-type": metrics.contentType });
+  app.openapi(ROUTES.metrics, async (c) => {
+    const text = await metrics.render(await stats(resolveStatsOptions({ top: METRICS_TOP })));
+    return c.text(text, 200, { "content-type": metrics.contentType });
   });
 
-  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
+  let document: ReturnType<typeof app.getOpenAPIDocument> | undefined;
+  app.openapi(ROUTES.openapi, (c) => {
+    document ??= app.getOpenAPIDocument({
+      openapi: "3.0.3",
+      info: {
+        title: "seedtask",
+        version: VERSION,
+        description: "The task table operations of the seedtask CLI over HTTP; bodies equal " +
+          "the CLI's --json output. Query values and bodies are checked by the same schemas " +
+          "as the CLI's flags.",
+      },
+    });
+    return c.json(document, 200);
+  });
 
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404)
   );
 
   app.onError((err, c) => {
-    const body = (
-      status: number,
-      code: string,
-      message: string,
-      extra: Record<string, unknown> = {},
-    ) => c.json({ error: { code, message: oneLine(message), ...extra } }, status as 400);
-    if (err instanceof HttpError) return body(err.status, err.code, err.message);
-    if (isUsageError(err)) return body(400, err.code, err.message);
-    if (err instanceof TaskNotFoundError) return body(404, err.code, err.message);
-    if (err instanceof AmbiguousTaskIdError) {
-      return body(409, err.code, err.message, { candidates: err.candidates });
+    if (err instanceof HTTPException) {
+      if (err.res) return err.getResponse();
+      // One a library threw without a body of ours (an unsupported media type, say).
+      const code = HTTP_CODES[err.status] ?? "http_error";
+      return c.json({ error: { code, message: oneLine(err.message) } }, err.status);
     }
-    // Database trouble: a generic message (never the server's address or DSN); details to the log.
-    if (err instanceof ConnectionError) {
-      deps.log?.(`error: ${err.message}`);
-      return body(503, "database_unavailable", "The database is unavailable");
+    if (!(err instanceof SeedtaskError)) {
+      deps.log?.(`error: ${(err as Error).stack ?? err}`);
+      return c.json({ error: { code: "internal_error", message: "Internal error" } }, 500);
     }
-    if (err instanceof IncompatibleTableError) {
-      deps.log?.(`error: ${err.message}`);
-      return body(503, err.code, "The task table does not have the shape seedtask needs");
-    }
-    if (err instanceof TableNotFoundError) {
-      deps.log?.(`error: ${err.message}`);
-      return body(503, err.code, "The task table does not exist; run `seedtask migrate`");
-    }
-    if (err instanceof DatabaseError) {
-      deps.log?.(`error: ${err.message}`);
-      return body(
-        503,
-        err.code,
-        err.sqlState === "57014" ? "The query timed out" : "Database error",
-      );
-    }
-    if (err instanceof SeedtaskError) return body(409, err.code, err.message);
-    deps.log?.(`error: ${(err as Error).stack ?? err}`);
-    return body(500, "internal_error", "Internal error");
+    // The class decides the status and what the client is told (lib/errors.ts); a server-side
+    // failure's own message, which may name a host or a table, goes to the log only.
+    if (err.httpStatus >= 500) deps.log?.(`error: ${err.message}`);
+    const { message, ...rest } = err.httpError();
+    return c.json({ error: { ...rest, message: oneLine(message) } }, err.httpStatus as 400);
   });
 
   return app;

@@ -10,6 +10,9 @@ export interface ServerSources {
   gate?: DbGate;
 }
 
+/** How many of the most common types `seedtask_tasks_by_type` lists (the statistics' `top`). */
+export const METRICS_TOP = 50;
+
 /** Prometheus gauges filled from the (cached) statistics on each scrape. */
 export class TaskMetrics {
   private readonly registry = new client.Registry();

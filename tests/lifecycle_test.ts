@@ -158,7 +158,7 @@ Deno.test("seedtask cancel prints per-task results and exits 1 when any is refus
   assert.equal(none.code, 2);
   const both = await runCli([...t.args, "cancel", "bbbb3", "--type", "x"]);
   assert.equal(both.code, 2);
-  assert.match(both.stderr, /either task ids or filter flags, not both/);
+  assert.match(both.stderr, /either task ids or a filter, not both/);
 });
 
 Deno.test("retry by id: failed and cancelled go back to queued with a fresh start", async () => {

@@ -170,10 +170,10 @@ Deno.test("seedtask list rejects bad input with exit 2 and a one-line error", as
   await using t = await testSchema();
   const cases: Array<[string[], RegExp]> = [
     [["--status", "done"], /unknown status "done": expected one of created, queued/],
-    [["--limit", "abc"], /invalid limit "abc"/],
-    [["--limit", "0.5"], /invalid limit "0\.5"/],
-    [["--limit", "20000"], /invalid limit "20000": expected a number from 0 to 10000/],
-    [["--sort", "name"], /invalid sort "name"/],
+    [["--limit", "abc"], /invalid --limit "abc"/],
+    [["--limit", "0.5"], /invalid --limit "0\.5"/],
+    [["--limit", "20000"], /invalid --limit "20000": expected a whole number from 0 to 10000/],
+    [["--sort", "name"], /invalid --sort "name"/],
     [["--format", "xml"], /invalid format "xml"/],
     [["--json", "--format", "csv"], /--json conflicts with --format csv/],
     [["--after", "bm90IGEgY3Vyc29y"], /invalid cursor/],

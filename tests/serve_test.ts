@@ -271,7 +271,7 @@ Deno.test("write routes: 403 when read-only, 401 without the token, then enqueue
       ["{oops", /not valid JSON/],
       [{}, /"type": /],
       [{ type: "x", extra: 1 }, /Unrecognized key/],
-      [{ type: "x", drift_score: "high" }, /"drift_score"/],
+      [{ type: "x", drift_score: "high" }, /Invalid drift_score "high": expected a number/],
       [{ type: "x", run_after: "whenever" }, /Invalid run_after/],
       [{ type: "x", status: "running" }, /"status"/],
     ] as const

@@ -166,10 +166,10 @@ Deno.test("seedtask stats rejects bad options with exit 2", async () => {
   await using t = await testSchema();
   for (
     const [args, message] of [
-      [["--top", "0"], /invalid top "0": expected a number from 1 to 1000/],
-      [["--days", "x"], /invalid days "x"/],
-      [["--long-running", "10"], /invalid long-running "10": expected a number with a unit/],
-      [["--long-running", "ten minutes"], /invalid long-running/],
+      [["--top", "0"], /invalid --top "0": expected a whole number from 1 to 1000/],
+      [["--days", "x"], /invalid --days "x"/],
+      [["--long-running", "10"], /invalid --long-running "10": expected a number with a unit/],
+      [["--long-running", "ten minutes"], /invalid --long-running/],
     ] as const
   ) {
     const r = await runCli([...t.args, "stats", "--json", ...args]);

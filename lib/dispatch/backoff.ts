@@ -10,6 +10,9 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 10_000, maxMs: 300_000, jitter: 0.1 };
 
+/** Executions a task gets before it fails for good, unless told otherwise (DESIGN §8). */
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
 /**
  * `min(base * 2^(attempts-1), max)` plus jitter, where `attempts` counts executions started
  * (1 after the first failure). Jitter spreads retries of tasks that failed together.

@@ -5,7 +5,12 @@ import type { DispatchEvent } from "./events.ts";
 import type { DispatcherMetrics } from "./metrics.ts";
 import { NOTIFY_CHANNEL } from "../ops/enqueue_task.ts";
 import { formatDuration } from "../duration.ts";
-import { SeedtaskError } from "../errors.ts";
+import {
+  InvalidInputError,
+  LeaseColumnsMissingError,
+  OutOfRangeError,
+  SeedtaskError,
+} from "../errors.ts";
 import { type Executor, handlerExecutor, type TaskHandler } from "./executors.ts";
 import { type Claimed, completeTasks, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
 import { requeueStale } from "../ops/requeue_stale.ts";
@@ -148,7 +153,7 @@ export class Dispatcher {
 
   constructor(private readonly options: DispatcherOptions) {
     if (!options.executor && !options.handlers) {
-      throw new TypeError("A dispatcher needs an executor or handlers");
+      throw new InvalidInputError("A dispatcher needs an executor or handlers");
     }
     this.db = options.db;
     this.executor = options.executor ?? handlerExecutor(options.handlers!);
@@ -163,7 +168,7 @@ export class Dispatcher {
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
     for (const [k, v] of Object.entries({ concurrency: this.concurrency, batch: this.batch })) {
       if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(`Invalid ${k} "${v}": expected 1 or more`);
+        throw new OutOfRangeError(`Invalid ${k} "${v}": expected 1 or more`);
       }
     }
   }
@@ -208,15 +213,13 @@ export class Dispatcher {
 
   /** Runs until `stop()` (or, with `once`, until nothing is claimable). Returns the counters. */
   async run(): Promise<DispatcherStats> {
-    if (this.running) throw new Error("This dispatcher is already running");
+    if (this.running) {
+      throw new SeedtaskError("already_running", "This dispatcher is already running");
+    }
     this.running = true;
     const info = await getTableInfo(this.db);
     if (!info.hasLease) {
-      throw new SeedtaskError(
-        "lease_columns_missing",
-        `Table "${this.db.table}" has no lease columns (owner_id, lease_expires_at, last_heartbeat)`,
-        { hint: "run `seedtask migrate` to add them; dispatch needs leases" },
-      );
+      throw new LeaseColumnsMissingError(this.db.table);
     }
     this.emit({
       event: "started",

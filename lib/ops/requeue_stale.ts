@@ -3,6 +3,7 @@ import { type Db, getTableInfo, guard } from "../db.ts";
 import { InvalidInputError, OutOfRangeError } from "../errors.ts";
 import { nowFragment, stuckCondition } from "../queries/queue_health.ts";
 import type { Task } from "../table/contract.ts";
+import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 
 export interface RequeueOptions {
   /**
@@ -40,7 +41,7 @@ export const DEFAULT_STALE_MS = 15 * 60_000;
  */
 export async function requeueStale(db: Db, options: RequeueOptions = {}): Promise<RequeuedTask[]> {
   const olderThanMs = options.olderThanMs ?? DEFAULT_STALE_MS;
-  const maxAttempts = options.maxAttempts ?? 3;
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new OutOfRangeError(`Invalid max attempts "${maxAttempts}": expected 1 or more`);
   }

@@ -4,18 +4,11 @@ import { AmbiguousTaskIdError, InvalidInputError, TaskNotFoundError } from "../e
 import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
 import type { Task, TaskStatus } from "../table/contract.ts";
 import { parseTaskIdArg } from "../queries/task_id.ts";
-import { checkFilterText } from "../input/task_input.ts";
+import { resolveTaskFilter, type TaskFilter } from "../input/transition.ts";
+
+export type { TaskFilter };
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
-
-/** Selects tasks for a bulk operation. Every field narrows the selection. */
-export interface TaskFilter {
-  statuses?: readonly TaskStatus[];
-  type?: string;
-  domain?: string;
-  /** Only tasks not updated for at least this long. */
-  olderThanMs?: number;
-}
 
 /** A transition that did not happen, and why. */
 export interface RefusedTransition {
@@ -157,8 +150,9 @@ async function transitionIds(
   });
 }
 
-function filterCondition(db: Db, t: Transition, filter: TaskFilter): Fragment {
+function filterCondition(db: Db, t: Transition, given: TaskFilter): Fragment {
   const sql = db.sql;
+  const filter = resolveTaskFilter(given);
   const statuses = filter.statuses ?? t.from;
   const bad = statuses.filter((s) => !t.from.includes(s));
   if (bad.length > 0) {
@@ -167,7 +161,6 @@ function filterCondition(db: Db, t: Transition, filter: TaskFilter): Fragment {
         `${t.verb} applies to ${t.from.join(", ")}`,
     );
   }
-  checkFilterText(filter);
   const parts: Fragment[] = [sql`status in ${sql(statuses as string[])}`];
   if (filter.type !== undefined) parts.push(sql`type = ${filter.type}`);
   if (filter.domain !== undefined) parts.push(sql`domain = ${filter.domain}`);

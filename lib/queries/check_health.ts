@@ -1,7 +1,14 @@
 import type { Db } from "../db.ts";
-import { parseDuration } from "../duration.ts";
-import { InvalidInputError } from "../errors.ts";
+import type { CheckThresholds, MetricName, Threshold } from "../input/check_thresholds.ts";
 import { getQueueHealth, type HealthOptions, type QueueHealth } from "./queue_health.ts";
+
+export {
+  type CheckThresholds,
+  type MetricName,
+  parseThreshold,
+  type Threshold,
+  type ThresholdKind,
+} from "../input/check_thresholds.ts";
 
 /** Monitoring-plugin states, in order of severity. */
 export type CheckState = "OK" | "WARNING" | "CRITICAL" | "UNKNOWN";
@@ -13,57 +20,6 @@ export const CHECK_EXIT: Record<CheckState, number> = {
   CRITICAL: 2,
   UNKNOWN: 3,
 };
-
-/** Alert when the value is above `warn` (WARNING) or above `crit` (CRITICAL). */
-export interface Threshold {
-  warn: number | null;
-  crit: number | null;
-}
-
-export type MetricName = "lag" | "stuck" | "failure_rate" | "queued";
-export type ThresholdKind = "duration" | "count" | "rate";
-
-/** Thresholds in base units: lag in seconds, failure rate as a fraction 0..1, counts as-is. */
-export type CheckThresholds = Partial<Record<MetricName, Threshold>>;
-
-function parseValue(text: string, kind: ThresholdKind, flag: string): number {
-  const bad = (why: string) => new InvalidInputError(`Invalid ${flag} "${text}": ${why}`);
-  if (kind === "duration") return parseDuration(text, `${flag} threshold`, "age") / 1000;
-  if (kind === "count") {
-    if (!/^\d+$/.test(text)) throw bad("expected a whole number");
-    return Number(text);
-  }
-  const percent = text.endsWith("%");
-  const num = percent ? text.slice(0, -1) : text;
-  if (!/^\d+(\.\d+)?$/.test(num)) throw bad("expected a rate such as 5% or 0.05");
-  const value = percent ? Number(num) / 100 : Number(num);
-  if (value > 1) throw bad("a rate cannot exceed 100% (write 5% or 0.05)");
-  return value;
-}
-
-/**
- * Parses `WARN:CRIT` (e.g. `5m:15m`, `10:50`, `5%:20%`). One value alone is the CRITICAL
- * threshold; `WARN:` or `:CRIT` leave the other level unset.
- */
-export function parseThreshold(text: string, kind: ThresholdKind, flag: string): Threshold {
-  const parts = text.split(":");
-  if (parts.length > 2 || parts.every((p) => p.trim() === "")) {
-    throw new InvalidInputError(
-      `Invalid ${flag} "${text}": expected WARN:CRIT, e.g. ${
-        { duration: "5m:15m", count: "10:50", rate: "5%:20%" }[kind]
-      }`,
-    );
-  }
-  const [w, c] = parts.length === 1 ? ["", parts[0]!] : [parts[0]!, parts[1]!];
-  const warn = w.trim() === "" ? null : parseValue(w.trim(), kind, flag);
-  const crit = c.trim() === "" ? null : parseValue(c.trim(), kind, flag);
-  if (warn !== null && crit !== null && warn > crit) {
-    throw new InvalidInputError(
-      `Invalid ${flag} "${text}": the warning level must not exceed the critical level`,
-    );
-  }
-  return { warn, crit };
-}
 
 export interface CheckMetric {
   name: MetricName;
@@ -113,7 +69,13 @@ export function gradeHealth(health: QueueHealth, thresholds: CheckThresholds): C
   return { state, exit_code: CHECK_EXIT[state], metrics, health };
 }
 
-/** Reads queue health and grades it (`seedtask check`). */
+/**
+ * Reads queue health and grades it: `seedtask check` and `GET /check` both answer with this.
+ *
+ * @example
+ * const result = await checkHealth(db, { lag: { warn: 300, crit: 900 } });
+ * if (result.state !== "OK") console.log(result.metrics);
+ */
 export async function checkHealth(
   db: Db,
   thresholds: CheckThresholds,

@@ -1,82 +1,17 @@
 import type postgres from "postgres";
 import { type Db, guard, mapDbError } from "../db.ts";
-import { InvalidInputError, OutOfRangeError } from "../errors.ts";
 import { ALL_RECOMMENDED, getIndexSupport, type IndexSupport } from "../table/catalog.ts";
-import { SEARCH_TEXT, type Task, type TaskStatus } from "../table/contract.ts";
-import { checkFilterText } from "../input/task_input.ts";
+import { SEARCH_TEXT, type Task } from "../table/contract.ts";
+import { decodeCursor, encodeCursor } from "../input/cursor.ts";
+import { type ListFilter, resolveListFilter } from "../input/list_filter.ts";
 
-/** Filters of `seedtask list`, `GET /tasks` and `TaskTableHelper.listTasks`. */
-export interface ListFilter {
-  /** One or several statuses (any of them). */
-  statuses?: readonly TaskStatus[];
-  type?: string;
-  domain?: string;
-  /** Case-insensitive text in description or error. */
-  search?: string;
-  /** Page size, 1..MAX_LIST_LIMIT. Default 50. */
-  limit?: number;
-  /** Newest first by updated_at (default) or created_at. */
-  sort?: "updated" | "created";
-  /** `next_cursor` of the previous page. */
-  after?: string;
-}
+export type { ListFilter };
+export { encodeCursor };
 
 /** One page of tasks; `next_cursor` is null on the last page. */
 export interface TaskPage {
   items: Task[];
   next_cursor: string | null;
-}
-
-export const DEFAULT_LIST_LIMIT = 50;
-export const MAX_LIST_LIMIT = 10_000;
-
-export interface Cursor {
-  sort: "updated" | "created";
-  /** The sort key with microseconds, as PostgreSQL printed it (JS Dates keep only ms). */
-  ts: string;
-  id: string;
-}
-
-/** @internal The opaque `next_cursor` for a page ending at `c`. */
-export function encodeCursor(c: Cursor): string {
-  const json = JSON.stringify([c.sort === "created" ? "c" : "u", c.ts, c.id]);
-  return btoa(json).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function decodeCursor(text: string, sort: "updated" | "created"): Cursor {
-  const bad = () =>
-    new InvalidInputError(
-      `Invalid cursor "${text.slice(0, 40)}": pass the next_cursor of a previous page`,
-    );
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/")));
-  } catch {
-    throw bad();
-  }
-  if (
-    !Array.isArray(parsed) || parsed.length !== 3 || (parsed[0] !== "u" && parsed[0] !== "c") ||
-    typeof parsed[1] !== "string" || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(parsed[1]) ||
-    typeof parsed[2] !== "string" ||
-    !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(parsed[2])
-  ) throw bad();
-  const cursorSort = parsed[0] === "c" ? "created" : "updated";
-  if (cursorSort !== sort) {
-    throw new InvalidInputError(
-      `Cursor was made for --sort ${cursorSort}, not --sort ${sort}`,
-    );
-  }
-  return { sort, ts: parsed[1], id: parsed[2] };
-}
-
-/** Validates a page size. */
-export function checkLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-    throw new OutOfRangeError(
-      `Invalid limit "${limit}": expected a whole number from 1 to ${MAX_LIST_LIMIT}`,
-    );
-  }
-  return limit;
 }
 
 function escapeLike(text: string): string {
@@ -100,16 +35,14 @@ function escapeLike(text: string): string {
  */
 export function listTasksQuery(
   db: Db,
-  filter: ListFilter,
+  given: ListFilter,
   options: { limit?: number | null; indexes?: IndexSupport } = {},
 ): postgres.PendingQuery<postgres.Row[]> {
   const sql = db.sql;
-  const sort = filter.sort ?? "updated";
+  const filter = resolveListFilter(given);
+  const sort = filter.sort;
   const key = sql(sort === "created" ? "created_at" : "updated_at");
-  const limit = options.limit === undefined
-    ? (filter.limit ?? DEFAULT_LIST_LIMIT) + 1
-    : options.limit;
-  checkFilterText(filter);
+  const limit = options.limit === undefined ? filter.limit + 1 : options.limit;
   const cursor = filter.after ? decodeCursor(filter.after, sort) : undefined;
 
   const conditions: postgres.PendingQuery<postgres.Row[]>[] = [];
@@ -180,12 +113,12 @@ function toTask(row: postgres.Row): Task {
  * const next = await listTasks(db, { statuses: ["failed"], limit: 20, after: page.next_cursor! });
  */
 export async function listTasks(db: Db, filter: ListFilter = {}): Promise<TaskPage> {
-  const limit = checkLimit(filter.limit ?? DEFAULT_LIST_LIMIT);
-  // A bad cursor is a usage error, reported before anything connects.
-  if (filter.after) decodeCursor(filter.after, filter.sort ?? "updated");
+  // Every value is checked before anything connects.
+  const resolved = resolveListFilter(filter);
+  const limit = resolved.limit;
   return await guard(db, async () => {
     const indexes = await getIndexSupport(db);
-    const rows = await listTasksQuery(db, { ...filter, limit }, { indexes });
+    const rows = await listTasksQuery(db, resolved, { indexes });
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : [...rows];
     const last = page.at(-1);
@@ -193,12 +126,27 @@ export async function listTasks(db: Db, filter: ListFilter = {}): Promise<TaskPa
       items: page.map(toTask),
       next_cursor: more && last
         ? encodeCursor({
-          sort: filter.sort ?? "updated",
+          sort: resolved.sort,
           ts: last.__cursor_ts as string,
           id: last.id as string,
         })
         : null,
     };
+  });
+}
+
+/**
+ * How many tasks match `filter`, its cursor and page size aside: the `total` of
+ * `GET /tasks?total=true`.
+ *
+ * @example const failed = await countTasks(db, { statuses: ["failed"] });
+ */
+export async function countTasks(db: Db, filter: ListFilter = {}): Promise<number> {
+  const { after: _, ...all } = resolveListFilter(filter);
+  return await guard(db, async () => {
+    const [row] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from (${listTasksQuery(db, all, { limit: null })}) as t`;
+    return row!.n;
   });
 }
 

@@ -1,12 +1,8 @@
 import { type Db, guard, quoteIdent } from "../db.ts";
 import { type Catalog, getCatalog, getIndexSupport, tableInfo } from "../table/catalog.ts";
-import {
-  checkLimit,
-  DEFAULT_LIST_LIMIT,
-  encodeCursor,
-  type ListFilter,
-  listTasksQuery,
-} from "./list_tasks.ts";
+import { encodeCursor } from "../input/cursor.ts";
+import { type ListFilter, resolveListFilter } from "../input/list_filter.ts";
+import { listTasksQuery } from "./list_tasks.ts";
 
 /** ISO 8601 in UTC with milliseconds: what `JSON.stringify` prints for a JS Date. */
 const ISO_MS = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
@@ -88,7 +84,8 @@ async function jsonSelectList(db: Db): Promise<string | null> {
  * when the table has a column type without a rule here; the caller then uses listTasks().
  */
 export async function listTasksJson(db: Db, filter: ListFilter = {}): Promise<string | null> {
-  const limit = checkLimit(filter.limit ?? DEFAULT_LIST_LIMIT);
+  const resolved = resolveListFilter(filter);
+  const limit = resolved.limit;
   return await guard(db, async () => {
     const [list, indexes] = await Promise.all([jsonSelectList(db), getIndexSupport(db)]);
     if (list === null) return null;
@@ -97,13 +94,13 @@ export async function listTasksJson(db: Db, filter: ListFilter = {}): Promise<st
     // aggregating, and the client only splices strings.
     const rows = await sql<{ j: string; cursor_ts: string; id: string }[]>`
       select row_to_json(x)::text as j, q."__cursor_ts" as cursor_ts, q.id::text as id
-      from (${listTasksQuery(db, { ...filter, limit }, { indexes })}) as q
+      from (${listTasksQuery(db, resolved, { indexes })}) as q
       cross join lateral (select ${sql.unsafe(list)}) as x`;
     const more = rows.length > limit;
     const page = more ? rows.slice(0, limit) : rows;
     const last = page.at(-1);
     const next = more && last
-      ? encodeCursor({ sort: filter.sort ?? "updated", ts: last.cursor_ts, id: last.id })
+      ? encodeCursor({ sort: resolved.sort, ts: last.cursor_ts, id: last.id })
       : null;
     return `{"items":[${page.map((r) => r.j).join(",")}],"next_cursor":${JSON.stringify(next)}}`;
   });

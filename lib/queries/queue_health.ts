@@ -2,6 +2,7 @@ import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "../db.ts";
 import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
 import { CLAIMABLE_STATUSES, READY_AT } from "../table/contract.ts";
+import { DEFAULT_LONG_RUNNING_MS } from "../input/stats_options.ts";
 
 /** Options shared by stats and check. */
 export interface HealthOptions {
@@ -34,8 +35,6 @@ export interface QueueHealth {
   failure_rate_last_hour: number | null;
   failure_rate_last_day: number | null;
 }
-
-export const DEFAULT_LONG_RUNNING_MS = 10 * 60_000;
 
 /** `now()` or a fixed instant, as an SQL fragment. */
 export function nowFragment(db: Db, now?: Date): postgres.PendingQuery<postgres.Row[]> {

@@ -1,13 +1,12 @@
 import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "../db.ts";
 import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
-import { OutOfRangeError } from "../errors.ts";
 import {
-  DEFAULT_LONG_RUNNING_MS,
-  getQueueHealth,
-  nowFragment,
-  type QueueHealth,
-} from "./queue_health.ts";
+  type ResolvedStatsOptions,
+  resolveStatsOptions,
+  type StatsOptions,
+} from "../input/stats_options.ts";
+import { getQueueHealth, nowFragment, type QueueHealth } from "./queue_health.ts";
 import {
   ESTIMATE_MIN_ROWS,
   ESTIMATE_MIN_STATUS,
@@ -18,21 +17,7 @@ import {
 import { TASK_STATUSES, type TaskStatus } from "../table/contract.ts";
 import { VERSION } from "../version.ts";
 
-/** Options of `seedtask stats`, `GET /stats` and `TaskTableHelper.getTaskStatistics`. */
-export interface StatsOptions {
-  /** How many types, domains, long-running and high-attempt tasks to list. Default 10. */
-  top?: number;
-  /** Days of recent activity. Default 7. */
-  days?: number;
-  /** Running longer than this is "long running". Default 10m. */
-  longRunningMs?: number;
-  /** attempts >= this is "high attempts". Default 3. */
-  highAttempts?: number;
-  /** Evaluate as of this instant (tests). */
-  now?: Date;
-  /** Count every row even on a large table (no planner estimates). */
-  exact?: boolean;
-}
+export type { StatsOptions };
 
 /** One day of `recent_activity` (key names kept from the seed's helper). */
 export interface DayActivity {
@@ -108,15 +93,6 @@ export interface TaskStatistics {
 /** Completions sampled for the duration percentiles (the most recent ones). */
 const DURATION_SAMPLE = 10_000;
 
-function checkPositiveInt(value: number, name: string, max: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new OutOfRangeError(
-      `Invalid ${name} "${value}": expected a whole number from 1 to ${max}`,
-    );
-  }
-  return value;
-}
-
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /**
@@ -134,7 +110,7 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
  */
 export function statsQueries(
   db: Db,
-  opts: Required<Omit<StatsOptions, "now" | "exact">> & { now?: Date },
+  opts: Omit<ResolvedStatsOptions, "exact">,
   indexes: IndexSupport,
 ): Record<string, Fragment> {
   const sql = db.sql;
@@ -340,21 +316,12 @@ export async function getTaskStatistics(
   db: Db,
   options: StatsOptions = {},
 ): Promise<TaskStatistics> {
-  const opts = {
-    top: checkPositiveInt(options.top ?? 10, "top", 1000),
-    days: checkPositiveInt(options.days ?? 7, "days", 3650),
-    longRunningMs: options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS,
-    highAttempts: checkPositiveInt(options.highAttempts ?? 3, "high-attempts", 1_000_000),
-    now: options.now,
-  };
-  if (!(opts.longRunningMs > 0)) {
-    throw new OutOfRangeError("Invalid long-running threshold: it must be greater than 0");
-  }
+  const opts = resolveStatsOptions(options);
   return await guard(db, async () => {
     const [, indexes, estimate] = await Promise.all([
       getTableInfo(db),
       getIndexSupport(db),
-      options.exact ? null : readTableEstimate(db),
+      opts.exact ? null : readTableEstimate(db),
     ]);
     const q = statsQueries(db, opts, indexes);
     const useEstimates = estimate !== null && estimate.rows >= ESTIMATE_MIN_ROWS &&
