@@ -1,4 +1,4 @@
-/** Retry backoff policy of the dispatcher (DESIGN §8). */
+/** Retry backoff policy of the dispatcher. */
 export interface BackoffPolicy {
   /** Delay after the first failed attempt. Default 10s. */
   baseMs: number;

@@ -23,7 +23,7 @@ export interface Executor {
   close?(): Promise<void>;
 }
 
-/** The JSON document an executor receives (DESIGN §8). */
+/** The JSON document an executor receives. */
 export interface TaskPayload {
   task_id: string;
   type: string;
@@ -71,13 +71,15 @@ export function httpExecutor(url: string, options: { timeoutMs: number }): Execu
   return {
     target,
     async execute(task, signal) {
-      const timeout = AbortSignal.timeout(options.timeoutMs);
+      // A timer of our own rather than AbortSignal.timeout(), so that none outlives the request.
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(), options.timeoutMs);
       try {
         const res = await fetch(url, {
           method: "POST",
           headers: { "content-type": "application/json", "x-seedtask-task-id": task.id },
           body: JSON.stringify(taskPayload(task)),
-          signal: AbortSignal.any([signal, timeout]),
+          signal: AbortSignal.any([signal, timeout.signal]),
         });
         const text = await res.text();
         if (!res.ok) {
@@ -101,11 +103,13 @@ export function httpExecutor(url: string, options: { timeoutMs: number }): Execu
           error: typeof b.error === "string" ? b.error : JSON.stringify(b.error ?? "Unknown error"),
         };
       } catch (err) {
-        if (timeout.aborted) {
+        if (timeout.signal.aborted) {
           return { success: false, error: `Executor timed out after ${options.timeoutMs}ms` };
         }
         if (signal.aborted) return { success: false, error: "Execution aborted" };
         return { success: false, error: `Executor request failed: ${message(err)}` };
+      } finally {
+        clearTimeout(timer);
       }
     },
   };
@@ -294,6 +298,8 @@ export function commandExecutor(
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
+        // A stop begun late (an abort while the output was read) is over before we return.
+        await stopping;
         await watchdog?.remove(pid).catch(() => {});
       }
     },
