@@ -148,3 +148,19 @@ export async function releaseTasks(
     return released;
   });
 }
+
+/**
+ * Why a guarded finish of task `id` was refused, for the log: what became of the task. A
+ * generic reason when the task cannot be read.
+ */
+export async function refusalReason(db: Db, id: string): Promise<string> {
+  try {
+    const [row] = await db.sql`
+      select status, locked_by from ${db.sql(db.table)} where id = ${id}`;
+    if (!row) return "the task was deleted";
+    if (row.status !== "running") return `the task is now "${row.status}"`;
+    return `the task is now held by ${row.locked_by}`;
+  } catch {
+    return "the task is no longer running under this dispatcher";
+  }
+}

@@ -1,0 +1,38 @@
+import type { DispatchEvent } from "./events.ts";
+
+/** Counters of one dispatcher run. */
+export interface DispatcherStats {
+  claimed: number;
+  completed: number;
+  retried: number;
+  failed: number;
+  reaped: number;
+  released: number;
+  refused: number;
+}
+
+/**
+ * The counter each event adds one to. An outcome is reported once, by its event; the run's
+ * counters and the Prometheus metrics are both derived from the events through this table.
+ * Every claimed task gets exactly one "processing" event.
+ */
+export const COUNTED_BY: { readonly [E in DispatchEvent["event"]]?: keyof DispatcherStats } = {
+  processing: "claimed",
+  completed: "completed",
+  retry: "retried",
+  failed: "failed",
+  reaped: "reaped",
+  released: "released",
+  refused: "refused",
+};
+
+/** Counters at zero. */
+export function emptyStats(): DispatcherStats {
+  return { claimed: 0, completed: 0, retried: 0, failed: 0, reaped: 0, released: 0, refused: 0 };
+}
+
+/** Counts `event` in `stats`. */
+export function countEvent(stats: DispatcherStats, event: DispatchEvent): void {
+  const counter = COUNTED_BY[event.event];
+  if (counter) stats[counter]++;
+}
