@@ -98,7 +98,7 @@ export class BatchCompleter {
     if (batch.length === 0) return;
     const ids = await this.persist(
       batch[0]!.claim.id,
-      () => completeTasks(this.db, this.owner, batch),
+      () => completeTasks(this.db, batch),
     );
     for (const item of batch) item.done(ids === undefined ? undefined : ids.has(item.claim.id));
   }

@@ -17,48 +17,40 @@ export interface Claimed {
 /** What a guarded finish did: `null` when it was refused (see {@link Claimed}). */
 export type FinishOutcome<T> = T | null;
 
-/** Marks the claimed execution completed with its result. Null when refused. */
-export async function completeTask(
-  db: Db,
-  claim: Claimed,
-  result: unknown,
-): Promise<FinishOutcome<Task>> {
-  return await guard(db, async () => {
-    const sql = db.sql;
-    const [row] = await sql<Task[]>`
-      update ${sql(db.table)}
-      set status = 'completed', result = ${sql.json((result ?? null) as never)}, error = null,
-        owner_id = null, lease_expires_at = null
-      where id = ${claim.id} and status = 'running' and locked_by = ${claim.owner}
-        and attempts = ${claim.attempts}
-      returning *`;
-    return row ?? null;
-  });
-}
-
 /**
- * Completes many claimed executions of one owner in one statement (the dispatcher batches the
- * completions that arrive together). Each row keeps its own guard — running, locked by the
- * owner, at the claimed attempt — so a cancelled or reaped task is simply left out. Returns
- * the ids that were completed.
+ * Marks claimed executions completed with their results, in one statement (the dispatcher
+ * batches the completions that arrive together). Each row keeps its own guard — running,
+ * locked by the claim's owner, at the claimed attempt — so a completion by another owner, of
+ * an execution reaped (and maybe claimed again), or of a cancelled task changes nothing and is
+ * simply left out. Returns the ids that were completed.
+ *
+ * @example
+ * ```ts
+ * const [task] = await claimTasks(db, { owner: "worker-1", limit: 1, leaseMs: 60_000 });
+ * const claim = { id: task.id, owner: "worker-1", attempts: task.attempts };
+ * const done = await completeTasks(db, [{ claim, result: { ok: true } }]);
+ * if (!done.has(task.id)) console.warn("no longer ours: cancelled or reaped");
+ * ```
  */
 export async function completeTasks(
   db: Db,
-  owner: string,
   items: ReadonlyArray<{ claim: Claimed; result: unknown }>,
 ): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   return await guard(db, async () => {
     const sql = db.sql;
-    const values = items.map((
-      i,
-    ) => [i.claim.id, String(i.claim.attempts), JSON.stringify(i.result ?? null)]);
+    const values = items.map((i) => [
+      i.claim.id,
+      i.claim.owner,
+      String(i.claim.attempts),
+      JSON.stringify(i.result ?? null),
+    ]);
     const rows = await sql<{ id: string }[]>`
       update ${sql(db.table)} as t
       set status = 'completed', result = v.result::jsonb, error = null,
         owner_id = null, lease_expires_at = null
-      from (values ${sql(values)}) as v (id, attempts, result)
-      where t.id = v.id::uuid and t.status = 'running' and t.locked_by = ${owner}
+      from (values ${sql(values)}) as v (id, owner, attempts, result)
+      where t.id = v.id::uuid and t.status = 'running' and t.locked_by = v.owner
         and t.attempts = v.attempts::int
       returning t.id`;
     return new Set(rows.map((r) => r.id));
