@@ -8,6 +8,7 @@ export interface BackoffPolicy {
   jitter: number;
 }
 
+/** 10s, doubling up to 300s, plus up to 10% jitter. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 10_000, maxMs: 300_000, jitter: 0.1 };
 
 /**

@@ -2,6 +2,7 @@ import { type Db, guard } from "../db.ts";
 import { nowFragment } from "../queries/queue_health.ts";
 import type { Task } from "../table/contract.ts";
 
+/** Options of {@link claimTasks}. */
 export interface ClaimOptions {
   /** The dispatcher's name, written to locked_by and owner_id. */
   owner: string;

@@ -17,6 +17,7 @@ export type { DispatcherStats } from "./stats.ts";
 
 /** Options of {@link createDispatcher}; the defaults are `seedtask dispatch`'s. */
 export interface DispatcherOptions {
+  /** The task table to dispatch. */
   db: Db;
   /** How tasks run. Give this or `handlers`. */
   executor?: Executor;
@@ -47,11 +48,13 @@ export interface DispatcherOptions {
   listenCheckMs?: number;
   /** Drain what is claimable now, then return. */
   once?: boolean;
+  /** Retry delays; see {@link DEFAULT_BACKOFF}. */
   backoff?: Partial<BackoffPolicy>;
   /** At stop, how long in-flight work may take before it is released. Default 30s. */
   shutdownTimeoutMs?: number;
   /** Receives every event (the CLI turns them into log lines). */
   onEvent?: (event: DispatchEvent) => void;
+  /** Prometheus metrics that follow the events (`dispatch --metrics-port`). */
   metrics?: DispatcherMetrics;
 }
 
@@ -101,6 +104,7 @@ export function defaultDispatcherName(): string {
  * ```
  */
 export class Dispatcher {
+  /** Written to locked_by; see {@link DispatcherOptions.name}. */
   readonly name: string;
   /** This run's counters, counted from its events. */
   readonly stats: DispatcherStats = emptyStats();
@@ -124,6 +128,7 @@ export class Dispatcher {
   /** Who hears each event, in order: the counters, the metrics, then `onEvent`. */
   private readonly listeners: Array<(event: DispatchEvent) => void>;
 
+  /** Checks the options; nothing runs until {@link run}. */
   constructor(private readonly options: DispatcherOptions) {
     if (!options.executor && !options.handlers) {
       throw new TypeError("A dispatcher needs an executor or handlers");
@@ -361,6 +366,7 @@ export class Dispatcher {
     }
   }
 
+  /** Reports a result the database refused, with what became of the task. */
   private async refused(taskId: string, what: string): Promise<void> {
     const reason = await refusalReason(this.db, taskId);
     this.emit({ event: "refused", task_id: taskId, outcome: what, reason });

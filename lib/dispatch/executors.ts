@@ -13,6 +13,7 @@ export interface Executor {
   readonly target: string;
   /** Restricts claiming to these types (handlers); undefined claims every type. */
   readonly types?: readonly string[];
+  /** Runs `task`; resolves with its outcome, promptly once `signal` aborts. */
   execute(task: Task, signal: AbortSignal): Promise<ExecutionResult>;
   /**
    * How long an aborted execution may take to return (the command executor's kill grace and
@@ -25,11 +26,17 @@ export interface Executor {
 
 /** The JSON document an executor receives. */
 export interface TaskPayload {
+  /** The task's id (also in the `x-seedtask-task-id` header and SEEDTASK_TASK_ID). */
   task_id: string;
+  /** The task's type. */
   type: string;
+  /** The task's params, as enqueued. */
   params: unknown;
+  /** The task's description. */
   description: string | null;
+  /** The task's domain. */
   domain: string | null;
+  /** The task's drift score. */
   drift_score: number;
 }
 

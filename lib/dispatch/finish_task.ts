@@ -8,14 +8,13 @@ import type { Task } from "../table/contract.ts";
  * dispatcher claimed it again), the update matches nothing and the caller is told so.
  */
 export interface Claimed {
+  /** The task. */
   id: string;
+  /** The dispatcher that claimed it (`locked_by`). */
   owner: string;
   /** `attempts` as returned by the claim: the fencing token of this execution. */
   attempts: number;
 }
-
-/** What a guarded finish did: `null` when it was refused (see {@link Claimed}). */
-export type FinishOutcome<T> = T | null;
 
 /**
  * Marks claimed executions completed with their results, in one statement (the dispatcher
@@ -59,14 +58,15 @@ export async function completeTasks(
 
 /**
  * Records a failed execution: back to `retry` with `run_after = now + delayMs` while attempts
- * remain, else `failed` with "Max attempts (N) exceeded: <error>". Null when refused.
+ * remain, else `failed` with "Max attempts (N) exceeded: <error>". Null when refused (see
+ * {@link Claimed}).
  */
 export async function failTask(
   db: Db,
   claim: Claimed,
   error: string,
   options: { maxAttempts: number; delayMs: number },
-): Promise<FinishOutcome<{ task: Task; outcome: "retry" | "failed" }>> {
+): Promise<{ task: Task; outcome: "retry" | "failed" } | null> {
   return await guard(db, async () => {
     const sql = db.sql;
     const guardClause = sql`id = ${claim.id} and status = 'running' and locked_by = ${claim.owner}

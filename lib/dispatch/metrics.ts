@@ -8,17 +8,25 @@ import { COUNTED_BY, type DispatcherStats } from "./stats.ts";
  * in-flight gauge reads its in-flight executions at each scrape.
  */
 export class DispatcherMetrics {
-  readonly registry = new client.Registry();
+  /** The registry of these metrics only (not prom-client's global one). */
+  readonly registry: client.Registry = new client.Registry();
+  /** `seedtask_dispatcher_claimed_total`. */
   readonly claimed: client.Counter;
+  /** `seedtask_dispatcher_completed_total`. */
   readonly completed: client.Counter;
+  /** `seedtask_dispatcher_failed_total`. */
   readonly failed: client.Counter;
+  /** `seedtask_dispatcher_retried_total`. */
   readonly retried: client.Counter;
+  /** `seedtask_dispatcher_reaped_total`. */
   readonly reaped: client.Counter;
+  /** `seedtask_dispatcher_in_flight`. */
   readonly inFlight: client.Gauge;
   /** The counter of each stat that has one (released and refused have none). */
   readonly #counters: Partial<Record<keyof DispatcherStats, client.Counter>>;
   #inFlightNow: () => number = () => 0;
 
+  /** Metrics labelled `dispatcher="<name>"`. */
   constructor(dispatcher: string) {
     this.registry.setDefaultLabels({ dispatcher });
     const registers = [this.registry];
@@ -76,6 +84,7 @@ export class DispatcherMetrics {
     return this.registry.metrics();
   }
 
+  /** The content type of {@link text}. */
   get contentType(): string {
     return this.registry.contentType;
   }

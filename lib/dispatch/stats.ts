@@ -2,12 +2,19 @@ import type { DispatchEvent } from "./events.ts";
 
 /** Counters of one dispatcher run. */
 export interface DispatcherStats {
+  /** Tasks claimed: executions started. */
   claimed: number;
+  /** Executions recorded as completed. */
   completed: number;
+  /** Failed executions scheduled for retry. */
   retried: number;
+  /** Tasks failed for good (max attempts reached). */
   failed: number;
+  /** Expired leases (of any dispatcher) this dispatcher's reaper returned. */
   reaped: number;
+  /** Executions released at shutdown, back to retry. */
   released: number;
+  /** Results not recorded: the task was no longer this execution's (cancelled, reaped). */
   refused: number;
 }
 
