@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import type { DispatchEvent } from "../lib/dispatch/events.ts";
 import { createDispatcher } from "../lib/dispatch/dispatcher.ts";
+import { commandExecutor } from "../lib/dispatch/executors.ts";
 import { DispatcherMetrics } from "../lib/dispatch/metrics.ts";
 import { cancelTasks } from "../lib/ops/task_transitions.ts";
-import { eventually, testSchema } from "./helpers.ts";
+import { EMBEDDED, eventually, testSchema } from "./helpers.ts";
 
 /** Resolves when `signal` aborts. */
 function aborted(signal: AbortSignal): Promise<void> {
@@ -27,6 +28,7 @@ function sample(text: string, name: string): number {
 // still running after the shutdown timeout.
 Deno.test({
   name: "a dispatcher's run() leaves nothing behind: retries, lease loss, reaping, stop",
+  ignore: EMBEDDED, // LISTEN and a concurrent cancel need real connections
   sanitizeOps: true,
   sanitizeResources: true,
 }, async () => {
@@ -127,4 +129,75 @@ Deno.test({
   assert.deepEqual(byId.get(held!.id), { status: "cancelled", attempts: 1 });
   assert.deepEqual(byId.get(stuck!.id), { status: "retry", attempts: 1 });
   assert.deepEqual(byId.get(orphan!.id), { status: "completed", attempts: 2 });
+});
+
+// The command executor's timers (the timeout, the kill grace, the wait for a group to go) and
+// processes (the command's, the watchdog) end with the execution, or with close().
+Deno.test({
+  name: "a dispatcher running commands leaves nothing behind once its executor is closed",
+  ignore: EMBEDDED || Deno.build.os === "windows",
+  sanitizeOps: true,
+  sanitizeResources: true,
+}, async () => {
+  await using t = await testSchema();
+  const tbl = t.sql(t.table);
+  const [stubborn, quick] = await t.sql`
+    insert into ${tbl} (type, status, created_at) values
+      ('stubborn', 'queued', now() - interval '2 seconds'),
+      ('quick', 'queued', now() - interval '1 second')
+    returning id`;
+  // The stubborn command ignores TERM: stopping it takes the kill grace, then KILL.
+  const mark = await Deno.makeTempFile();
+  await Deno.remove(mark);
+  const executor = commandExecutor(
+    `case "$SEEDTASK_TASK_TYPE" in
+       stubborn) trap '' TERM; touch "$MARK"; sleep 30 ;;
+       *) cat >/dev/null; echo '{"ok": true}' ;;
+     esac`,
+    { timeoutMs: 60_000, killGraceMs: 200, env: { PATH: "/usr/bin:/bin", MARK: mark } },
+  );
+  const events: DispatchEvent[] = [];
+  const dispatcher = createDispatcher({
+    db: t.db,
+    name: "command-cleanup-test",
+    pollMs: 50,
+    leaseMs: 3000,
+    executor,
+    onEvent: (e) => events.push(e),
+  });
+  const run = dispatcher.run();
+  try {
+    await eventually(
+      async () => {
+        const [row] = await t.sql`select status from ${tbl} where id = ${quick!.id}`;
+        const started = await Deno.stat(mark).then(() => true, () => false);
+        return row!.status === "completed" && started;
+      },
+      20_000,
+      "the quick task completed and the stubborn one started",
+    );
+    assert.equal((await cancelTasks(t.db, [stubborn!.id], { force: true })).changed.length, 1);
+    await eventually(
+      () => Promise.resolve(events.some((e) => e.event === "refused")),
+      20_000,
+      "the stubborn command stopped and its failure refused",
+    );
+  } finally {
+    dispatcher.stop("test done");
+    await run;
+    await executor.close?.();
+    await Deno.remove(mark).catch(() => {});
+  }
+  assert.deepEqual(events.filter((e) => e.event === "lease_lost"), [
+    { event: "lease_lost", task_id: stubborn!.id },
+  ]);
+  assert.deepEqual({ ...dispatcher.stats }, {
+    claimed: 2,
+    completed: 1,
+    retried: 0,
+    failed: 0,
+    reaped: 0,
+    released: 0,
+    refused: 1,
+  });
 });
