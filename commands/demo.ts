@@ -4,6 +4,7 @@ import { connect } from "../lib/db.ts";
 import { demoHandlers, enqueueDemoTasks } from "../lib/demo.ts";
 import { formatEvent } from "../lib/dispatch/events.ts";
 import { createDispatcher } from "../lib/dispatch/dispatcher.ts";
+import { delay } from "../lib/duration.ts";
 import { formatStatistics } from "../lib/format/stats.ts";
 import { formatTaskDetails, formatTaskTable } from "../lib/format/tasks.ts";
 import { getTask } from "../lib/queries/get_task.ts";
@@ -86,7 +87,7 @@ export function registerDemo(program: Command, ctx: Context): void {
           const [row] = await db.sql`select count(*)::int as n from ${db.sql(db.table)}
             where status not in ('completed', 'failed', 'cancelled')`;
           if (row!.n === 0) break;
-          await new Promise((r) => setTimeout(r, 200));
+          await delay(200);
         }
         dispatcher.stop("demo finished");
         await run;

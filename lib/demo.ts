@@ -5,6 +5,7 @@
 import { enqueueTask } from "./ops/enqueue_task.ts";
 import type { Db } from "./db.ts";
 import type { TaskHandler } from "./dispatch/executors.ts";
+import { delay } from "./duration.ts";
 
 /** A small deterministic PRNG (mulberry32) so every demo run tells the same story. */
 export function seededRandom(seed: number): () => number {
@@ -83,30 +84,21 @@ export async function enqueueDemoTasks(db: Db, count: number, seed = 7): Promise
   return ids;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(new Error("aborted"));
-    }, { once: true });
-  });
-
 /** Built-in handlers: most succeed quickly, fact_search is flaky, malformed ingests always fail, graph_sync is slow. */
 export function demoHandlers(): Record<string, TaskHandler> {
   return {
     graph_embed: async (task, { signal }) => {
       const p = task.params as { node_count: number; dims: number };
-      await sleep(80 + (p.node_count % 200), signal);
+      await delay(80 + (p.node_count % 200), signal);
       return { embedded_nodes: p.node_count, dims: p.dims, index: "hnsw" };
     },
     graph_rag_query: async (task, { signal }) => {
-      await sleep(120, signal);
+      await delay(120, signal);
       const q = (task.params as { query: string }).query;
       return { answer: `Three services changed (${q.length} chars asked)`, citations: 3 };
     },
     fact_search: async (task, { signal, attempt }) => {
-      await sleep(60, signal);
+      await delay(60, signal);
       // The fact store times out on a first attempt every other task: retried, then fine.
       if (attempt === 1 && Number(task.description?.match(/\d+/)?.[0] ?? 0) % 2 === 0) {
         throw new Error("fact store timeout after 60ms (upstream 504)");
@@ -114,14 +106,14 @@ export function demoHandlers(): Record<string, TaskHandler> {
       return { facts: 12, entity: (task.params as { entity: string }).entity };
     },
     fact_ingest: async (task, { signal }) => {
-      await sleep(90, signal);
+      await delay(90, signal);
       if ((task.params as { malformed: boolean }).malformed) {
         throw new Error("source document is malformed: front matter missing 'title'");
       }
       return { chunks: 17 };
     },
     graph_sync: async (_task, { signal }) => {
-      await sleep(2500, signal); // the slow one
+      await delay(2500, signal); // the slow one
       return { synced_edges: 48213 };
     },
   };

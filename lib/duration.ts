@@ -73,6 +73,26 @@ export function parseDuration(
   return Math.round(total);
 }
 
+/**
+ * Resolves after `ms`. If `signal` aborts first, the timer is cleared and the promise rejects
+ * with the signal's reason (as `@std/async`'s `delay` does), so a wait never outlives what
+ * it waits for.
+ */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 /** Formats milliseconds compactly for humans: `850ms`, `42s`, `4m 12s`, `3h 5m`, `2d 4h`. */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return "n/a";

@@ -50,7 +50,13 @@ export {
 export { type RequeuedTask, type RequeueOptions, requeueStale } from "./ops/requeue_stale.ts";
 export { previewPurge, type PurgeOptions, purgeTasks } from "./ops/purge_tasks.ts";
 export { type ClaimOptions, claimTasks } from "./dispatch/claim_tasks.ts";
-export { completeTask, failTask, releaseTasks, renewLeases } from "./dispatch/finish_task.ts";
+export {
+  type Claimed,
+  completeTasks,
+  failTask,
+  releaseTasks,
+  renewLeases,
+} from "./dispatch/finish_task.ts";
 export {
   createDispatcher,
   Dispatcher,

@@ -5,8 +5,10 @@ import { connect } from "../lib/db.ts";
 import { resolveConfig } from "../lib/config.ts";
 import type { DispatchEvent } from "../lib/dispatch/events.ts";
 import { createDispatcher } from "../lib/dispatch/dispatcher.ts";
-import { completeTask } from "../lib/dispatch/finish_task.ts";
+import { completeTasks } from "../lib/dispatch/finish_task.ts";
 import { cancelTasks } from "../lib/ops/task_transitions.ts";
+import { requeueStale } from "../lib/ops/requeue_stale.ts";
+import type { Task } from "../lib/table/contract.ts";
 import { eventually, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
 
 Deno.test("backoffDelay() doubles from the base up to the cap, plus bounded jitter", () => {
@@ -102,17 +104,54 @@ serverTest(
   },
 );
 
-Deno.test("completeTask() is refused for a dispatcher that no longer holds the task", async () => {
+Deno.test("completeTasks() completes only the executions still held, each by its own guard", async () => {
   await using t = await testSchema();
-  await t.sql`insert into ${t.sql(t.table)} (type, status) values ('x', 'queued')`;
-  const [task] = await claimTasks(t.db, { owner: "a", limit: 1, leaseMs: 60_000 });
-  const claim = { id: task!.id, owner: "a", attempts: task!.attempts };
-  assert.equal(await completeTask(t.db, { ...claim, owner: "b" }, {}), null, "another owner");
-  assert.equal(await completeTask(t.db, { ...claim, attempts: 2 }, {}), null, "another execution");
-  const done = await completeTask(t.db, claim, { ok: 1 });
-  assert.equal(done?.status, "completed");
-  assert.deepEqual(done?.result, { ok: 1 });
-  assert.equal(await completeTask(t.db, claim, {}), null, "only once");
+  const tbl = t.sql(t.table);
+  await t.sql`insert into ${tbl} (type, status, created_at)
+    select 'x', 'queued', now() - i * interval '1 second' from generate_series(1, 5) i`;
+  const [mine, stolen, reaped, cancelled, untouched] = await claimTasks(t.db, {
+    owner: "a",
+    limit: 5,
+    leaseMs: 60_000,
+  });
+  const claimOf = (task: Task) => ({ id: task.id, owner: "a", attempts: task.attempts });
+  // The lease of `reaped` expires; a reaper returns it and "a" claims it again: attempt 2.
+  await t.sql`update ${tbl} set lease_expires_at = now() - interval '1 second'
+    where id = ${reaped!.id}`;
+  assert.equal((await requeueStale(t.db, { leaseOnly: true, actor: "reaper" })).length, 1);
+  const [again] = await claimTasks(t.db, { owner: "a", limit: 1, leaseMs: 60_000 });
+  assert.deepEqual([again!.id, again!.attempts], [reaped!.id, 2]);
+  assert.equal((await cancelTasks(t.db, [cancelled!.id], { force: true })).changed.length, 1);
+  const before = await t.sql`select * from ${tbl} order by id`;
+
+  const done = await completeTasks(t.db, [
+    { claim: { ...claimOf(stolen!), owner: "b" }, result: "by another owner" },
+    { claim: claimOf(reaped!), result: "by the stale attempt" },
+    { claim: claimOf(cancelled!), result: "after the cancel" },
+    { claim: claimOf(mine!), result: { ok: 1 } },
+  ]);
+  assert.deepEqual([...done], [mine!.id], "only the execution still held is completed");
+  const after = await t.sql`select * from ${tbl} order by id`;
+  for (const [i, row] of after.entries()) {
+    if (row.id === mine!.id) continue;
+    assert.deepEqual({ ...row }, { ...before[i] }, "a refused completion changes nothing");
+  }
+  const [completed] = await t.sql`select status, result, error, owner_id, lease_expires_at
+    from ${tbl} where id = ${mine!.id}`;
+  assert.deepEqual({ ...completed }, {
+    status: "completed",
+    result: { ok: 1 },
+    error: null,
+    owner_id: null,
+    lease_expires_at: null,
+  });
+  assert.equal(untouched!.status, "running");
+  // Once: the same execution cannot complete twice; the current attempt of `reaped` can.
+  assert.deepEqual(await completeTasks(t.db, [{ claim: claimOf(mine!), result: 2 }]), new Set());
+  assert.deepEqual(
+    [...await completeTasks(t.db, [{ claim: claimOf(again!), result: "second attempt" }])],
+    [reaped!.id],
+  );
 });
 
 Deno.test("a dispatcher with handlers completes, retries with backoff and fails at max attempts", async () => {

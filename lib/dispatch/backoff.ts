@@ -1,4 +1,4 @@
-/** Retry backoff policy of the dispatcher (DESIGN §8). */
+/** Retry backoff policy of the dispatcher. */
 export interface BackoffPolicy {
   /** Delay after the first failed attempt. Default 10s. */
   baseMs: number;
@@ -8,6 +8,7 @@ export interface BackoffPolicy {
   jitter: number;
 }
 
+/** 10s, doubling up to 300s, plus up to 10% jitter. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 10_000, maxMs: 300_000, jitter: 0.1 };
 
 /** Executions a task gets before it fails for good, unless told otherwise (DESIGN §8). */

@@ -7,6 +7,7 @@ import {
 } from "../queries/queue_health.ts";
 import type { Task } from "../table/contract.ts";
 
+/** Options of {@link claimTasks}. */
 export interface ClaimOptions {
   /** The dispatcher's name, written to locked_by and owner_id. */
   owner: string;

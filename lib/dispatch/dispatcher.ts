@@ -1,10 +1,14 @@
-import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
-import { claimTasks } from "./claim_tasks.ts";
-import { type Db, getTableInfo, guard, mapDbError } from "../db.ts";
+import {
+  backoffDelay,
+  type BackoffPolicy,
+  DEFAULT_BACKOFF,
+  DEFAULT_MAX_ATTEMPTS,
+} from "./backoff.ts";
+import { BatchCompleter } from "./batch_completer.ts";
+import { ClaimLanes } from "./claim_lanes.ts";
+import { type Db, getTableInfo } from "../db.ts";
 import type { DispatchEvent } from "./events.ts";
 import type { DispatcherMetrics } from "./metrics.ts";
-import { NOTIFY_CHANNEL } from "../ops/enqueue_task.ts";
-import { formatDuration } from "../duration.ts";
 import {
   InvalidInputError,
   LeaseColumnsMissingError,
@@ -12,12 +16,18 @@ import {
   SeedtaskError,
 } from "../errors.ts";
 import { type Executor, handlerExecutor, type TaskHandler } from "./executors.ts";
-import { type Claimed, completeTasks, failTask, releaseTasks, renewLeases } from "./finish_task.ts";
-import { requeueStale } from "../ops/requeue_stale.ts";
+import { type Claimed, failTask, refusalReason, releaseTasks } from "./finish_task.ts";
+import { type LeasedExecution, LeaseKeeper } from "./lease_keeper.ts";
+import { listenForTasks } from "./listen_tasks.ts";
+import { RunScope } from "./run_scope.ts";
+import { countEvent, type DispatcherStats, emptyStats } from "./stats.ts";
 import type { Task } from "../table/contract.ts";
+
+export type { DispatcherStats } from "./stats.ts";
 
 /** Options of {@link createDispatcher}; the defaults are `seedtask dispatch`'s. */
 export interface DispatcherOptions {
+  /** The task table to dispatch. */
   db: Db;
   /** How tasks run. Give this or `handlers`. */
   executor?: Executor;
@@ -48,26 +58,17 @@ export interface DispatcherOptions {
   listenCheckMs?: number;
   /** Drain what is claimable now, then return. */
   once?: boolean;
+  /** Retry delays; see {@link DEFAULT_BACKOFF}. */
   backoff?: Partial<BackoffPolicy>;
   /** At stop, how long in-flight work may take before it is released. Default 30s. */
   shutdownTimeoutMs?: number;
   /** Receives every event (the CLI turns them into log lines). */
   onEvent?: (event: DispatchEvent) => void;
+  /** Prometheus metrics that follow the events (`dispatch --metrics-port`). */
   metrics?: DispatcherMetrics;
 }
 
-/** Counters of one dispatcher run. */
-export interface DispatcherStats {
-  claimed: number;
-  completed: number;
-  retried: number;
-  failed: number;
-  reaped: number;
-  released: number;
-  refused: number;
-}
-
-interface InFlight {
+interface InFlight extends LeasedExecution {
   task: Task;
   claim: Claimed;
   controller: AbortController;
@@ -89,14 +90,18 @@ export function defaultDispatcherName(): string {
   return `${host}-${Deno.pid}`;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /**
- * The queue dispatcher (DESIGN §8): claims tasks with one `FOR UPDATE SKIP LOCKED` statement,
- * runs them with bounded concurrency, records completion, retry with backoff, or final
- * failure with guarded updates, renews leases by heartbeat and returns expired leases with a
- * reaper. `stop()` stops claiming, lets in-flight work finish within the shutdown timeout and
+ * The queue dispatcher: claims tasks with one `FOR UPDATE SKIP LOCKED` statement, runs them
+ * with bounded concurrency, records completion, retry with backoff, or final failure with
+ * guarded updates, renews leases by heartbeat and returns expired leases with a reaper.
+ * `stop()` stops claiming, lets in-flight work finish within the shutdown timeout and
  * releases the rest.
+ *
+ * Each concern has its own part: {@link ClaimLanes} claims and accounts for the slots,
+ * {@link BatchCompleter} records results, {@link LeaseKeeper} runs the heartbeat and the
+ * reaper. An outcome is reported once, as an event: `stats`, the `metrics` and `onEvent` all
+ * follow the events. Every timer the dispatcher starts belongs to one {@link RunScope}, closed
+ * before `run()` returns: a run leaves nothing behind.
  *
  * @example
  * ```ts
@@ -108,20 +113,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * await dispatcher.run();
  * ```
  */
-/** Most claim statements one dispatcher runs at once (see run()). */
-const MAX_CLAIM_LANES = 4;
-
 export class Dispatcher {
+  /** Written to locked_by; see {@link DispatcherOptions.name}. */
   readonly name: string;
-  readonly stats: DispatcherStats = {
-    claimed: 0,
-    completed: 0,
-    retried: 0,
-    failed: 0,
-    reaped: 0,
-    released: 0,
-    refused: 0,
-  };
+  /** This run's counters, counted from its events. */
+  readonly stats: DispatcherStats = emptyStats();
   private readonly db: Db;
   private readonly executor: Executor;
   private readonly concurrency: number;
@@ -134,23 +130,15 @@ export class Dispatcher {
   private readonly shutdownTimeoutMs: number;
   private readonly inFlight = new Map<string, InFlight>();
   private stopping: string | null = null;
-  private woken = false;
-  private readonly waiters = new Set<() => void>();
-  /** Handlers running now: what `concurrency` bounds. */
-  private executing = 0;
-  /** Slots promised to claim statements still in flight. */
-  private reserved = 0;
-  /** The last claim came back full: more is waiting, so every claim lane works. */
-  private backlog = false;
-  /** The first lane has returned: the others follow. */
-  private lanesDone = false;
   private running = false;
-  /** Completions waiting to be written together (see `complete`). */
-  private completions: Array<
-    { claim: Claimed; result: unknown; done: (ok: boolean | undefined) => void }
-  > = [];
-  private flushScheduled = false;
+  private readonly scope = new RunScope();
+  private readonly lanes: ClaimLanes;
+  private readonly completer: BatchCompleter;
+  private readonly leases: LeaseKeeper;
+  /** Who hears each event, in order: the counters, the metrics, then `onEvent`. */
+  private readonly listeners: Array<(event: DispatchEvent) => void>;
 
+  /** Checks the options; nothing runs until {@link run}. */
   constructor(private readonly options: DispatcherOptions) {
     if (!options.executor && !options.handlers) {
       throw new InvalidInputError("A dispatcher needs an executor or handlers");
@@ -161,7 +149,7 @@ export class Dispatcher {
     this.concurrency = options.concurrency ?? 16;
     this.batch = options.batch ?? 8;
     this.leaseMs = options.leaseMs ?? 90_000;
-    this.maxAttempts = options.maxAttempts ?? 3;
+    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     this.types = options.types ?? this.executor.types;
     this.pollMs = options.pollMs ?? 1000;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
@@ -171,36 +159,53 @@ export class Dispatcher {
         throw new OutOfRangeError(`Invalid ${k} "${v}": expected 1 or more`);
       }
     }
+    const emit = (event: DispatchEvent) => this.emit(event);
+    this.lanes = new ClaimLanes({
+      db: this.db,
+      owner: this.name,
+      concurrency: this.concurrency,
+      batch: this.batch,
+      leaseMs: this.leaseMs,
+      types: this.types,
+      pollMs: this.pollMs,
+      once: !!options.once,
+      scope: this.scope,
+      start: (task) => this.start(task),
+      inFlight: () => this.inFlight.size,
+      emit,
+    });
+    this.completer = new BatchCompleter(this.db, this.name, this.scope, emit);
+    this.leases = new LeaseKeeper({
+      db: this.db,
+      owner: this.name,
+      leaseMs: this.leaseMs,
+      maxAttempts: this.maxAttempts,
+      scope: this.scope,
+      inFlight: this.inFlight,
+      emit,
+      wake: () => this.wake(),
+    });
+    const { metrics, onEvent } = options;
+    metrics?.watchInFlight(() => this.inFlight.size);
+    this.listeners = [
+      (event) => countEvent(this.stats, event),
+      ...(metrics ? [(event: DispatchEvent) => metrics.observe(event)] : []),
+      ...(onEvent ? [onEvent] : []),
+    ];
   }
 
+  /** Reports an event to every listener. */
   private emit(event: DispatchEvent): void {
-    try {
-      this.options.onEvent?.(event);
-    } catch { /* a logging failure must not stop the dispatcher */ }
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch { /* a logging failure must not stop the dispatcher */ }
+    }
   }
 
   /** Wakes the claim loops (new task notified, a slot freed, a retry became due). */
   wake(): void {
-    this.woken = true;
-    for (const waiter of [...this.waiters]) waiter();
-  }
-
-  /** Resolves on the next wake(), or after `ms` (never, for Infinity). */
-  private waitForWake(ms: number): Promise<void> {
-    if (this.woken) {
-      this.woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        this.waiters.delete(done);
-        this.woken = false;
-        resolve();
-      };
-      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
-      this.waiters.add(done);
-    });
+    this.lanes.wake();
   }
 
   /** Stops claiming; in-flight executions finish (or are released after the timeout). */
@@ -208,7 +213,7 @@ export class Dispatcher {
     if (this.stopping !== null) return;
     this.stopping = reason;
     this.emit({ event: "stopping", dispatcher: this.name, reason, in_flight: this.inFlight.size });
-    this.wake();
+    this.lanes.stop();
   }
 
   /** Runs until `stop()` (or, with `once`, until nothing is claimable). Returns the counters. */
@@ -233,29 +238,28 @@ export class Dispatcher {
       once: !!this.options.once,
     });
 
-    const unlisten = this.options.listen ? await this.listen() : null;
-    const heartbeat = setInterval(() => void this.heartbeat(), Math.max(this.leaseMs / 3, 100));
-    const reaper = setInterval(
-      () => void this.reap(),
-      Math.min(Math.max(this.leaseMs / 2, 1000), 30_000),
-    );
-    await this.reap();
-
+    let unlisten: (() => Promise<void>) | null = null;
     try {
-      // Lane 0 claims as a single loop would; while claims come back full, the other lanes
-      // claim too, so up to `lanes` claim statements run at once (on separate connections)
-      // instead of one after another — what lets the defaults keep up with a backlog.
-      const lanes = Math.min(Math.ceil(this.concurrency / this.batch), MAX_CLAIM_LANES);
-      const others = Array.from({ length: lanes - 1 }, (_, i) => this.claimLoop(i + 1));
-      await this.claimLoop(0);
-      this.lanesDone = true;
-      this.wake();
-      await Promise.all(others);
+      if (this.options.listen) {
+        unlisten = await listenForTasks({
+          db: this.db,
+          listenDb: this.options.listenDb,
+          dispatcher: this.name,
+          pollMs: this.pollMs,
+          checkMs: this.options.listenCheckMs ?? 5000,
+          scope: this.scope,
+          emit: (event) => this.emit(event),
+          onNotify: () => this.wake(),
+        });
+      }
+      await this.leases.start();
+      await this.lanes.run();
       await this.drain();
     } finally {
-      clearInterval(heartbeat);
-      clearInterval(reaper);
+      this.leases.stop();
       if (unlisten) await unlisten();
+      await this.completer.flushNow();
+      await this.scope.close();
     }
     this.emit({
       event: "stopped",
@@ -268,149 +272,8 @@ export class Dispatcher {
     return this.stats;
   }
 
-  /**
-   * LISTENs on NOTIFY_CHANNEL (on `listenDb` when given) and returns what undoes it, or null
-   * when the dispatcher has to rely on polling — which it then says, once.
-   *
-   * Through a transaction pooler LISTEN "succeeds" on whichever server connection runs it,
-   * which then goes back to the pool: notifications reach another client or no one. So in
-   * pooler mode it is not tried at all. Elsewhere a self-test tells: a NOTIFY on a private
-   * channel, sent through `db` as enqueue sends its own, must come back within
-   * `listenCheckMs`. Until then (and regardless) the dispatcher polls every `pollMs`.
-   */
-  private async listen(): Promise<(() => Promise<void>) | null> {
-    const target = this.options.listenDb ?? this.db;
-    const unavailable = (reason: string) =>
-      this.emit({
-        event: "listen_unavailable",
-        dispatcher: this.name,
-        channel: NOTIFY_CHANNEL,
-        target: target.target,
-        reason,
-        poll_ms: this.pollMs,
-        hint: target.config.dsnSource === "embedded"
-          ? undefined
-          : "pass --listen-dsn with a direct connection to PostgreSQL to wake at once",
-      });
-    if (target.config.pooler) {
-      unavailable("a transaction pooler gives LISTEN's server connection to other clients");
-      return null;
-    }
-    const subs: Array<{ unlisten(): Promise<void> }> = [];
-    let cancelCheck = () => {};
-    const unlistenAll = async () => {
-      cancelCheck();
-      for (const sub of subs.splice(0)) await sub.unlisten().catch(() => {});
-    };
-    try {
-      subs.push(await target.sql.listen(NOTIFY_CHANNEL, () => this.wake()));
-      const probe = `seedtask_probe_${crypto.randomUUID().replaceAll("-", "")}`;
-      let arrived!: () => void;
-      const arrival = new Promise<boolean>((r) => (arrived = () => r(true)));
-      const probeSub = await target.sql.listen(probe, () => arrived());
-      subs.push(probeSub);
-      await guard(this.db, () => this.db.sql`select pg_notify(${probe}, 'self-test')`);
-      const waitMs = this.options.listenCheckMs ?? 5000;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const verdict = Promise.race([
-        arrival,
-        new Promise<boolean | null>((r) => {
-          timer = setTimeout(() => r(false), waitMs);
-          cancelCheck = () => r(null);
-        }),
-      ]);
-      void verdict.then(async (ok) => {
-        clearTimeout(timer);
-        if (ok === true) {
-          const i = subs.indexOf(probeSub);
-          if (i < 0) return; // already unlistened: the dispatcher stopped
-          subs.splice(i, 1);
-          await probeSub.unlisten().catch(() => {});
-          this.emit({
-            event: "listening",
-            dispatcher: this.name,
-            channel: NOTIFY_CHANNEL,
-            target: target.target,
-          });
-        } else if (ok === false) {
-          unavailable(`a test notification did not come back within ${waitMs / 1000}s`);
-          await unlistenAll();
-        }
-      });
-    } catch (err) {
-      await unlistenAll();
-      this.emit({
-        event: "error",
-        dispatcher: this.name,
-        message: `LISTEN ${NOTIFY_CHANNEL} failed, polling every ${
-          formatDuration(this.pollMs)
-        } instead: ${mapDbError(err, target).message}`,
-      });
-      return null;
-    }
-    return unlistenAll;
-  }
-
-  private async claimLoop(lane: number): Promise<void> {
-    let errorDelay = 0;
-    while (this.stopping === null && !(lane > 0 && this.lanesDone)) {
-      const free = this.concurrency - this.executing - this.reserved;
-      let wanted = 0;
-      let claimed = 0;
-      if (free > 0 && (lane === 0 || this.backlog)) {
-        wanted = Math.min(this.batch, free);
-        this.reserved += wanted;
-        let tasks: Task[];
-        try {
-          tasks = await claimTasks(this.db, {
-            owner: this.name,
-            limit: wanted,
-            leaseMs: this.leaseMs,
-            types: this.types,
-          });
-          errorDelay = 0;
-        } catch (err) {
-          this.reserved -= wanted;
-          this.backlog = false;
-          // The database is unreachable or busy: back off and keep trying (up to the poll).
-          errorDelay = Math.min(Math.max(errorDelay * 2, 100), Math.max(this.pollMs, 1000));
-          this.emit({
-            event: "error",
-            dispatcher: this.name,
-            message: `Claim failed: ${(err as Error).message}`,
-          });
-          await this.waitForWake(lane === 0 ? errorDelay : Infinity);
-          continue;
-        }
-        this.reserved -= wanted;
-        claimed = tasks.length;
-        for (const task of tasks) this.start(task);
-        const full = claimed === wanted;
-        if (full && !this.backlog) this.wake(); // bring the other lanes in
-        this.backlog = full;
-      }
-      if (
-        lane === 0 && this.options.once && claimed === 0 && this.inFlight.size === 0 &&
-        this.reserved === 0
-      ) return;
-      // A full batch suggests more is waiting: claim again at once while slots are free.
-      if (
-        claimed > 0 && claimed === wanted &&
-        this.executing + this.reserved < this.concurrency
-      ) continue;
-      await this.waitForWake(
-        lane > 0
-          ? Infinity // the other lanes only follow a backlog; a wake brings them back
-          : this.executing >= this.concurrency || (this.options.once && claimed === 0)
-          ? 60_000 // a finishing task wakes us
-          : this.pollMs,
-      );
-    }
-  }
-
+  /** Starts the execution of a claimed task (its slot is taken by the claim lanes). */
   private start(task: Task): void {
-    this.stats.claimed++;
-    this.options.metrics?.claimed.inc();
     const entry: InFlight = {
       task,
       claim: { id: task.id, owner: this.name, attempts: task.attempts },
@@ -421,8 +284,6 @@ export class Dispatcher {
       done: Promise.resolve(),
     };
     this.inFlight.set(task.id, entry);
-    this.executing++;
-    this.options.metrics?.inFlight.set(this.inFlight.size);
     entry.done = this.execute(entry)
       .catch((err) =>
         this.emit({
@@ -434,11 +295,11 @@ export class Dispatcher {
       )
       .finally(() => {
         this.inFlight.delete(task.id);
-        this.options.metrics?.inFlight.set(this.inFlight.size);
         this.wake();
       });
   }
 
+  /** Runs one execution and records its outcome; the outcome's event counts it. */
   private async execute(entry: InFlight): Promise<void> {
     const { task } = entry;
     this.emit({
@@ -462,17 +323,14 @@ export class Dispatcher {
     } finally {
       // The slot is free once the handler returns: the next claim need not wait for this
       // result to be written (the task stays in inFlight, heartbeat-free, until it is).
-      this.executing--;
-      this.wake();
+      this.lanes.slotFreed();
     }
     if (entry.abandoned) return;
     entry.finishing = true;
     if (result.success) {
-      const completed = await this.complete(entry.claim, result.result);
+      const completed = await this.completer.complete(entry.claim, result.result);
       if (completed === undefined) return;
       if (completed) {
-        this.stats.completed++;
-        this.options.metrics?.completed.inc();
         this.emit({
           event: "completed",
           task_id: task.id,
@@ -485,7 +343,7 @@ export class Dispatcher {
       return;
     }
     const delayMs = backoffDelay(task.attempts, this.backoff);
-    const outcome = await this.persist(
+    const outcome = await this.completer.persist(
       task.id,
       () =>
         failTask(this.db, entry.claim, result.error, { maxAttempts: this.maxAttempts, delayMs }),
@@ -493,8 +351,6 @@ export class Dispatcher {
     if (outcome === undefined) return;
     if (outcome === null) return await this.refused(task.id, "failure");
     if (outcome.outcome === "retry") {
-      this.stats.retried++;
-      this.options.metrics?.retried.inc();
       this.emit({
         event: "retry",
         task_id: task.id,
@@ -505,10 +361,8 @@ export class Dispatcher {
         error: result.error,
       });
       // Our own retry becomes claimable at run_after: be there without waiting for a poll.
-      if (!this.options.once) setTimeout(() => this.wake(), delayMs + 5);
+      if (!this.options.once) this.scope.timeout(() => this.wake(), delayMs + 5);
     } else {
-      this.stats.failed++;
-      this.options.metrics?.failed.inc();
       this.emit({
         event: "failed",
         task_id: task.id,
@@ -520,133 +374,17 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * Queues a completion; the completions that arrive in the same turn of the event loop are
-   * written by one statement, so a batch of short tasks costs one round trip instead of one
-   * each. Resolves true when recorded, false when refused, undefined when the database
-   * could not be reached.
-   */
-  private complete(claim: Claimed, result: unknown): Promise<boolean | undefined> {
-    return new Promise((done) => {
-      this.completions.push({ claim, result, done });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setTimeout(() => void this.flushCompletions(), 0);
-      }
-    });
-  }
-
-  private async flushCompletions(): Promise<void> {
-    this.flushScheduled = false;
-    const batch = this.completions.splice(0, 256);
-    if (this.completions.length > 0) {
-      this.flushScheduled = true;
-      setTimeout(() => void this.flushCompletions(), 0);
-    }
-    const ids = await this.persist(
-      batch[0]!.claim.id,
-      () => completeTasks(this.db, this.name, batch),
-    );
-    for (const item of batch) item.done(ids === undefined ? undefined : ids.has(item.claim.id));
-  }
-
-  /** Writes a result, retrying briefly if the database blips. `undefined` if it never could. */
-  private async persist<T>(taskId: string, write: () => Promise<T>): Promise<T | undefined> {
-    for (let attempt = 0;; attempt++) {
-      try {
-        return await write();
-      } catch (err) {
-        if (attempt === 3) {
-          this.emit({
-            event: "error",
-            dispatcher: this.name,
-            task_id: taskId,
-            message: `Could not record the result (${(err as Error).message}); the lease will ` +
-              "expire and the task will be retried",
-          });
-          return undefined;
-        }
-        await sleep(250 * 2 ** attempt);
-      }
-    }
-  }
-
+  /** Reports a result the database refused, with what became of the task. */
   private async refused(taskId: string, what: string): Promise<void> {
-    this.stats.refused++;
-    let reason = "the task is no longer running under this dispatcher";
-    try {
-      const [row] = await this.db.sql`
-        select status, locked_by from ${this.db.sql(this.db.table)} where id = ${taskId}`;
-      if (!row) reason = "the task was deleted";
-      else if (row.status !== "running") reason = `the task is now "${row.status}"`;
-      else reason = `the task is now held by ${row.locked_by}`;
-    } catch { /* keep the generic reason */ }
+    const reason = await refusalReason(this.db, taskId);
     this.emit({ event: "refused", task_id: taskId, outcome: what, reason });
-  }
-
-  private async heartbeat(): Promise<void> {
-    const ids = [...this.inFlight.values()].filter((e) => !e.finishing && !e.abandoned && !e.lost)
-      .map((e) => e.task.id);
-    if (ids.length === 0) return;
-    let held: Set<string>;
-    try {
-      held = await renewLeases(this.db, this.name, ids, this.leaseMs);
-    } catch (err) {
-      this.emit({
-        event: "error",
-        dispatcher: this.name,
-        message: `Heartbeat failed: ${(err as Error).message}`,
-      });
-      return;
-    }
-    for (const id of ids) {
-      const entry = this.inFlight.get(id);
-      if (held.has(id) || !entry || entry.finishing) continue;
-      // Cancelled with --force, or reaped: stop the work, its result would be refused anyway.
-      // Once: the execution may take a while to stop (a command's kill grace).
-      entry.lost = true;
-      this.emit({ event: "lease_lost", task_id: id });
-      entry.controller.abort();
-    }
-  }
-
-  private async reap(): Promise<void> {
-    try {
-      const reaped = await requeueStale(this.db, {
-        leaseOnly: true,
-        maxAttempts: this.maxAttempts,
-        actor: this.name,
-      });
-      for (const r of reaped) {
-        this.stats.reaped++;
-        this.options.metrics?.reaped.inc();
-        this.emit({
-          event: "reaped",
-          task_id: r.task.id,
-          outcome: r.outcome,
-          previous_owner: r.previous_owner,
-        });
-      }
-      if (reaped.some((r) => r.outcome === "retry")) this.wake();
-    } catch (err) {
-      this.emit({
-        event: "error",
-        dispatcher: this.name,
-        message: `Reaper failed: ${(err as Error).message}`,
-      });
-    }
   }
 
   /** After the claim loop: wait for in-flight work, then release what is left. */
   private async drain(): Promise<void> {
     if (this.inFlight.size === 0) return;
     const all = Promise.all([...this.inFlight.values()].map((e) => e.done));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      all,
-      new Promise<void>((r) => (timer = setTimeout(r, this.shutdownTimeoutMs))),
-    ]);
-    clearTimeout(timer);
+    await this.within(all, this.shutdownTimeoutMs);
     const left = [...this.inFlight.values()].filter((e) => !e.finishing);
     if (left.length === 0) {
       await all;
@@ -659,10 +397,7 @@ export class Dispatcher {
         left.map((e) => e.claim),
         `released at shutdown of ${this.name}`,
       );
-      for (const t of released) {
-        this.stats.released++;
-        this.emit({ event: "released", task_id: t.id });
-      }
+      for (const t of released) this.emit({ event: "released", task_id: t.id });
     } catch (err) {
       this.emit({
         event: "error",
@@ -673,7 +408,14 @@ export class Dispatcher {
     }
     for (const e of left) e.controller.abort();
     // Aborted executions stop within the executor's own limit (a command: TERM, grace, KILL).
-    await Promise.race([all, sleep(2000 + (this.executor.stopTimeoutMs ?? 0))]);
+    await this.within(all, 2000 + (this.executor.stopTimeoutMs ?? 0));
+  }
+
+  /** Waits for `work`, at most `ms`. */
+  private async within(work: Promise<unknown>, ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([work, new Promise<void>((r) => (timer = this.scope.timeout(r, ms)))]);
+    this.scope.clear(timer);
   }
 }
 

@@ -13,6 +13,7 @@ export interface Executor {
   readonly target: string;
   /** Restricts claiming to these types (handlers); undefined claims every type. */
   readonly types?: readonly string[];
+  /** Runs `task`; resolves with its outcome, promptly once `signal` aborts. */
   execute(task: Task, signal: AbortSignal): Promise<ExecutionResult>;
   /**
    * How long an aborted execution may take to return (the command executor's kill grace and
@@ -23,13 +24,19 @@ export interface Executor {
   close?(): Promise<void>;
 }
 
-/** The JSON document an executor receives (DESIGN §8). */
+/** The JSON document an executor receives. */
 export interface TaskPayload {
+  /** The task's id (also in the `x-seedtask-task-id` header and SEEDTASK_TASK_ID). */
   task_id: string;
+  /** The task's type. */
   type: string;
+  /** The task's params, as enqueued. */
   params: unknown;
+  /** The task's description. */
   description: string | null;
+  /** The task's domain. */
   domain: string | null;
+  /** The task's drift score. */
   drift_score: number;
 }
 
@@ -71,13 +78,15 @@ export function httpExecutor(url: string, options: { timeoutMs: number }): Execu
   return {
     target,
     async execute(task, signal) {
-      const timeout = AbortSignal.timeout(options.timeoutMs);
+      // A timer of our own rather than AbortSignal.timeout(), so that none outlives the request.
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(), options.timeoutMs);
       try {
         const res = await fetch(url, {
           method: "POST",
           headers: { "content-type": "application/json", "x-seedtask-task-id": task.id },
           body: JSON.stringify(taskPayload(task)),
-          signal: AbortSignal.any([signal, timeout]),
+          signal: AbortSignal.any([signal, timeout.signal]),
         });
         const text = await res.text();
         if (!res.ok) {
@@ -101,11 +110,13 @@ export function httpExecutor(url: string, options: { timeoutMs: number }): Execu
           error: typeof b.error === "string" ? b.error : JSON.stringify(b.error ?? "Unknown error"),
         };
       } catch (err) {
-        if (timeout.aborted) {
+        if (timeout.signal.aborted) {
           return { success: false, error: `Executor timed out after ${options.timeoutMs}ms` };
         }
         if (signal.aborted) return { success: false, error: "Execution aborted" };
         return { success: false, error: `Executor request failed: ${message(err)}` };
+      } finally {
+        clearTimeout(timer);
       }
     },
   };
@@ -294,6 +305,8 @@ export function commandExecutor(
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
+        // A stop begun late (an abort while the output was read) is over before we return.
+        await stopping;
         await watchdog?.remove(pid).catch(() => {});
       }
     },

@@ -8,57 +8,48 @@ import type { Task } from "../table/contract.ts";
  * dispatcher claimed it again), the update matches nothing and the caller is told so.
  */
 export interface Claimed {
+  /** The task. */
   id: string;
+  /** The dispatcher that claimed it (`locked_by`). */
   owner: string;
   /** `attempts` as returned by the claim: the fencing token of this execution. */
   attempts: number;
 }
 
-/** What a guarded finish did: `null` when it was refused (see {@link Claimed}). */
-export type FinishOutcome<T> = T | null;
-
-/** Marks the claimed execution completed with its result. Null when refused. */
-export async function completeTask(
-  db: Db,
-  claim: Claimed,
-  result: unknown,
-): Promise<FinishOutcome<Task>> {
-  return await guard(db, async () => {
-    const sql = db.sql;
-    const [row] = await sql<Task[]>`
-      update ${sql(db.table)}
-      set status = 'completed', result = ${sql.json((result ?? null) as never)}, error = null,
-        owner_id = null, lease_expires_at = null
-      where id = ${claim.id} and status = 'running' and locked_by = ${claim.owner}
-        and attempts = ${claim.attempts}
-      returning *`;
-    return row ?? null;
-  });
-}
-
 /**
- * Completes many claimed executions of one owner in one statement (the dispatcher batches the
- * completions that arrive together). Each row keeps its own guard — running, locked by the
- * owner, at the claimed attempt — so a cancelled or reaped task is simply left out. Returns
- * the ids that were completed.
+ * Marks claimed executions completed with their results, in one statement (the dispatcher
+ * batches the completions that arrive together). Each row keeps its own guard — running,
+ * locked by the claim's owner, at the claimed attempt — so a completion by another owner, of
+ * an execution reaped (and maybe claimed again), or of a cancelled task changes nothing and is
+ * simply left out. Returns the ids that were completed.
+ *
+ * @example
+ * ```ts
+ * const [task] = await claimTasks(db, { owner: "worker-1", limit: 1, leaseMs: 60_000 });
+ * const claim = { id: task.id, owner: "worker-1", attempts: task.attempts };
+ * const done = await completeTasks(db, [{ claim, result: { ok: true } }]);
+ * if (!done.has(task.id)) console.warn("no longer ours: cancelled or reaped");
+ * ```
  */
 export async function completeTasks(
   db: Db,
-  owner: string,
   items: ReadonlyArray<{ claim: Claimed; result: unknown }>,
 ): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   return await guard(db, async () => {
     const sql = db.sql;
-    const values = items.map((
-      i,
-    ) => [i.claim.id, String(i.claim.attempts), JSON.stringify(i.result ?? null)]);
+    const values = items.map((i) => [
+      i.claim.id,
+      i.claim.owner,
+      String(i.claim.attempts),
+      JSON.stringify(i.result ?? null),
+    ]);
     const rows = await sql<{ id: string }[]>`
       update ${sql(db.table)} as t
       set status = 'completed', result = v.result::jsonb, error = null,
         owner_id = null, lease_expires_at = null
-      from (values ${sql(values)}) as v (id, attempts, result)
-      where t.id = v.id::uuid and t.status = 'running' and t.locked_by = ${owner}
+      from (values ${sql(values)}) as v (id, owner, attempts, result)
+      where t.id = v.id::uuid and t.status = 'running' and t.locked_by = v.owner
         and t.attempts = v.attempts::int
       returning t.id`;
     return new Set(rows.map((r) => r.id));
@@ -67,14 +58,15 @@ export async function completeTasks(
 
 /**
  * Records a failed execution: back to `retry` with `run_after = now + delayMs` while attempts
- * remain, else `failed` with "Max attempts (N) exceeded: <error>". Null when refused.
+ * remain, else `failed` with "Max attempts (N) exceeded: <error>". Null when refused (see
+ * {@link Claimed}).
  */
 export async function failTask(
   db: Db,
   claim: Claimed,
   error: string,
   options: { maxAttempts: number; delayMs: number },
-): Promise<FinishOutcome<{ task: Task; outcome: "retry" | "failed" }>> {
+): Promise<{ task: Task; outcome: "retry" | "failed" } | null> {
   return await guard(db, async () => {
     const sql = db.sql;
     const guardClause = sql`id = ${claim.id} and status = 'running' and locked_by = ${claim.owner}
@@ -147,4 +139,20 @@ export async function releaseTasks(
     }
     return released;
   });
+}
+
+/**
+ * Why a guarded finish of task `id` was refused, for the log: what became of the task. A
+ * generic reason when the task cannot be read.
+ */
+export async function refusalReason(db: Db, id: string): Promise<string> {
+  try {
+    const [row] = await db.sql`
+      select status, locked_by from ${db.sql(db.table)} where id = ${id}`;
+    if (!row) return "the task was deleted";
+    if (row.status !== "running") return `the task is now "${row.status}"`;
+    return `the task is now held by ${row.locked_by}`;
+  } catch {
+    return "the task is no longer running under this dispatcher";
+  }
 }

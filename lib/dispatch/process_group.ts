@@ -10,10 +10,10 @@
  * pipe, the watchdog reads end-of-file and stops every group still registered.
  */
 
+import { delay } from "../duration.ts";
+
 /** After SIGKILL, how long to wait for the group to be gone (zombies to be reaped). */
 const KILL_WAIT_MS = 2000;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Signals every process of group `pgid`; false when the group no longer exists. */
 function signalGroup(pgid: number, signal: Deno.Signal): boolean {
@@ -36,7 +36,7 @@ async function groupGone(pgid: number, ms: number): Promise<boolean> {
   while (signalGroup(pgid, "SIGCONT")) {
     const left = deadline - performance.now();
     if (left <= 0) return false;
-    await sleep(Math.min(pause, left));
+    await delay(Math.min(pause, left));
     pause = Math.min(pause * 2, 100);
   }
   return true;

@@ -2,6 +2,7 @@ import { type Db, guard, mapDbError, type Sql } from "../db.ts";
 import { ConnectionError, MIGRATE_HINT } from "../errors.ts";
 import { matchRecommendedIndexes, readCatalog } from "./catalog.ts";
 import { COLUMNS, LEASE_COLUMNS, TASK_STATUSES } from "./contract.ts";
+import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 
 /** One finding of `seedtask doctor`. */
 export interface DoctorCheck {
@@ -65,7 +66,7 @@ const INVARIANTS: Array<
  * every problem becomes a failed check, so the operator sees all of them at once.
  */
 export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<DoctorReport> {
-  const maxAttempts = options.maxAttempts ?? 3;
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const checks: DoctorCheck[] = [];
   const report = (serverVersion: string | null): DoctorReport => {
     const problems = checks.filter((c) => !c.ok).length;
