@@ -84,7 +84,7 @@ export function buildProgram(
     .configureOutput({
       writeOut: (s) => sync ? sync.out(s) : writeSync(Deno.stdout, s),
       writeErr: (s) => sync ? sync.err(s) : writeSync(Deno.stderr, s),
-      // Usage errors stay on one line, with the hint DESIGN §6 asks for.
+      // Usage errors stay on one line, with a pointer to --help.
       outputError: (s, write) =>
         write(`${oneLine(s.trimEnd().replace(/\n/g, " "))} (run with --help for usage)\n`),
     });

@@ -105,8 +105,3 @@ export function formatDuration(ms: number): string {
   if (s < 86_400) return `${sign}${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
   return `${sign}${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
 }
-
-/** A compact duration for perfdata and thresholds: whole seconds with an `s` suffix. */
-export function formatSeconds(ms: number): string {
-  return `${Math.round(ms / 1000)}s`;
-}

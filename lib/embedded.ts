@@ -1,5 +1,5 @@
 /**
- * The embedded PostgreSQL (DESIGN §5): PGlite — PostgreSQL compiled to WebAssembly — served on
+ * The embedded PostgreSQL: PGlite — PostgreSQL compiled to WebAssembly — served on
  * a loopback socket by pglite-socket, so the one postgres.js code path runs against it
  * unchanged. In memory without a directory; persistent with one.
  *

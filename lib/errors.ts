@@ -9,7 +9,6 @@
  * | {@link UsageError} and its subclasses   | 2    | 400  | the message                        |
  * | {@link TaskNotFoundError}               | 1    | 404  | the message                        |
  * | {@link AmbiguousTaskIdError}            | 1    | 409  | the message and `candidates`       |
- * | {@link InvalidTransitionError}          | 1    | 409  | the message                        |
  * | {@link ConnectionError}                 | 1    | 503  | "The database is unavailable"      |
  * | {@link TableNotFoundError}              | 1    | 503  | a generic message                  |
  * | {@link IncompatibleTableError}          | 1    | 503  | a generic message                  |
@@ -148,18 +147,6 @@ export class AmbiguousTaskIdError extends SeedtaskError {
 
   override httpError(): HttpErrorBody {
     return { ...super.httpError(), candidates: this.candidates };
-  }
-}
-
-/** A task is not in a state the transition applies to. */
-export class InvalidTransitionError extends SeedtaskError {
-  override readonly httpStatus: number = 409;
-  readonly id: string;
-  readonly status: string;
-  constructor(message: string, id: string, status: string) {
-    super("invalid_transition", message);
-    this.id = id;
-    this.status = status;
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The HTTP API (DESIGN §7): the same lib functions as the CLI, the same JSON as `--json`.
+ * The HTTP API: the same lib functions as the CLI, the same JSON as `--json`.
  * `createApp(deps)` builds a Hono app; `seedtask serve` owns Deno.serve and shutdown. The routes
  * are described in server/api.ts, with the operation schemas of lib/input/, from which
  * `/openapi.json` is generated.

@@ -5,15 +5,12 @@
  */
 export class SingleFlightCache<T> {
   private readonly entries = new Map<string, { promise: Promise<T>; expiresAt: number }>();
-  /** How many loads ran (a cache miss each). */
-  loads = 0;
 
   constructor(private readonly ttlMs: number, private readonly now: () => number = Date.now) {}
 
   get(key: string, load: () => Promise<T>): Promise<T> {
     const hit = this.entries.get(key);
     if (hit && hit.expiresAt > this.now()) return hit.promise;
-    this.loads++;
     const entry = { promise: load(), expiresAt: Number.POSITIVE_INFINITY };
     this.entries.set(key, entry);
     entry.promise.then(

@@ -11,7 +11,7 @@ export interface BackoffPolicy {
 /** 10s, doubling up to 300s, plus up to 10% jitter. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 10_000, maxMs: 300_000, jitter: 0.1 };
 
-/** Executions a task gets before it fails for good, unless told otherwise (DESIGN §8). */
+/** Executions a task gets before it fails for good, unless told otherwise. */
 export const DEFAULT_MAX_ATTEMPTS = 3;
 
 /**

@@ -2,7 +2,7 @@ import { formatTaskTable } from "./tasks.ts";
 import type { FilterPreview, TransitionReport } from "../ops/task_transitions.ts";
 import { shortId } from "../queries/task_id.ts";
 
-/** Per-task lines of a transition by ids: `cancelled 1a2b3c4d (was queued)`. */
+/** Per-task lines of a transition by ids: `cancelled 1a2b3c4d  graph_embed`. */
 export function formatTransitionReport(report: TransitionReport, pastTense: string): string {
   return report.changed.map((t) => `${pastTense} ${shortId(t.id)}  ${t.type}\n`).join("");
 }
