@@ -422,3 +422,60 @@ Deno.test("concurrency bounds running handlers while several claim lanes drain a
     max(attempts)::int as attempts from ${tbl}`;
   assert.deepEqual({ ...row }, { done: 60, attempts: 1 });
 });
+
+serverTest(
+  "stop() during a claim ends the run at once, whatever the poll interval",
+  "needs a second real session holding a table lock",
+  async () => {
+    await using t = await testSchema();
+    const tbl = t.sql(t.table);
+    await t.sql`insert into ${tbl} (type, status) values ('x', 'queued')`;
+    // four claim lanes, and a poll no test waits for
+    const dispatcher = createDispatcher({
+      db: t.db,
+      name: "stop-test",
+      concurrency: 4,
+      batch: 1,
+      pollMs: 3_600_000,
+      handlers: { x: () => null },
+    });
+    const run = dispatcher.run();
+    await eventually(
+      async () => (await t.sql`select 1 from ${tbl} where status = 'completed'`).length === 1,
+      30_000,
+      "the first task done",
+    );
+    // The next claim waits for a lock held by another session: stop() arrives mid-claim.
+    const blocker = await t.sql.reserve();
+    await blocker`begin`;
+    await blocker`lock table ${tbl} in exclusive mode`;
+    try {
+      dispatcher.wake();
+      await eventually(
+        async () => {
+          const [{ n }] = await t.sql`select count(*)::int as n from pg_stat_activity
+            where wait_event_type = 'Lock' and query like ${`%${t.schema}%`}
+              and pid <> pg_backend_pid()` as unknown as [{ n: number }];
+          return n > 0;
+        },
+        30_000,
+        "a claim waiting for the lock",
+      );
+      dispatcher.stop("test");
+    } finally {
+      await blocker`rollback`;
+      blocker.release();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      run.then(() => "stopped"),
+      new Promise((r) => (timer = setTimeout(() => r("still running"), 30_000))),
+    ]);
+    clearTimeout(timer);
+    if (outcome !== "stopped") {
+      dispatcher.wake(); // let it end before the schema goes
+      await run;
+    }
+    assert.equal(outcome, "stopped", "the stop was not lost while the claim ran");
+  },
+);
