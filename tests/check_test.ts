@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { checkHealth, parseThreshold } from "../lib/queries/check_health.ts";
 import { InvalidInputError } from "../lib/errors.ts";
 import { insertFixture, runCli, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 Deno.test("parseThreshold() reads WARN:CRIT durations, counts and rates", () => {
   assert.deepEqual(parseThreshold("5m:15m", "duration", "--max-lag"), { warn: 300, crit: 900 });
@@ -63,14 +64,14 @@ Deno.test("checkHealth() grades each metric against its thresholds", async () =>
 Deno.test("seedtask check prints one plugin line with perfdata and exits 0/1/2", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const ok = await runCli([...t.args, "check", "--max-lag", "3h:4h", "--max-stuck", "1:5"]);
+  const ok = await runMain([...t.args, "check", "--max-lag", "3h:4h", "--max-stuck", "1:5"]);
   assert.equal(ok.code, 0, ok.stderr);
   // lag is the age of a task created 2h before the fixture was written: 7200s and a bit
   assert.match(
     ok.stdout,
     /^SEEDTASK OK - lag 720\ds, stuck 1, failure rate 33\.3%, queued 3 \| lag=720\ds;10800;14400;0; stuck=1;1;5;0; failure_rate=33\.33%;;;0;100 queued=3;;;0;\n$/,
   );
-  const warn = await runCli([...t.args, "check", "--max-lag", "1h:3h"]);
+  const warn = await runMain([...t.args, "check", "--max-lag", "1h:3h"]);
   assert.equal(warn.code, 1);
   assert.match(warn.stdout, /^SEEDTASK WARNING - lag 720\ds \(WARNING\), stuck 1,/);
   const crit = await runCli([
@@ -88,7 +89,7 @@ Deno.test("seedtask check prints one plugin line with perfdata and exits 0/1/2",
     crit.stdout,
     /^SEEDTASK CRITICAL - failure rate 33\.3% \(CRITICAL\), lag 720\ds \(WARNING\), queued 3 \(WARNING\), stuck 1 \| lag=720\ds;3600;10800;0; stuck=1;;;0; failure_rate=33\.33%;10;30;0;100 queued=3;2;10;0;\n$/,
   );
-  const json = await runCli([...t.args, "check", "--max-stuck", "0:0", "--json"]);
+  const json = await runMain([...t.args, "check", "--max-stuck", "0:0", "--json"]);
   assert.equal(json.code, 2);
   const doc = JSON.parse(json.stdout);
   assert.equal(doc.state, "CRITICAL");
@@ -97,19 +98,19 @@ Deno.test("seedtask check prints one plugin line with perfdata and exits 0/1/2",
 
 Deno.test("seedtask check exits 3 UNKNOWN for bad thresholds, bad flags and no database", async () => {
   await using t = await testSchema();
-  const bad = await runCli([...t.args, "check", "--max-lag", "soon"]);
+  const bad = await runMain([...t.args, "check", "--max-lag", "soon"]);
   assert.equal(bad.code, 3);
   assert.match(bad.stdout, /^SEEDTASK UNKNOWN - Invalid --max-lag threshold "soon"/);
-  const flag = await runCli([...t.args, "check", "--max-everything", "1"]);
+  const flag = await runMain([...t.args, "check", "--max-everything", "1"]);
   assert.equal(flag.code, 3);
   assert.match(flag.stdout, /^SEEDTASK UNKNOWN - unknown option '--max-everything'/);
-  const down = await runCli(["--dsn", "postgres://u:hunter2@127.0.0.1:1/x", "check", "--json"]);
+  const down = await runMain(["--dsn", "postgres://u:hunter2@127.0.0.1:1/x", "check", "--json"]);
   assert.equal(down.code, 3);
   const doc = JSON.parse(down.stdout);
   assert.equal(doc.state, "UNKNOWN");
   assert.match(doc.message, /Cannot connect to 127\.0\.0\.1:1\/x: connection refused/);
   assert.doesNotMatch(down.stdout + down.stderr, /hunter2/);
-  const missing = await runCli(["--dsn", t.args[1]!, "--table", `${t.schema}.nope`, "check"]);
+  const missing = await runMain(["--dsn", t.args[1]!, "--table", `${t.schema}.nope`, "check"]);
   assert.equal(missing.code, 3);
   assert.match(
     missing.stdout,

@@ -9,7 +9,7 @@ import { completeTasks } from "../lib/dispatch/finish_task.ts";
 import { cancelTasks } from "../lib/ops/task_transitions.ts";
 import { requeueStale } from "../lib/ops/requeue_stale.ts";
 import type { Task } from "../lib/table/contract.ts";
-import { eventually, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
+import { eventually, MIN_WAIT_MS, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
 
 Deno.test("backoffDelay() doubles from the base up to the cap, plus bounded jitter", () => {
   const policy = { baseMs: 10_000, maxMs: 300_000, jitter: 0 };
@@ -384,7 +384,7 @@ Deno.test("concurrency bounds running handlers while several claim lanes drain a
   let open!: () => void;
   const allSlotsTaken = new Promise<void>((r) => (open = r));
   let claimedWhenFull: number | undefined;
-  const safetyNet = setTimeout(open, 60_000); // a bug must fail the test, not hang it
+  const safetyNet = setTimeout(open, MIN_WAIT_MS); // a bug must fail the test, not hang it
   // concurrency 5 with batch 2: three claim lanes, each claiming at most the free slots
   const dispatcher = createDispatcher({
     db: t.db,
@@ -469,7 +469,7 @@ serverTest(
     let timer: ReturnType<typeof setTimeout> | undefined;
     const outcome = await Promise.race([
       run.then(() => "stopped"),
-      new Promise((r) => (timer = setTimeout(() => r("still running"), 30_000))),
+      new Promise((r) => (timer = setTimeout(() => r("still running"), MIN_WAIT_MS))),
     ]);
     clearTimeout(timer);
     if (outcome !== "stopped") {

@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import { runDoctor } from "../lib/table/doctor.ts";
 import { describeDsn } from "../lib/config.ts";
-import { IDS, insertFixture, runCli, TEST_DSN, testSchema } from "./helpers.ts";
+import { IDS, insertFixture, TEST_DSN, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 Deno.test("seedtask doctor passes on a migrated table with consistent data", async () => {
   await using t = await testSchema();
   await t.sql`insert into ${
     t.sql(t.table)
   } (type, status) values ('a', 'queued'), ('b', 'completed')`;
-  const r = await runCli([...t.args, "doctor"]);
+  const r = await runMain([...t.args, "doctor"]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(
     r.stdout,
@@ -17,7 +18,7 @@ Deno.test("seedtask doctor passes on a migrated table with consistent data", asy
   assert.match(r.stdout, /^ok {3}PostgreSQL 1\d/m);
   assert.match(r.stdout, /^ok {3}all recommended indexes are present$/m);
   assert.match(r.stdout, /^No problems found\.$/m);
-  const json = await runCli([...t.args, "doctor", "--json"]);
+  const json = await runMain([...t.args, "doctor", "--json"]);
   const doc = JSON.parse(json.stdout);
   assert.equal(doc.ok, true);
   assert.equal(doc.problems, 0);
@@ -46,13 +47,13 @@ Deno.test("runDoctor() names each broken data invariant with counts and examples
   });
   assert.equal(report.problems, 5);
 
-  const r = await runCli([...t.args, "doctor"]);
+  const r = await runMain([...t.args, "doctor"]);
   assert.equal(r.code, 1);
   assert.match(r.stdout, /^FAIL 2 retry tasks without run_after \(no backoff recorded\)$/m);
   assert.match(r.stdout, new RegExp(`^ {5}e\\.g\\. ${IDS.runningHealthy}$`, "m"));
   assert.match(r.stdout, /^FAIL 1 tasks with more attempts than the maximum \(3\)$/m);
   assert.match(r.stdout, /^5 problems found\.$/m);
-  const lenient = await runCli([...t.args, "doctor", "--max-attempts", "5", "--json"]);
+  const lenient = await runMain([...t.args, "doctor", "--max-attempts", "5", "--json"]);
   assert.equal(JSON.parse(lenient.stdout).problems, 4);
 });
 
@@ -66,7 +67,7 @@ Deno.test("seedtask doctor reports missing columns, indexes, trigger and a missi
       params jsonb not null default '{}', result jsonb, error text,
       created_at timestamptz not null default now(), updated_at timestamptz not null default now());
   `).simple();
-  const r = await runCli([...t.args, "doctor"]);
+  const r = await runMain([...t.args, "doctor"]);
   assert.equal(r.code, 1);
   assert.match(
     r.stdout,
@@ -83,7 +84,7 @@ Deno.test("seedtask doctor reports missing columns, indexes, trigger and a missi
     alter type "${t.schema}".taskstatus add value 'cancelled'; alter type "${t.schema}".taskstatus add value 'retry';
     alter table "${t.schema}".tasks add column owner_id text, add column lease_expires_at timestamptz,
       add column last_heartbeat timestamptz`).simple();
-  const r2 = await runCli([...t.args, "doctor"]);
+  const r2 = await runMain([...t.args, "doctor"]);
   assert.equal(r2.code, 1);
   assert.match(
     r2.stdout,
@@ -92,13 +93,13 @@ Deno.test("seedtask doctor reports missing columns, indexes, trigger and a missi
   assert.match(r2.stdout, /^FAIL no trigger keeps updated_at current; run `seedtask migrate`$/m);
   assert.doesNotMatch(r2.stdout, /FAIL .*invariant|FAIL \d+ /);
 
-  const none = await runCli(["--dsn", t.args[1]!, "--table", `${t.schema}.absent`, "doctor"]);
+  const none = await runMain(["--dsn", t.args[1]!, "--table", `${t.schema}.absent`, "doctor"]);
   assert.equal(none.code, 1);
   assert.match(
     none.stdout,
     /^FAIL table ".*\.absent" does not exist in .*: run `seedtask migrate` to create it$/m,
   );
-  const down = await runCli(["--dsn", "postgres://postgres@127.0.0.1:1/test", "doctor", "--json"]);
+  const down = await runMain(["--dsn", "postgres://postgres@127.0.0.1:1/test", "doctor", "--json"]);
   assert.equal(down.code, 1);
   const doc = JSON.parse(down.stdout);
   assert.deepEqual(doc.checks.map((c: { name: string; ok: boolean }) => [c.name, c.ok]), [[

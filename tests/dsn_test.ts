@@ -54,7 +54,7 @@ Deno.test("a malformed PG_DSN or SEEDCORE_PG_DSN is exit 2 and never shows the p
 });
 
 Deno.test("seedtask check with a malformed DSN is UNKNOWN (3) on stdout without the password", async () => {
-  const r = await runCli(["check"], { env: { PG_DSN: MALFORMED[0]! } });
+  const r = await runMain(["check"], { env: { PG_DSN: MALFORMED[0]! } });
   assert.equal(r.code, 3, r.stdout + r.stderr);
   oneLine(r.stdout);
   assert.match(r.stdout, /^SEEDTASK UNKNOWN - Invalid DSN from PG_DSN: /);

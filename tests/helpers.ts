@@ -114,7 +114,13 @@ async function schemaIn(dsn: string, options: { migrated?: boolean }): Promise<T
 export async function testDatabase(options: { migrated?: boolean } = {}): Promise<TestSchema> {
   if (EMBEDDED) return await testSchema(options);
   const name = `st_db_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = adminSql();
+  // DROP DATABASE waits until every backend of the cluster has acknowledged it; one that never
+  // does (a runaway query elsewhere) must not hang the suite: hence the timeout.
+  const admin = postgres(TEST_DSN, {
+    max: 1,
+    onnotice: () => {},
+    connection: { statement_timeout: 60_000 },
+  });
   try {
     await admin`create database ${admin(name)}`;
   } catch (err) {
@@ -137,7 +143,12 @@ export async function testDatabase(options: { migrated?: boolean } = {}): Promis
       try {
         await inner[Symbol.asyncDispose]();
       } finally {
-        await admin`drop database if exists ${admin(name)} with (force)`;
+        try {
+          await admin`drop database if exists ${admin(name)} with (force)`;
+        } catch (err) {
+          // deno-lint-ignore no-console -- a leftover database is worth a line, not a failure
+          console.error(`could not drop test database ${name}: ${(err as Error).message}`);
+        }
         await admin.end();
       }
     },
@@ -307,13 +318,20 @@ export function fixtureCounts(): Record<string, number> {
   return counts;
 }
 
+/**
+ * The least time a test waits for something before giving up (`eventually`, `waitFor`). These
+ * are safety nets against a hang, never a measure of speed: on a loaded machine a process can
+ * take a minute to start, and a test must not fail for that. SEEDTASK_TEST_WAIT_MS overrides.
+ */
+export const MIN_WAIT_MS = Number(Deno.env.get("SEEDTASK_TEST_WAIT_MS") ?? 180_000);
+
 /** A CLI process left running (dispatch), with its output collected as it arrives. */
 export interface RunningCli {
   child: Deno.ChildProcess;
   /** stdout so far. */
   stdout(): string;
   stderr(): string;
-  /** Resolves when stdout matches `pattern` (rejects after `timeoutMs`). */
+  /** Resolves when stdout matches `pattern` (rejects after `timeoutMs`, at least MIN_WAIT_MS). */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** Resolves with the exit code. */
   exit(): Promise<number>;
@@ -338,8 +356,8 @@ export function spawnCli(
     child,
     stdout: () => out,
     stderr: () => err,
-    async waitFor(pattern, timeoutMs = 20_000) {
-      const deadline = Date.now() + timeoutMs;
+    async waitFor(pattern, timeoutMs = MIN_WAIT_MS) {
+      const deadline = Date.now() + Math.max(timeoutMs, MIN_WAIT_MS);
       while (!pattern.test(out)) {
         if (Date.now() > deadline) {
           throw new Error(`timed out waiting for ${pattern}; stdout:\n${out}\nstderr:\n${err}`);
@@ -355,13 +373,13 @@ export function spawnCli(
   };
 }
 
-/** Polls `check` until it returns true (rejects after `timeoutMs`). */
+/** Polls `check` until it returns true (rejects after `timeoutMs`, at least MIN_WAIT_MS). */
 export async function eventually(
   check: () => Promise<boolean>,
-  timeoutMs = 20_000,
+  timeoutMs = MIN_WAIT_MS,
   what = "condition",
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + Math.max(timeoutMs, MIN_WAIT_MS);
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { listTasks } from "../lib/queries/list_tasks.ts";
-import { FIXTURE, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
+import { FIXTURE, IDS, insertFixture, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 /** Fixture ids matching a predicate, newest updated first (the default order). */
 function expected(
@@ -72,7 +73,7 @@ Deno.test("listTasks() pages with next_cursor: every task exactly once, in order
 Deno.test("seedtask list prints the table with short ids and the count", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const r = await runCli([...t.args, "list", "--status", "running"]);
+  const r = await runMain([...t.args, "list", "--status", "running"]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
   assert.match(lines[0]!, /^ID\s+Status\s+Type\s+Description\s+Domain\s+Attempts\s+Updated$/);
@@ -85,7 +86,7 @@ Deno.test("seedtask list prints the table with short ids and the count", async (
   assert.equal(lines.at(-1), "Found 3 tasks");
   assert.doesNotMatch(r.stdout, /🏃/, "no emoji when stdout is not a terminal");
 
-  const full = await runCli([
+  const full = await runMain([
     ...t.args,
     "list",
     "--status",
@@ -97,7 +98,7 @@ Deno.test("seedtask list prints the table with short ids and the count", async (
   assert.match(full.stdout, new RegExp(`^${IDS.runningHealthy}\\s+running`, "m"));
   assert.match(full.stdout, /Found 1 task\nMore: add --after \S+\n$/);
 
-  const none = await runCli([...t.args, "list", "--type", "nope"]);
+  const none = await runMain([...t.args, "list", "--type", "nope"]);
   assert.equal(none.code, 0);
   assert.equal(none.stdout, "No tasks found matching the criteria.\n");
 });
@@ -106,7 +107,7 @@ Deno.test("seedtask list --json, --format ndjson and csv print the same tasks", 
   await using t = await testSchema();
   await insertFixture(t);
   const args = [...t.args, "list", "--status", "failed,completed", "--domain", "user_2"];
-  const json = await runCli([...args, "--json"]);
+  const json = await runMain([...args, "--json"]);
   assert.equal(json.code, 0, json.stderr);
   const doc = JSON.parse(json.stdout);
   assert.deepEqual(Object.keys(doc), ["items", "next_cursor"]);
@@ -124,11 +125,11 @@ Deno.test("seedtask list --json, --format ndjson and csv print the same tasks", 
   const lib = await listTasks(t.db, { statuses: ["failed", "completed"], domain: "user_2" });
   assert.deepEqual(doc, JSON.parse(JSON.stringify(lib)));
 
-  const nd = await runCli([...args, "--format", "ndjson"]);
+  const nd = await runMain([...args, "--format", "ndjson"]);
   const lines = nd.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(lines, doc.items);
 
-  const csv = await runCli([...args, "--format", "csv"]);
+  const csv = await runMain([...args, "--format", "csv"]);
   const rows = csv.stdout.trimEnd().split("\n");
   assert.equal(
     rows[0],
@@ -146,7 +147,7 @@ Deno.test("seedtask list --limit 0 streams every row as ndjson", async () => {
   await using t = await testSchema();
   await t.sql`insert into ${t.sql(t.table)} (type, status, description)
     select 'bulk', 'queued', 'row ' || i from generate_series(1, 2500) i`;
-  const r = await runCli([
+  const r = await runMain([
     ...t.args,
     "list",
     "--limit",
@@ -161,7 +162,7 @@ Deno.test("seedtask list --limit 0 streams every row as ndjson", async () => {
   assert.equal(rows.length, 2500);
   assert.equal(new Set(rows.map((x) => x.id)).size, 2500);
 
-  const bad = await runCli([...t.args, "list", "--limit", "0"]);
+  const bad = await runMain([...t.args, "list", "--limit", "0"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^error: --limit 0 \(everything\) needs --format ndjson or csv/);
 });
@@ -179,7 +180,7 @@ Deno.test("seedtask list rejects bad input with exit 2 and a one-line error", as
     [["--after", "bm90IGEgY3Vyc29y"], /invalid cursor/],
   ];
   for (const [args, message] of cases) {
-    const r = await runCli([...t.args, "list", ...args]);
+    const r = await runMain([...t.args, "list", ...args]);
     assert.equal(r.code, 2, `${args}: ${r.stderr}`);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, message);
@@ -188,7 +189,7 @@ Deno.test("seedtask list rejects bad input with exit 2 and a one-line error", as
   // A cursor made for one sort cannot be used with the other.
   await t.sql`insert into ${t.sql(t.table)} (type) values ('a'), ('b')`;
   const page = await listTasks(t.db, { limit: 1 });
-  const r = await runCli([...t.args, "list", "--sort", "created", "--after", page.next_cursor!]);
+  const r = await runMain([...t.args, "list", "--sort", "created", "--after", page.next_cursor!]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /cursor was made for --sort updated, not --sort created/);
 });

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { migrate, MIGRATIONS, planMigration } from "../lib/table/migrate.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 import { runDoctor } from "../lib/table/doctor.ts";
-import { runCli, testSchema } from "./helpers.ts";
+import { testDatabase, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 import { createSeedCoreTable } from "./seedcore_schema.ts";
 
 /** SeedCore's migration 001, as deployed before lease columns existed (no 006). */
@@ -108,14 +109,14 @@ Deno.test("migrate() is idempotent: the second run plans nothing and changes not
   assert.deepEqual(plan.steps, []);
   const again = await migrate(t.db);
   assert.deepEqual(again.steps, []);
-  const cli = await runCli([...t.args, "migrate"]);
+  const cli = await runMain([...t.args, "migrate"]);
   assert.equal(cli.code, 0, cli.stderr);
   assert.match(cli.stdout, /is up to date: nothing to do/);
 });
 
 Deno.test("migrate --dry-run prints the SQL it would run and changes nothing", async () => {
   await using t = await testSchema({ migrated: false });
-  const r = await runCli([...t.args, "migrate", "--dry-run"]);
+  const r = await runMain([...t.args, "migrate", "--dry-run"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /create type "st_[0-9a-f]+"\.taskstatus as enum/);
   assert.match(r.stdout, /create table "st_[0-9a-f]+"\."tasks" \(/);
@@ -124,7 +125,7 @@ Deno.test("migrate --dry-run prints the SQL it would run and changes nothing", a
   const [exists] = await t.sql`select to_regclass(${t.table}) is not null as e`;
   assert.equal(exists!.e, false, "dry run must not create the table");
 
-  const json = await runCli([...t.args, "migrate", "--dry-run", "--json"]);
+  const json = await runMain([...t.args, "migrate", "--dry-run", "--json"]);
   assert.equal(json.code, 0, json.stderr);
   const doc = JSON.parse(json.stdout);
   assert.equal(doc.dry_run, true);
@@ -132,7 +133,8 @@ Deno.test("migrate --dry-run prints the SQL it would run and changes nothing", a
 });
 
 Deno.test("migrate() on an existing SeedCore table adds only what is missing, without a rewrite", async () => {
-  await using t = await testSchema({ migrated: false });
+  // a database of its own: CREATE INDEX CONCURRENTLY waits for no other test's transaction
+  await using t = await testDatabase({ migrated: false });
   await t.sql.unsafe(seedcore001(t.schema)).simple();
   const snapshot = async () =>
     await t.sql<{ j: unknown }[]>`
@@ -196,7 +198,7 @@ Deno.test("migrate() adds statuses missing from an existing taskstatus enum", as
 });
 
 Deno.test("migrate and doctor recognise a recommended index by its definition, not its name", async () => {
-  await using t = await testSchema({ migrated: false });
+  await using t = await testDatabase({ migrated: false });
   await createSeedCoreTable(t.sql, t.schema);
   const s = `"${t.schema}"`;
   await t.sql.unsafe(`

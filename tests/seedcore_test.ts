@@ -13,14 +13,18 @@ import { type ListFilter, listTasks } from "../lib/queries/list_tasks.ts";
 import { migrate } from "../lib/table/migrate.ts";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
 import { fillTasks } from "./fill.ts";
-import { runCli, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
+import { serverTest, testDatabase, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 import { createSeedCoreTable } from "./seedcore_schema.ts";
 
 const ROWS = 20_000;
 
-/** A fresh schema holding SeedCore's table (its indexes only), filled and analyzed. */
+/**
+ * A fresh schema holding SeedCore's table (its indexes only), filled and analyzed, in a database
+ * of its own: its CREATE INDEX CONCURRENTLY and VACUUM wait for no other test's transaction.
+ */
 async function seedcoreSchema(rows = ROWS) {
-  const t = await testSchema({ migrated: false });
+  const t = await testDatabase({ migrated: false });
   await createSeedCoreTable(t.sql, t.schema);
   await fillTasks(t.sql, t.table, rows); // ends with VACUUM ANALYZE
   return t;
@@ -114,7 +118,7 @@ async function capturePlans(
   fn: (db: Db) => Promise<unknown>,
 ): Promise<Array<{ query: string; nodes: Array<{ node: PlanNode; inLoop: boolean }> }>> {
   const captured: { query: string; params: unknown[] }[] = [];
-  const sql = postgres(TEST_DSN, {
+  const sql = postgres(base.config.dsn, {
     max: 2,
     onnotice: () => {},
     connection: { application_name: "seedtask", TimeZone: "UTC" },
@@ -209,7 +213,7 @@ serverTest(
         await holder`lock table ${holder(t.table)} in access exclusive mode`;
         // list reads the table's indexes before its query; show learns them after the timeout
         for (const args of [["list"], ["show", id], ["stats", "--json"], ["doctor"]]) {
-          const r = await runCli([...t.args, "--statement-timeout", "300ms", ...args]);
+          const r = await runMain([...t.args, "--statement-timeout", "300ms", ...args]);
           assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
           assert.equal(r.stdout, "", args[0]);
           const line = r.stderr.trimEnd();

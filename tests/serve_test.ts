@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
 import { createApp } from "../server/app.ts";
-import { IDS, insertFixture, runCli, TEST_DSN, testSchema } from "./helpers.ts";
+import { IDS, insertFixture, TEST_DSN, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 const TOKEN = "s3cret-token-42";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -74,7 +75,7 @@ Deno.test("GET /tasks returns the CLI's list --json for the same filters", async
   ) {
     const http = await get(app, `/tasks${query}`);
     assert.equal(http.status, 200);
-    const cli = await runCli([...t.args, "list", "--json", ...args]);
+    const cli = await runMain([...t.args, "list", "--json", ...args]);
     assert.deepEqual(http.body, JSON.parse(cli.stdout), query);
   }
   const page = await get(app, "/tasks?limit=5&total=true");
@@ -114,7 +115,7 @@ Deno.test("GET /tasks/:id takes a prefix: 404 for none, 409 with candidates when
   const app = createApp({ db: t.db });
   const one = await get(app, "/tasks/eeee1");
   assert.equal(one.status, 200);
-  const cli = await runCli([...t.args, "show", "eeee1", "--json"]);
+  const cli = await runMain([...t.args, "show", "eeee1", "--json"]);
   assert.deepEqual(one.body, JSON.parse(cli.stdout));
   const none = await get(app, "/tasks/0000");
   assert.equal(none.status, 404);
@@ -138,7 +139,7 @@ Deno.test("GET /stats equals stats --json; GET /check grades with 200 or 503", a
   const http = await get(app, "/stats?top=2&days=3");
   assert.equal(http.status, 200);
   const cli = JSON.parse(
-    (await runCli([...t.args, "stats", "--json", "--top", "2", "--days", "3"])).stdout,
+    (await runMain([...t.args, "stats", "--json", "--top", "2", "--days", "3"])).stdout,
   );
   for (
     const key of [
@@ -168,7 +169,7 @@ Deno.test("GET /stats equals stats --json; GET /check grades with 200 or 503", a
   assert.equal(crit.body.state, "CRITICAL");
   assert.equal(crit.body.exit_code, 2);
   const cliCheck = JSON.parse(
-    (await runCli([...t.args, "check", "--max-stuck", "0:0", "--json"])).stdout,
+    (await runMain([...t.args, "check", "--max-stuck", "0:0", "--json"])).stdout,
   );
   assert.deepEqual(Object.keys(crit.body), Object.keys(cliCheck));
   assert.deepEqual(
@@ -284,7 +285,7 @@ Deno.test("write routes: 403 when read-only, 401 without the token, then enqueue
   const cancel = await post(app, `/tasks/${IDS.queuedOld.slice(0, 8)}/cancel`);
   assert.equal(cancel.status, 200);
   assert.equal(cancel.body.changed[0].status, "cancelled");
-  const cli = await runCli([...t.args, "cancel", "bbbb2", "--json"]);
+  const cli = await runMain([...t.args, "cancel", "bbbb2", "--json"]);
   assert.deepEqual(Object.keys(cancel.body), Object.keys(JSON.parse(cli.stdout)));
   const refused = await post(app, `/tasks/${IDS.runningHealthy}/cancel`);
   assert.equal(refused.status, 409);
@@ -312,15 +313,15 @@ Deno.test("a non-loopback server needs the token for reads too, except /health",
 
 Deno.test("seedtask serve refuses unsafe configurations with exit 2", async () => {
   const env = { PG_DSN: TEST_DSN };
-  const open = await runCli(["serve", "--host", "0.0.0.0"], { env });
+  const open = await runMain(["serve", "--host", "0.0.0.0"], { env });
   assert.equal(open.code, 2);
   assert.match(
     open.stderr,
     /^error: refusing to listen on 0\.0\.0\.0 without a token: .* — set --token or SEEDTASK_TOKEN, or bind 127\.0\.0\.1/,
   );
-  const write = await runCli(["serve", "--allow-write"], { env });
+  const write = await runMain(["serve", "--allow-write"], { env });
   assert.equal(write.code, 2);
   assert.match(write.stderr, /--allow-write needs a token/);
-  const short = await runCli(["serve", "--token", "abc"], { env });
+  const short = await runMain(["serve", "--token", "abc"], { env });
   assert.equal(short.code, 2);
 });

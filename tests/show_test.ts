@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { AmbiguousTaskIdError, InvalidInputError, TaskNotFoundError } from "../lib/errors.ts";
 import { getTask } from "../lib/queries/get_task.ts";
-import { IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
+import { IDS, insertFixture, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 Deno.test("getTask() finds a task by full id, by prefix, and without hyphens", async () => {
   await using t = await testSchema();
@@ -27,7 +28,7 @@ Deno.test("getTask() finds a task by full id, by prefix, and without hyphens", a
 Deno.test("seedtask show prints every column, timing, lease, params, result and error", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const r = await runCli([...t.args, "show", "cccc2"]);
+  const r = await runMain([...t.args, "show", "cccc2"]);
   assert.equal(r.code, 0, r.stderr);
   const out = r.stdout;
   assert.match(out, new RegExp(`TASK ${IDS.runningLong}`));
@@ -45,19 +46,19 @@ Deno.test("seedtask show prints every column, timing, lease, params, result and 
   // extra SeedCore columns are shown too
   assert.match(out, /OTHER COLUMNS\n {3}priority\s+2\n {3}labels\s+\[\n/);
 
-  const done = await runCli([...t.args, "show", IDS.completed3h]);
+  const done = await runMain([...t.args, "show", IDS.completed3h]);
   assert.match(done.stdout, /Run duration\s+1m 0s\n/);
   assert.match(done.stdout, /RESULT\n {3}\{\n {5}"hits": 12\n {3}\}/);
-  const failed = await runCli([...t.args, "show", "eeee3"]);
+  const failed = await runMain([...t.args, "show", "eeee3"]);
   assert.match(failed.stdout, /ERROR\n {3}timeout talking to LLM\n/);
-  const retry = await runCli([...t.args, "show", "12342"]);
+  const retry = await runMain([...t.args, "show", "12342"]);
   assert.match(retry.stdout, /Run after\s+\S+ \S+ UTC \(in 9m \d+s\)\n/);
 });
 
 Deno.test("seedtask show --json prints the whole row, extra columns included", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const r = await runCli([...t.args, "show", "dddd1", "--json"]);
+  const r = await runMain([...t.args, "show", "dddd1", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const task = JSON.parse(r.stdout);
   assert.equal(task.id, IDS.completedRecent1);
@@ -70,7 +71,7 @@ Deno.test("seedtask show --json prints the whole row, extra columns included", a
 Deno.test("seedtask show: ambiguous prefix exit 1 with candidates, unknown exit 1, bad id exit 2", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const amb = await runCli([...t.args, "show", "dddd", "--json"]);
+  const amb = await runMain([...t.args, "show", "dddd", "--json"]);
   assert.equal(amb.code, 1);
   assert.equal(amb.stdout, "", "--json prints nothing on stdout when it fails");
   assert.equal(
@@ -78,10 +79,10 @@ Deno.test("seedtask show: ambiguous prefix exit 1 with candidates, unknown exit 
     `error: task id prefix "dddd" is ambiguous: it matches ${IDS.completedRecent1}, ` +
       `${IDS.completedRecent2}, ${IDS.completed3h}, ${IDS.completed3d} — give more characters of the id\n`,
   );
-  const none = await runCli([...t.args, "show", "9999"]);
+  const none = await runMain([...t.args, "show", "9999"]);
   assert.equal(none.code, 1);
   assert.equal(none.stderr, 'error: task "9999" not found\n');
-  const bad = await runCli([...t.args, "show", "xyz"]);
+  const bad = await runMain([...t.args, "show", "xyz"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^error: invalid task id "xyz": expected a uuid or a prefix of one/);
 });

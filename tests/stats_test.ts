@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
-import { fixtureCounts, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
+import { fixtureCounts, IDS, insertFixture, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 const NOW = new Date("2026-03-10T12:00:00Z");
 
@@ -93,7 +94,7 @@ Deno.test("getTaskStatistics() on an empty table lists all seven statuses as zer
 Deno.test("seedtask stats --json keeps the seed's keys and matches the library", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const r = await runCli([...t.args, "stats", "--json"]);
+  const r = await runMain([...t.args, "stats", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const doc = JSON.parse(r.stdout);
   for (
@@ -136,7 +137,7 @@ Deno.test("seedtask stats --json keeps the seed's keys and matches the library",
 Deno.test("seedtask stats prints an aligned report with every section", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const r = await runCli([...t.args, "stats", "--top", "2"]);
+  const r = await runMain([...t.args, "stats", "--top", "2"]);
   assert.equal(r.code, 0, r.stderr);
   for (
     const section of [
@@ -172,7 +173,7 @@ Deno.test("seedtask stats rejects bad options with exit 2", async () => {
       [["--long-running", "ten minutes"], /invalid --long-running/],
     ] as const
   ) {
-    const r = await runCli([...t.args, "stats", "--json", ...args]);
+    const r = await runMain([...t.args, "stats", "--json", ...args]);
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, message);
