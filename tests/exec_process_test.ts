@@ -20,6 +20,7 @@ import {
   type TestSchema,
   testSchema,
 } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 const LINUX = Deno.build.os === "linux";
 
@@ -216,7 +217,7 @@ procTest(
         20_000,
         "both started",
       );
-      const cancel = await runCli([...t.args, "cancel", "--force", victim]);
+      const cancel = await runMain([...t.args, "cancel", "--force", victim]);
       assert.equal(cancel.code, 0, cancel.stderr);
       // The execution returns once its group is gone; only then is the failure (refused) logged.
       await p.waitFor(
@@ -431,7 +432,7 @@ Deno.test("dispatch rejects a bad --exec-env or --kill-grace with exit 2 and run
       [["--kill-grace", "soon"], /invalid kill-grace "soon"/],
     ] as const
   ) {
-    const r = await runCli([...t.args, "dispatch", "--once", "--exec", "true", ...args]);
+    const r = await runMain([...t.args, "dispatch", "--once", "--exec", "true", ...args]);
     assert.equal(r.code, 2, `${args}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stdout, "");

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { NOTIFY_CHANNEL } from "../lib/ops/enqueue_task.ts";
 import { requeueStale } from "../lib/ops/requeue_stale.ts";
 import { cancelTasks, retryTasks } from "../lib/ops/task_transitions.ts";
-import { EMBEDDED, FIXTURE, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
+import { EMBEDDED, FIXTURE, IDS, insertFixture, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 type Row = {
   id: string;
@@ -32,7 +33,7 @@ Deno.test("seedtask enqueue inserts a queued task, prints its id and notifies ta
   const notified: string[] = [];
   const sub = await t.sql.listen(NOTIFY_CHANNEL, (payload) => notified.push(payload));
   try {
-    const r = await runCli([
+    const r = await runMain([
       ...t.args,
       "enqueue",
       "--type",
@@ -61,7 +62,7 @@ Deno.test("seedtask enqueue inserts a queued task, prints its id and notifies ta
     }
     if (!EMBEDDED) assert.deepEqual(notified, [id]);
 
-    const later = await runCli([
+    const later = await runMain([
       ...t.args,
       "enqueue",
       "--type",
@@ -73,9 +74,9 @@ Deno.test("seedtask enqueue inserts a queued task, prints its id and notifies ta
     const doc = JSON.parse(later.stdout);
     const delta = new Date(doc.run_after).getTime() - Date.now();
     assert.ok(delta > 590_000 && delta <= 600_000, `run_after in 10m, got ${delta}`);
-    const staged = await runCli([...t.args, "enqueue", "--type", "x", "--created", "--json"]);
+    const staged = await runMain([...t.args, "enqueue", "--type", "x", "--created", "--json"]);
     assert.equal(JSON.parse(staged.stdout).status, "created");
-    const at = await runCli([
+    const at = await runMain([
       ...t.args,
       "enqueue",
       "--type",
@@ -101,7 +102,7 @@ Deno.test("seedtask enqueue rejects bad input with exit 2 and inserts nothing", 
     [["--type", "x", "--run-after", "2030-13-45T99:00:00Z"], /not a valid ISO-8601 time/],
   ];
   for (const [args, message] of cases) {
-    const r = await runCli([...t.args, "enqueue", ...args]);
+    const r = await runMain([...t.args, "enqueue", ...args]);
     assert.equal(r.code, 2, `${args}: ${r.stderr}`);
     assert.match(r.stderr, message);
   }
@@ -142,21 +143,21 @@ Deno.test("cancel by id: created, queued and retry are cancelled; the rest refus
 Deno.test("seedtask cancel prints per-task results and exits 1 when any is refused", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const r = await runCli([...t.args, "cancel", "bbbb1", "dddd1"]);
+  const r = await runMain([...t.args, "cancel", "bbbb1", "dddd1"]);
   assert.equal(r.code, 1);
   assert.equal(r.stdout, "cancelled bbbb1000  graph_embed\n");
   assert.equal(r.stderr, 'error: Cannot cancel task "dddd1000": it is "completed"\n');
-  const ok = await runCli([...t.args, "cancel", "bbbb2", "--json"]);
+  const ok = await runMain([...t.args, "cancel", "bbbb2", "--json"]);
   assert.equal(ok.code, 0, ok.stderr);
   const doc = JSON.parse(ok.stdout);
   assert.deepEqual(doc.changed.map((x: { id: string }) => x.id), [IDS.queuedRecent]);
   assert.deepEqual(doc.refused, []);
-  const amb = await runCli([...t.args, "cancel", "bbbb"]);
+  const amb = await runMain([...t.args, "cancel", "bbbb"]);
   assert.equal(amb.code, 1);
   assert.match(amb.stderr, /prefix "bbbb" is ambiguous/);
-  const none = await runCli([...t.args, "cancel"]);
+  const none = await runMain([...t.args, "cancel"]);
   assert.equal(none.code, 2);
-  const both = await runCli([...t.args, "cancel", "bbbb3", "--type", "x"]);
+  const both = await runMain([...t.args, "cancel", "bbbb3", "--type", "x"]);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /either task ids or a filter, not both/);
 });
@@ -190,20 +191,20 @@ Deno.test("cancel and retry with a filter: a dry run without --yes, exact change
   await using t = await testSchema();
   await insertFixture(t);
   const before = await snapshot(t);
-  const dry = await runCli([...t.args, "cancel", "--type", "graph_embed"]);
+  const dry = await runMain([...t.args, "cancel", "--type", "graph_embed"]);
   assert.equal(dry.code, 0, dry.stderr);
   // graph_embed in created/queued/retry: created1, queuedOld, queuedScheduled, retryLater
   assert.match(dry.stdout, /^Would cancel 4 tasks:\n/);
   assert.match(dry.stdout, /Nothing changed\. Add --yes to apply\.\n$/);
   assert.deepEqual(await snapshot(t), before);
 
-  const json = await runCli([...t.args, "cancel", "--type", "graph_embed", "--json"]);
+  const json = await runMain([...t.args, "cancel", "--type", "graph_embed", "--json"]);
   const preview = JSON.parse(json.stdout);
   assert.equal(preview.dry_run, true);
   assert.equal(preview.count, 4);
   assert.equal(preview.sample.length, 4);
 
-  const applied = await runCli([
+  const applied = await runMain([
     ...t.args,
     "cancel",
     "--type",
@@ -216,7 +217,7 @@ Deno.test("cancel and retry with a filter: a dry run without --yes, exact change
   assert.match(applied.stdout, /Cancelled 2 tasks\n$/);
   onlyChanged(before, await snapshot(t), [IDS.queuedOld, IDS.queuedScheduled]);
 
-  const old = await runCli([...t.args, "retry", "--older-than", "4h", "--yes", "--json"]);
+  const old = await runMain([...t.args, "retry", "--older-than", "4h", "--yes", "--json"]);
   // failed or cancelled and not updated for 4h: failed5h, failed2d, cancelled1, cancelled2
   const doc = JSON.parse(old.stdout);
   assert.deepEqual(
@@ -224,13 +225,13 @@ Deno.test("cancel and retry with a filter: a dry run without --yes, exact change
     [IDS.failed5h, IDS.failed2d, IDS.cancelled1, IDS.cancelled2].sort(),
   );
 
-  const refused = await runCli([...t.args, "cancel", "--status", "completed", "--yes"]);
+  const refused = await runMain([...t.args, "cancel", "--status", "completed", "--yes"]);
   assert.equal(refused.code, 2);
   assert.match(
     refused.stderr,
     /cannot cancel tasks in status "completed": cancel applies to created, queued, retry/,
   );
-  const forceRunning = await runCli([
+  const forceRunning = await runMain([
     ...t.args,
     "cancel",
     "--status",
@@ -292,13 +293,13 @@ Deno.test("requeueStale() returns expired leases to retry, or failed at max atte
   );
   onlyChanged(before, after, [IDS.runningHealthy, IDS.runningStuck]);
 
-  const cli = await runCli([...t.args, "requeue-stale", "--older-than", "20m"]);
+  const cli = await runMain([...t.args, "requeue-stale", "--older-than", "20m"]);
   assert.equal(cli.code, 0, cli.stderr);
   assert.equal(
     cli.stdout,
     "moved cccc2000 to retry (attempts 1, locked by disp-a)\nRequeued 1, failed 0\n",
   );
-  const again = await runCli([...t.args, "requeue-stale", "--dry-run"]);
+  const again = await runMain([...t.args, "requeue-stale", "--dry-run"]);
   assert.equal(again.stdout, "No stale running tasks.\n");
 });
 
@@ -308,12 +309,12 @@ Deno.test("seedtask purge deletes only old terminal tasks, in batches, after a d
   await t.sql`insert into ${t.sql(t.table)} (type, status, updated_at)
     select 'old', 'completed', now() - interval '40 days' from generate_series(1, 2500)`;
   const before = await snapshot(t);
-  const dry = await runCli([...t.args, "purge", "--older-than", "30d"]);
+  const dry = await runMain([...t.args, "purge", "--older-than", "30d"]);
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, /^Would delete 2500 tasks \(showing the 10 most recently updated\):/);
   assert.deepEqual(await snapshot(t), before);
 
-  const r = await runCli([
+  const r = await runMain([
     ...t.args,
     "purge",
     "--older-than",
@@ -330,7 +331,7 @@ Deno.test("seedtask purge deletes only old terminal tasks, in batches, after a d
   assert.equal(after.size, FIXTURE.length);
 
   // failed tasks older than 1 day: only failed2d; other statuses untouched
-  const failed = await runCli([
+  const failed = await runMain([
     ...t.args,
     "purge",
     "--older-than",
@@ -342,10 +343,10 @@ Deno.test("seedtask purge deletes only old terminal tasks, in batches, after a d
   assert.equal(failed.stdout, "Deleted 1 task in 1 batch\n");
   assert.equal((await snapshot(t)).has(IDS.failed2d), false);
 
-  const bad = await runCli([...t.args, "purge", "--older-than", "1d", "--status", "queued"]);
+  const bad = await runMain([...t.args, "purge", "--older-than", "1d", "--status", "queued"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /cannot purge tasks in status "queued"/);
-  const missing = await runCli([...t.args, "purge", "--yes"]);
+  const missing = await runMain([...t.args, "purge", "--yes"]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /required option '--older-than <duration>'/);
 });

@@ -12,13 +12,13 @@ import { migrate } from "../lib/table/migrate.ts";
 import {
   EMBEDDED,
   eventually,
-  runCli,
   serverTest,
   spawnCli,
   TEST_DSN,
   type TestSchema,
   testSchema,
 } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 /** The pgbouncer binary: $PGBOUNCER, then PATH, then Debian's /usr/sbin/pgbouncer. */
 function findPgBouncer(): string | undefined {
@@ -215,7 +215,7 @@ async function serverTimeouts(bouncer: PgBouncer): Promise<string[]> {
 bouncerTest("without --pooler, stock PgBouncer's refusal is explained with the fix", async () => {
   await using bouncer = await startPgBouncer();
   await using t = await testSchema();
-  const r = await runCli(["--dsn", bouncer.dsn, "--table", t.table, "list"]);
+  const r = await runMain(["--dsn", bouncer.dsn, "--table", t.table, "list"]);
   assert.equal(r.code, 1);
   assert.equal(r.stdout, "");
   assert.match(
@@ -233,37 +233,37 @@ bouncerTest(
     const args = through(bouncer, t);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = await runCli([...args, "enqueue", "--type", "ping", "--domain", `d${i}`]);
+      const r = await runMain([...args, "enqueue", "--type", "ping", "--domain", `d${i}`]);
       ok(r, "enqueue");
       ids.push(r.stdout.trim());
     }
-    const list = await runCli([...args, "list", "--json"]);
+    const list = await runMain([...args, "list", "--json"]);
     ok(list, "list");
     assert.deepEqual(
       JSON.parse(list.stdout).items.map((x: { id: string }) => x.id).sort(),
       [...ids].sort(),
     );
     // --limit 0 streams through a server-side cursor inside one transaction
-    const stream = await runCli([...args, "list", "--limit", "0", "--format", "ndjson"]);
+    const stream = await runMain([...args, "list", "--limit", "0", "--format", "ndjson"]);
     ok(stream, "list --limit 0");
     assert.equal(stream.stdout.trim().split("\n").length, 3);
-    const show = await runCli([...args, "show", ids[0]!.slice(0, 8)]);
+    const show = await runMain([...args, "show", ids[0]!.slice(0, 8)]);
     ok(show, "show");
     assert.match(show.stdout, new RegExp(ids[0]!));
-    const stats = await runCli([...args, "stats", "--json"]);
+    const stats = await runMain([...args, "stats", "--json"]);
     ok(stats, "stats");
     assert.equal(JSON.parse(stats.stdout).status_counts.queued, 3);
-    const check = await runCli([...args, "check", "--max-queued", "10:20"]);
+    const check = await runMain([...args, "check", "--max-queued", "10:20"]);
     ok(check, "check");
     assert.match(check.stdout, /^SEEDTASK OK/);
-    const dispatch = await runCli([...args, "dispatch", "--once", "--exec", "cat >/dev/null"]);
+    const dispatch = await runMain([...args, "dispatch", "--once", "--exec", "cat >/dev/null"]);
     ok(dispatch, "dispatch --once");
     assert.equal((dispatch.stdout.match(/completed successfully/g) ?? []).length, 3);
     const [{ n }] = await t.sql`select count(*)::int as n from ${t.sql(t.table)}
       where status = 'completed' and attempts = 1` as unknown as [{ n: number }];
     assert.equal(n, 3);
     // The README's flag for PgBouncer works as well.
-    const legacy = await runCli([...through(bouncer, t, "--no-prepare"), "stats", "--json"]);
+    const legacy = await runMain([...through(bouncer, t, "--no-prepare"), "stats", "--json"]);
     ok(legacy, "stats --no-prepare");
     assert.equal(JSON.parse(legacy.stdout).status_counts.completed, 3);
     // Nothing seedtask did stayed behind on PgBouncer's server connections.
@@ -310,7 +310,7 @@ bouncerTest(
     const watchdog = setTimeout(unlock, 60_000);
     try {
       await isLocked;
-      const r = await runCli([...through(bouncer, t), "--statement-timeout", "1s", "list"]);
+      const r = await runMain([...through(bouncer, t), "--statement-timeout", "1s", "list"]);
       assert.equal(r.code, 1, r.stdout);
       assert.match(
         r.stderr,
@@ -379,7 +379,7 @@ async function seedcoreTable(t: TestSchema): Promise<void> {
 
 /** Runs `migrate --json` with `args`; returns the steps it applied. */
 async function migrateSteps(args: string[]): Promise<Array<{ sql: string }>> {
-  const r = await runCli([...args, "migrate", "--json"]);
+  const r = await runMain([...args, "migrate", "--json"]);
   ok(r, "migrate");
   return JSON.parse(r.stdout).steps;
 }
@@ -456,7 +456,7 @@ bouncerTest(
     try {
       await p.waitFor(LISTEN_WARNING);
       for (let i = 0; i < 3; i++) {
-        ok(await runCli([...through(bouncer, t), "enqueue", "--type", "ping"]), "enqueue");
+        ok(await runMain([...through(bouncer, t), "enqueue", "--type", "ping"]), "enqueue");
       }
       await p.waitFor(/(completed successfully[^]*){3}/);
     } finally {
@@ -489,7 +489,7 @@ bouncerTest(
     ]);
     try {
       await p.waitFor(/Listening for NOTIFY tasks_new on /);
-      const r = await runCli([...through(bouncer, t), "enqueue", "--type", "ping"]);
+      const r = await runMain([...through(bouncer, t), "enqueue", "--type", "ping"]);
       ok(r, "enqueue");
       await p.waitFor(new RegExp(`Task ${r.stdout.trim()} completed successfully`));
     } finally {
@@ -519,7 +519,7 @@ bouncerTest(
     ]);
     try {
       await p.waitFor(LISTEN_WARNING);
-      ok(await runCli([...through(bouncer, t), "enqueue", "--type", "ping"]), "enqueue");
+      ok(await runMain([...through(bouncer, t), "enqueue", "--type", "ping"]), "enqueue");
       await p.waitFor(/completed successfully/);
     } finally {
       p.child.kill("SIGTERM");

@@ -6,8 +6,9 @@ import { main } from "../main.ts";
 import type { CliResult } from "./helpers.ts";
 
 /**
- * Runs seedtask in this process with `env` as its whole environment (NO_COLOR set, nothing
- * inherited) and returns its exit code and output, like `runCli()`.
+ * Runs seedtask in this process with `env` as its whole environment — plus NO_COLOR, and PATH
+ * and HOME from the test process, as `runCli()` gives its child — and returns its exit code and
+ * output, like `runCli()`.
  */
 export async function runMain(
   args: string[],
@@ -16,7 +17,12 @@ export async function runMain(
   let stdout = "";
   let stderr = "";
   const code = await main(args, {
-    env: { NO_COLOR: "1", ...options.env },
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      NO_COLOR: "1",
+      ...options.env,
+    },
     stdout: (text) => void (stdout += text),
     stderr: (text) => void (stderr += text),
     isTTY: options.isTTY ?? false,

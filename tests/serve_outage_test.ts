@@ -9,7 +9,8 @@ import { connect } from "../lib/db.ts";
 import { ConnectionError, DatabaseError, TaskNotFoundError } from "../lib/errors.ts";
 import { createApp } from "../server/app.ts";
 import { DbGate, SERVE_CONNECT_OPTIONS, ShedError } from "../server/db_gate.ts";
-import { eventually, runCli, spawnCli } from "./helpers.ts";
+import { eventually, spawnCli } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 import { HAS_PG_BIN, privateCluster } from "./private_pg.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,9 +65,9 @@ Deno.test({
   ignore: !HAS_PG_BIN,
   async fn() {
     await using pg = await privateCluster();
-    const migrated = await runCli(["--dsn", pg.dsn, "migrate"]);
+    const migrated = await runMain(["--dsn", pg.dsn, "migrate"]);
     assert.equal(migrated.code, 0, migrated.stderr);
-    const enqueued = await runCli(["--dsn", pg.dsn, "enqueue", "--type", "outage_probe"]);
+    const enqueued = await runMain(["--dsn", pg.dsn, "enqueue", "--type", "outage_probe"]);
     assert.equal(enqueued.code, 0, enqueued.stderr);
 
     const port = 20_000 + Math.floor(Math.random() * 20_000);
