@@ -39,6 +39,8 @@ export interface AppDeps {
   requireTokenForReads?: boolean;
   /** How long /stats, /metrics and /check answers are reused. Default 1s. */
   cacheTtlMs?: number;
+  /** The clock of that reuse, in ms (default Date.now; tests move their own). */
+  cacheClock?: () => number;
   /** One line per request: method, path, status, ms. */
   log?: (line: string) => void;
   /** The log's dropped and pending line counts, for /metrics. */
@@ -141,7 +143,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     ...deps.shedding,
     probe: () => ping(db),
   });
-  const singleFlight = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
+  const singleFlight = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000, deps.cacheClock);
   // A computation shared by many requests is one unit of database work, not one per request.
   const cache = <T>(key: string, load: () => Promise<T>) =>
     singleFlight.get(key, () => gate.run(load)) as Promise<T>;

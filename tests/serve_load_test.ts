@@ -113,17 +113,24 @@ function metric(text: string, name: string): number {
 Deno.test("seedtask serve with a stdout nobody reads keeps answering, holds at most the bound of log lines, and counts the dropped ones in /metrics and the log", async () => {
   await using t = await testSchema();
   await insertFixture(t);
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MAIN, ...t.args, "serve", "--port", String(port)],
+    args: ["run", "--allow-all", "--quiet", MAIN, ...t.args, "serve", "--port", "0"],
     env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped", // and not read until the end: a pipe that fills and blocks
     stderr: "piped",
   }).spawn();
   const stderr = new Response(child.stderr).text();
-  const base = `http://127.0.0.1:${port}`;
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
   try {
+    // The first line names the port (--port 0); after it, stdout is not read until the end.
+    while (!/listening on http:\/\/127\.0\.0\.1:\d+ /.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`serve exited: ${out}${await stderr}`);
+      out += value;
+    }
+    const base = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+) /)![1]!;
     await eventually(
       async () => {
         try {
@@ -155,8 +162,6 @@ Deno.test("seedtask serve with a stdout nobody reads keeps answering, holds at m
     assert.ok(dropped > 0, `${dropped} dropped`);
 
     // Reading stdout lets the backlog out, led by the count of what was lost.
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
     const reported = () =>
       [...out.matchAll(/Z dropped (\d+) log lines: the output did not keep up\n/g)]
         .reduce((sum, m) => sum + Number(m[1]), 0);
@@ -193,7 +198,7 @@ Deno.test("seedtask serve with a stdout nobody reads keeps answering, holds at m
       child.kill("SIGKILL");
     } catch { /* exited */ }
     await child.status;
-    await child.stdout.cancel().catch(() => {});
+    await reader.cancel().catch(() => {});
     await stderr.catch(() => {});
   }
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { VERSION } from "../lib/version.ts";
 import { resolveConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
 import { createApp } from "../server/app.ts";
@@ -185,7 +186,7 @@ Deno.test("GET /health and /metrics; a database that is down is 503 without leak
   const app = createApp({ db: t.db });
   const health = await get(app, "/health");
   assert.equal(health.status, 200);
-  assert.deepEqual(health.body, { status: "ok", database: "ok", version: "0.1.0" });
+  assert.deepEqual(health.body, { status: "ok", database: "ok", version: VERSION });
   const m = await get(app, "/metrics");
   assert.equal(m.status, 200);
   assert.match(m.res.headers.get("content-type")!, /^text\/plain/);

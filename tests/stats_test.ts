@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { VERSION } from "../lib/version.ts";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
 import { fixtureCounts, IDS, insertFixture, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
@@ -123,7 +124,7 @@ Deno.test("seedtask stats --json keeps the seed's keys and matches the library",
     "completed_count",
     "failed_count",
   ]);
-  assert.equal(doc.version, "0.1.0");
+  assert.equal(doc.version, VERSION);
   const lib = JSON.parse(JSON.stringify(await getTaskStatistics(t.db)));
   for (
     const key of ["status_counts", "type_counts", "domain_counts", "high_attempts", "throughput"]
