@@ -32,12 +32,17 @@ export interface ConnectionConfig {
 
 /** Raw option values as they arrive from flags (strings) — validated here. */
 export interface ConfigFlags {
+  /** `--dsn`: the connection URL; otherwise `PG_DSN`, then `SEEDCORE_PG_DSN`. */
   dsn?: string;
+  /** `--table`: the task table, optionally schema-qualified. Default `tasks`. */
   table?: string;
+  /** `--statement-timeout`: a duration such as `30s`; `0` turns it off. */
   statementTimeout?: string;
+  /** `--no-prepare` gives `false`: no prepared statements (implies pooler mode). */
   prepare?: boolean;
   /** Pooler mode (see {@link ConnectionConfig.pooler}); `prepare: false` implies it. */
   pooler?: boolean;
+  /** Upper bound of the connection pool. */
   maxConnections?: number;
 }
 

@@ -13,6 +13,7 @@ import {
   parseInput,
   ruled,
   text,
+  type Transformed,
   wholeNumber,
   withDefault,
 } from "./fields.ts";
@@ -31,7 +32,9 @@ export const MAX_SEARCH_LENGTH = 1_000;
 export interface ListFilter {
   /** One or several statuses (any of them). */
   statuses?: readonly TaskStatus[];
+  /** Only this task type (exact match). */
   type?: string;
+  /** Only this domain (exact match). */
   domain?: string;
   /** Case-insensitive text in description or error. */
   search?: string;
@@ -95,8 +98,16 @@ export function toListFilter(
   };
 }
 
+/**
+ * The type of {@link ListFilterObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type ListFilterObjectType = typeof ListFilterObject;
+
 /** {@link ListFilterObject} producing the library's {@link ResolvedListFilter}. */
-export const ListFilterSchema = ListFilterObject.transform(toListFilter);
+export const ListFilterSchema: Transformed<ListFilterObjectType, ResolvedListFilter> =
+  ListFilterObject.transform(toListFilter);
 
 /** Checks a library caller's {@link ListFilter} by the same rules, and applies the defaults. */
 export function resolveListFilter(filter: ListFilter = {}): ResolvedListFilter {

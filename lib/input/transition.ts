@@ -5,14 +5,25 @@
 import { z } from "zod";
 import { InvalidInputError } from "../errors.ts";
 import type { TaskStatus } from "../table/contract.ts";
-import { duration, flag, parseInput, ruled, text, withDefault } from "./fields.ts";
+import {
+  duration,
+  flag,
+  parseInput,
+  ruled,
+  text,
+  type Transformed,
+  withDefault,
+} from "./fields.ts";
 import { statusList } from "./list_filter.ts";
 import { MAX_NAME_LENGTH } from "./new_task.ts";
 
 /** Selects tasks for a bulk operation. Every field narrows the selection. */
 export interface TaskFilter {
+  /** Only tasks in one of these statuses. */
   statuses?: readonly TaskStatus[];
+  /** Only this task type. */
   type?: string;
+  /** Only this domain. */
   domain?: string;
   /** Only tasks not updated for at least this long. */
   olderThanMs?: number;
@@ -51,23 +62,34 @@ export const TransitionObject = z.strictObject({
 
 /** A transition: either ids or a filter, and whether to force it. */
 export interface TransitionOptions {
+  /** Task ids or unique prefixes to act on; absent when a filter is given. */
   ids?: string[];
+  /** The tasks to act on by filter; absent when ids are given. */
   filter?: TaskFilter;
+  /** Also cancel running tasks (their dispatcher's result is then refused). */
   force: boolean;
 }
 
+/**
+ * The type of {@link TransitionObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type TransitionObjectType = typeof TransitionObject;
+
 /** {@link TransitionObject} producing {@link TransitionOptions}: ids or a filter, not both. */
-export const TransitionSchema = TransitionObject.transform((o, ctx): TransitionOptions => {
-  const filter = toTaskFilter(o);
-  const ids = o.ids?.length ? o.ids : undefined;
-  ruled(ctx, o, () => {
-    if (ids && filter) throw new InvalidInputError("Give either task ids or a filter, not both");
-    if (!ids && !filter) {
-      throw new InvalidInputError("Give task ids or a filter (a status, type, domain or age)");
-    }
+export const TransitionSchema: Transformed<TransitionObjectType, TransitionOptions> =
+  TransitionObject.transform((o, ctx): TransitionOptions => {
+    const filter = toTaskFilter(o);
+    const ids = o.ids?.length ? o.ids : undefined;
+    ruled(ctx, o, () => {
+      if (ids && filter) throw new InvalidInputError("Give either task ids or a filter, not both");
+      if (!ids && !filter) {
+        throw new InvalidInputError("Give task ids or a filter (a status, type, domain or age)");
+      }
+    });
+    return { ids, filter, force: o.force };
   });
-  return { ids, filter, force: o.force };
-});
 
 /** Checks a library caller's {@link TaskFilter} by the same rules. */
 export function resolveTaskFilter(filter: TaskFilter): TaskFilter {

@@ -3,6 +3,7 @@ import { InvalidInputError, OutOfRangeError } from "../errors.ts";
 import type { FilterPreview } from "./task_transitions.ts";
 import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../table/contract.ts";
 
+/** What {@link purgeTasks} deletes, and how. */
 export interface PurgeOptions {
   /** Only tasks not updated for at least this long (required: purge never touches new work). */
   olderThanMs: number;
@@ -14,8 +15,11 @@ export interface PurgeOptions {
   onProgress?: (deleted: number, expected: number) => void;
 }
 
+/** What {@link purgeTasks} deleted. */
 export interface PurgeResult {
+  /** Rows deleted. */
   deleted: number;
+  /** DELETE statements it took. */
   batches: number;
 }
 

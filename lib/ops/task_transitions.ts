@@ -12,20 +12,27 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** A transition that did not happen, and why. */
 export interface RefusedTransition {
+  /** The task's full id. */
   id: string;
+  /** Its status, which the transition does not apply to. */
   status: TaskStatus;
+  /** Why it was refused, one line. */
   message: string;
 }
 
 /** What a transition by ids changed (rows after the change) and what it refused. */
 export interface TransitionReport {
+  /** The tasks that changed, as they are after the change. */
   changed: Task[];
+  /** The tasks that were left alone, each with the reason. */
   refused: RefusedTransition[];
 }
 
 /** What a filter would touch: how many tasks, and the ten most recently updated of them. */
 export interface FilterPreview {
+  /** How many tasks match. */
   count: number;
+  /** The ten most recently updated of them. */
   sample: Task[];
 }
 

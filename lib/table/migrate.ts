@@ -27,6 +27,7 @@ import {
 export interface MigrationStep {
   /** What the statement does, for humans. */
   description: string;
+  /** The statement. */
   sql: string;
   /**
    * False for statements PostgreSQL refuses inside a transaction block (CREATE INDEX
@@ -35,7 +36,9 @@ export interface MigrationStep {
   transactional: boolean;
 }
 
+/** What {@link migrate} has to do to bring a table up to the contract. */
 export interface MigrationPlan {
+  /** The statements, in order. */
   steps: MigrationStep[];
   /**
    * What migrate did otherwise than planned, or chose not to do, and why: the search index
@@ -45,7 +48,9 @@ export interface MigrationPlan {
   notes: string[];
 }
 
+/** What {@link migrate} did, or would do in a dry run. */
 export interface MigrationResult extends MigrationPlan {
+  /** True when nothing was changed (`--dry-run`). */
   dryRun: boolean;
 }
 
