@@ -68,6 +68,11 @@ function sourceName(source: ConnectionConfig["dsnSource"]): string {
  * Resolves the connection settings once: flag > PG_DSN > SEEDCORE_PG_DSN > the seed's default.
  * `env` is passed in (not read here) so that lib/ stays free of process state. An empty
  * variable counts as unset; an empty `--dsn` is a mistake, not a request for the default.
+ *
+ * @example
+ * ```ts
+ * const config = resolveConfig({ dsn: "postgres://postgres@127.0.0.1/test" }, Deno.env.toObject());
+ * ```
  */
 export function resolveConfig(
   flags: ConfigFlags,

@@ -109,6 +109,16 @@ const current = new WeakMap<Db, AsyncLocalStorage<Lane>>();
  * `ignore_startup_parameters` drops it silently. It travels with every transaction instead:
  * {@link guard} runs each lib operation in a transaction that starts by setting it, and
  * `db.sql` sends the operation's queries into that transaction.
+ *
+ * @example
+ * ```ts
+ * const db = connect(resolveConfig({ table: "tasks" }, Deno.env.toObject()));
+ * try {
+ *   const page = await listTasks(db, { statuses: ["failed"], limit: 20 });
+ * } finally {
+ *   await db.close();
+ * }
+ * ```
  */
 export function connect(config: ConnectionConfig, options: ConnectOptions = {}): Db {
   dropDriverStartupRejections();

@@ -3,7 +3,7 @@
  *
  * @example
  * ```ts
- * import { TaskTableHelper } from "./lib/mod.ts";
+ * import { TaskTableHelper } from "@seedtask/seedtask";
  *
  * await using helper = await TaskTableHelper.connect({ dsn: Deno.env.get("PG_DSN") });
  * const stats = await helper.getTaskStatistics();

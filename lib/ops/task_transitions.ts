@@ -210,6 +210,12 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
 /**
  * Cancels tasks by id or unique prefix: created, queued and retry tasks (and running ones with
  * `force`). Returns the changed rows and, per task, each refused transition.
+ *
+ * @example
+ * ```ts
+ * const { changed, refused } = await cancelTasks(db, ["1a2b3c4d"]);
+ * for (const r of refused) console.log(`${r.id}: ${r.message}`);
+ * ```
  */
 export function cancelTasks(
   db: Db,
@@ -247,7 +253,13 @@ export function previewRetryWhere(db: Db, filter: TaskFilter): Promise<FilterPre
   return previewFilter(db, RETRY, filter);
 }
 
-/** Retries every failed or cancelled task matching the filter; returns them. */
+/** Retries every failed or cancelled task matching the filter; returns them. *
+ * @example
+ * ```ts
+ * const preview = await previewRetryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * if (preview.count < 100) await retryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * ```
+ */
 export function retryWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
   return transitionFilter(db, RETRY, filter);
 }

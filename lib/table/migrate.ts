@@ -312,6 +312,12 @@ async function withMigrateLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
  * transaction pooler. Consecutive transactional steps run as one transaction; CREATE INDEX
  * CONCURRENTLY and ALTER TYPE ... ADD VALUE on their own, outside a transaction and without
  * the statement timeout (see {@link runUntimed}).
+ *
+ * @example
+ * ```ts
+ * console.log(migrationScript(await planMigration(db))); // what it would run
+ * await migrate(db);
+ * ```
  */
 export async function migrate(
   db: Db,
