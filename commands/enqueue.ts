@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
 import { InvalidInputError } from "../lib/errors.ts";
-import { NewTaskSchema } from "../lib/input/new_task.ts";
+import { NewTaskObject, NewTaskSchema } from "../lib/input/new_task.ts";
 import { type Context, json, withDb } from "./context.ts";
-import { parseFlags } from "./options.ts";
+import { fieldHelp, parseFlags } from "./options.ts";
 
 interface EnqueueFlags {
   params?: string;
@@ -26,10 +26,10 @@ export function registerEnqueue(program: Command, ctx: Context): void {
     .command("enqueue")
     .description("Insert a queued task (or a staged one with --created) and notify dispatchers")
     .requiredOption("--type <type>", "task type, e.g. graph_embed")
-    .option("--params <json>", 'parameters as JSON (default: "{}")')
+    .option("--params <json>", fieldHelp(NewTaskObject, "params", "parameters as JSON"))
     .option("--description <text>", "human-readable description")
     .option("--domain <domain>", "domain, e.g. user_123")
-    .option("--drift-score <n>", "drift score (default: 0)")
+    .option("--drift-score <n>", fieldHelp(NewTaskObject, "drift_score", "drift score"))
     .option("--run-after <when>", "not before: a duration from now (5m) or an ISO-8601 time")
     .option("--created", "insert as created (staged, not claimable) instead of queued")
     .option("--json", "print the inserted row as JSON")

@@ -2,7 +2,6 @@ import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
 import { csvHeader, formatCsvRows, formatNdjson, formatTaskTable } from "../lib/format/tasks.ts";
 import {
-  DEFAULT_LIST_LIMIT,
   ListFilterObject,
   MAX_LIST_LIMIT,
   pageSize,
@@ -10,7 +9,7 @@ import {
 } from "../lib/input/list_filter.ts";
 import { listTasks, streamTasks } from "../lib/queries/list_tasks.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
-import { collect, parseFlags } from "./options.ts";
+import { collect, fieldHelp, parseFlags } from "./options.ts";
 
 interface ListOptions {
   fullId?: boolean;
@@ -49,12 +48,19 @@ export function registerList(program: Command, ctx: Context): void {
     .option("--search <text>", "text in description or error (case-insensitive)")
     .option(
       "--limit <n>",
-      `page size, 1-${MAX_LIST_LIMIT}; 0 streams every match (ndjson/csv only) (default: ${DEFAULT_LIST_LIMIT})`,
+      fieldHelp(
+        ListFilterObject,
+        "limit",
+        `page size, 1-${MAX_LIST_LIMIT}; 0 streams every match (ndjson/csv only)`,
+      ),
     )
-    .option("--sort <key>", 'updated or created (newest first) (default: "updated")')
+    .option("--sort <key>", fieldHelp(ListFilterObject, "sort", "newest first by this time"))
     .option("--after <cursor>", "continue after a previous page (its next_cursor)")
     .option("--full-id", "show full task ids in the table")
-    .option("--format <format>", "table, json, ndjson or csv", undefined)
+    .option(
+      "--format <format>",
+      `output format (choices: ${FORMATS.map((f) => `"${f}"`).join(", ")}, default: "table")`,
+    )
     .option("--json", "same as --format json: {items, next_cursor}")
     .action(async (opts: ListOptions, cmd: Command) => {
       const format = parseFormat(opts);
