@@ -57,6 +57,7 @@ export interface BlockResult {
 }
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /** Commands that need a process of their own: they serve, wait, or read stdin. */
 const SPAWNED_COMMANDS = new Set(["serve", "dispatch", "demo", "listen"]);
@@ -74,30 +75,38 @@ export function runsInProcess(args: string[], env: Record<string, string>): bool
   return !(command !== undefined && SPAWNED_COMMANDS.has(command));
 }
 
-/** The `seedtask` script put on PATH: hands the call to `url`, or runs `deno run main.ts`. */
-function wrapperScript(url: string): string {
+/**
+ * The `seedtask` script put on PATH: hands the call to the test process on `port`, or runs
+ * `deno run main.ts`. It uses bash builtins only (`/dev/tcp`, `read -N`), so a call in process
+ * costs one bash start: the request is the working directory, the arguments and the
+ * environment, NUL-separated and counted; the answer is the exit code, then stderr and stdout,
+ * each after its length in bytes.
+ */
+function wrapperScript(port: number): string {
   const deno = Deno.execPath();
-  return `#!/bin/sh
+  return `#!/usr/bin/env bash
 # seedtask for the docs examples test: runs in the test process when it can.
-t=$(mktemp -d) || exit 70
-for a in "$@"; do printf '%s\\0' "$a"; done > "$t/args"
-env -0 > "$t/env"
-answer=$(curl -sS --max-time 600 --data-binary "$t" '${url}') || { rm -rf "$t"; exit 70; }
-if [ "$answer" = spawn ]; then
-  rm -rf "$t"
-  exec '${deno}' run --allow-all --quiet '${MAIN}' "$@"
+export LC_ALL=C
+vars=($(compgen -e))
+exec 3<>/dev/tcp/127.0.0.1/${port} || exit 70
+{
+  printf '%s\\0' "$PWD" "$#" "$@" "\${#vars[@]}"
+  for v in "\${vars[@]}"; do printf '%s=%s\\0' "$v" "\${!v}"; done
+} >&3
+IFS= read -r code <&3
+[ -n "$code" ] || { echo "seedtask (docs test wrapper): the test process did not answer" >&2; exit 70; }
+if [ "$code" = spawn ]; then
+  exec 3>&-
+  exec '${deno}' run --allow-all --quiet --config '${CONFIG}' '${MAIN}' "$@"
 fi
-cat "$t/out"
-cat "$t/err" >&2
-rm -rf "$t"
-exit "$answer"
+IFS= read -r n <&3
+err=; [ "$n" -gt 0 ] && IFS= read -r -d '' -N "$n" err <&3
+IFS= read -r n <&3
+out=; [ "$n" -gt 0 ] && IFS= read -r -d '' -N "$n" out <&3
+printf '%s' "$err" >&2
+printf '%s' "$out"
+exit "$code"
 `;
-}
-
-function splitNul(text: string): string[] {
-  const parts = text.split("\0");
-  parts.pop();
-  return parts;
 }
 
 /**
@@ -106,36 +115,77 @@ function splitNul(text: string): string[] {
  */
 export async function seedtaskOnPath(): Promise<{ bin: string } & AsyncDisposable> {
   const bin = await Deno.makeTempDir({ prefix: "seedtask-docs-bin-" });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    const dir = await req.text();
-    const args = splitNul(await Deno.readTextFile(`${dir}/args`));
-    const env: Record<string, string> = {};
-    for (const entry of splitNul(await Deno.readTextFile(`${dir}/env`))) {
-      const at = entry.indexOf("=");
-      if (at > 0) env[entry.slice(0, at)] = entry.slice(at + 1);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      void serveCall(conn).catch(() => {}).finally(() => conn.close());
     }
-    if (!runsInProcess(args, env)) return new Response("spawn");
-    let out = "";
-    let err = "";
-    const code = await main(args, {
-      env,
-      stdout: (text) => void (out += text),
-      stderr: (text) => void (err += text),
-      isTTY: false,
-    });
-    await Deno.writeTextFile(`${dir}/out`, out);
-    await Deno.writeTextFile(`${dir}/err`, err);
-    return new Response(String(code));
-  });
-  const url = `http://127.0.0.1:${server.addr.port}/`;
-  await Deno.writeTextFile(`${bin}/seedtask`, wrapperScript(url), { mode: 0o755 });
+  })();
+  await Deno.writeTextFile(`${bin}/seedtask`, wrapperScript(listener.addr.port), { mode: 0o755 });
   return {
     bin,
     async [Symbol.asyncDispose]() {
-      await server.shutdown();
+      listener.close();
+      await serving.catch(() => {});
       await Deno.remove(bin, { recursive: true });
     },
   };
+}
+
+/** Reads one call from `conn` (see {@link wrapperScript}), runs it, and answers. */
+async function serveCall(conn: Deno.Conn): Promise<void> {
+  const fields: string[] = [];
+  const dec = new TextDecoder();
+  let pending = new Uint8Array(0);
+  const buf = new Uint8Array(65536);
+  const complete = () => {
+    if (fields.length < 2) return false;
+    const argc = Number(fields[1]);
+    if (fields.length < 3 + argc) return false;
+    return fields.length >= 3 + argc + Number(fields[2 + argc]);
+  };
+  while (!complete()) {
+    const n = await conn.read(buf);
+    if (n === null) return;
+    const joined = new Uint8Array(pending.length + n);
+    joined.set(pending);
+    joined.set(buf.subarray(0, n), pending.length);
+    let start = 0;
+    for (let i = 0; i < joined.length; i++) {
+      if (joined[i] === 0) {
+        fields.push(dec.decode(joined.subarray(start, i)));
+        start = i + 1;
+      }
+    }
+    pending = joined.slice(start);
+  }
+  const argc = Number(fields[1]);
+  const args = fields.slice(2, 2 + argc);
+  const env: Record<string, string> = {};
+  for (const entry of fields.slice(3 + argc)) {
+    const at = entry.indexOf("=");
+    if (at > 0) env[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  const enc = new TextEncoder();
+  const write = async (bytes: Uint8Array) => {
+    let rest = bytes;
+    while (rest.length) rest = rest.subarray(await conn.write(rest));
+  };
+  if (!runsInProcess(args, env)) return await write(enc.encode("spawn\n"));
+  let out = "";
+  let err = "";
+  const code = await main(args, {
+    env,
+    stdout: (text) => void (out += text),
+    stderr: (text) => void (err += text),
+    isTTY: false,
+  });
+  const errBytes = enc.encode(err);
+  const outBytes = enc.encode(out);
+  await write(enc.encode(`${code}\n${errBytes.length}\n`));
+  await write(errBytes);
+  await write(enc.encode(`${outBytes.length}\n`));
+  await write(outBytes);
 }
 
 /** Runs `block` with bash (`-e -o pipefail -x`) in `cwd` with `env`. */
