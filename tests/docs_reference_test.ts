@@ -33,3 +33,14 @@ Deno.test("docs: the reference lists every command and flag, defaults from the s
   assert.deepEqual(sort.choices, '"updated", "created"');
   assert.equal(sort.dflt, '"updated"');
 });
+
+Deno.test("npm package: the version is deno.json's, and it ships every directory main.ts needs", async () => {
+  const pkg = JSON.parse(await Deno.readTextFile(new URL("package.json", ROOT)));
+  const deno = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  assert.equal(pkg.version, deno.version);
+  assert.equal(pkg.bin.seedtask, "bin/seedtask.cjs");
+  const main = await Deno.readTextFile(new URL("main.ts", ROOT));
+  const dirs = new Set([...main.matchAll(/from "\.\/(\w+)\//g)].map((m) => `${m[1]}/`));
+  for (const dir of dirs) assert.ok(pkg.files.includes(dir), `package.json "files" lacks ${dir}`);
+  assert.ok(pkg.files.includes("deno.lock") && pkg.files.includes("deno.json"));
+});
