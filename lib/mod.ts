@@ -72,6 +72,7 @@ export {
 } from "./ops/task_transitions.ts";
 export { type RequeuedTask, type RequeueOptions, requeueStale } from "./ops/requeue_stale.ts";
 export {
+  DEFAULT_PURGE_BATCH,
   previewPurge,
   type PurgeOptions,
   type PurgeResult,
