@@ -11,7 +11,17 @@ const path = require("node:path");
 
 /** The Deno executable of the `deno` npm package (its postinstall puts it next to package.json). */
 function denoExecutable() {
-  const dir = path.dirname(require.resolve("deno/package.json"));
+  let dir;
+  try {
+    dir = path.dirname(require.resolve("deno/package.json"));
+  } catch {
+    process.stderr.write(
+      "error: seedtask needs the npm package deno, which is not installed next to it — " +
+        "install seedtask from a tarball (npm pack, then npm install -g seedtask-<version>.tgz), " +
+        "or run npm install in the checkout first\n",
+    );
+    process.exit(1);
+  }
   const exe = path.join(dir, os.platform() === "win32" ? "deno.exe" : "deno");
   if (fs.existsSync(exe)) return { command: exe, args: [] };
   // Without its postinstall (npm --ignore-scripts), the package's own launcher finds the binary.
