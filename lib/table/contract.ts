@@ -275,3 +275,36 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
     ], { method: "gin", opclass: "gin_trgm_ops", trgm: true }),
   ];
 }
+
+/**
+ * The table where seedtask dispatchers register themselves (`seedtask workers`), created by
+ * `migrate` next to the task table (in its schema). One row per running dispatcher of a task
+ * table: written at start, refreshed with its heartbeat, deleted on a clean stop. A row whose
+ * `last_seen_at` is older than its `lease_ms` belongs to a dispatcher that died.
+ */
+export const WORKERS_TABLE = "seedtask_workers";
+
+/** The columns of {@link WORKERS_TABLE}, as CREATE TABLE takes them. */
+export const WORKER_COLUMNS: readonly string[] = [
+  "table_name text not null",
+  "name text not null",
+  "host text",
+  "pid integer",
+  "version text",
+  "started_at timestamptz not null default now()",
+  "last_seen_at timestamptz not null default now()",
+  "concurrency integer",
+  "types text[]",
+  "lease_ms integer",
+  "in_flight integer not null default 0",
+  "claimed bigint not null default 0",
+  "completed bigint not null default 0",
+  "retried bigint not null default 0",
+  "failed bigint not null default 0",
+  "primary key (table_name, name)",
+];
+
+/** `seedtask_workers`, qualified with the task table's schema when it has one. */
+export function workersTableName(schema: string | undefined): string {
+  return schema ? `${schema}.${WORKERS_TABLE}` : WORKERS_TABLE;
+}
