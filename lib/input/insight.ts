@@ -8,6 +8,7 @@ import { parseDuration } from "../duration.ts";
 import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 import type { TaskStatus } from "../table/contract.ts";
 import { duration, flag, parseInput, text, wholeNumber, withDefault } from "./fields.ts";
+import { groupId } from "./transition.ts";
 import { statusList } from "./list_filter.ts";
 import { MAX_NAME_LENGTH } from "./new_task.ts";
 
@@ -173,3 +174,20 @@ export const WorkersObject = z.strictObject({
 
 /** {@link WorkersObject} producing the library's options. */
 export const WorkersSchema = WorkersObject.transform((o): WorkersOptions => ({ all: o.all }));
+
+/** `POST /failures/{group}/retry|cancel`: the group, from the path. */
+export const FailureGroupParam = z.object({
+  group: groupId("group").meta({
+    description: "The failure group's id (12 hex digits, from GET /failures)",
+    example: "ba5e7e9727db",
+  }),
+});
+
+/**
+ * `POST /failures/{group}/retry|cancel`'s body. A dry run unless told otherwise, as every
+ * transition by filter (the CLI's `--yes`): the answer says how many tasks it would change.
+ */
+export const GroupActionSchema = z.strictObject({
+  dry_run: withDefault(flag("dry_run"), true)
+    .meta({ description: "Only report what would change (default); false applies it" }),
+});

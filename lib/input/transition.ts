@@ -44,7 +44,7 @@ export function groupId(key: string): Field<string> {
     if (!GROUP_ID_PATTERN.test(id)) {
       throw new InvalidInputError(
         `Invalid ${key} "${shown(value)}": expected the 12-character id of a failure group ` +
-          "(the first column of seedtask failures)",
+          "(seedtask failures shows it)",
       );
     }
     return id;
