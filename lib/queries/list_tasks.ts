@@ -77,9 +77,11 @@ export function listTasksQuery(
     );
   }
   for (const match of filter.params ?? []) {
-    // Containment of a one-key object: the form the jsonb_path_ops GIN index (params_idx) serves.
+    // Containment of a one-key object: the form the jsonb_path_ops GIN index (params_idx)
+    // serves. ::text first: a parameter the server types as jsonb is JSON-encoded again by
+    // postgres.js (the object's text would arrive as one JSON string).
     const forms = match.values.map((v) =>
-      sql`params @> ${JSON.stringify({ [match.key]: v })}::jsonb`
+      sql`params @> ${JSON.stringify({ [match.key]: v })}::text::jsonb`
     );
     conditions.push(
       forms.length === 1 ? forms[0]! : sql`(${forms.reduce((acc, f) => sql`${acc} or ${f}`)})`,
