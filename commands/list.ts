@@ -8,7 +8,9 @@ import {
   pageSize,
   toListFilter,
 } from "../lib/input/list_filter.ts";
+import { getTableInfo } from "../lib/db.ts";
 import { listTasks, streamTasks } from "../lib/queries/list_tasks.ts";
+import type { Task } from "../lib/table/contract.ts";
 import { pageTotal } from "../lib/queries/list_total.ts";
 import { type Context, json, outputWidth, useEmoji, withDb } from "./context.ts";
 import { collect, parseFlags } from "./options.ts";
@@ -75,29 +77,38 @@ export function registerList(program: Command, ctx: Context): void {
         throw new InvalidInputError("--limit 0 (everything) needs --format ndjson or csv");
       }
       await withDb(ctx, cmd, async (db) => {
-        if (exports && (limit === 0 || opts.limit === undefined)) {
-          // An export is every match unless --limit says otherwise, streamed through a
-          // server-side cursor: memory stays flat on any table size.
-          if (format === "csv") await ctx.out(csvHeader());
-          for await (const batch of streamTasks(db, { ...filter, limit: 1 })) {
-            await ctx.out(format === "csv" ? formatCsvRows(batch) : formatNdjson(batch));
-          }
-          return;
-        }
-        const page = await listTasks(db, { ...filter, limit });
         if (exports) {
-          await ctx.out(
-            format === "csv" ? csvHeader() + formatCsvRows(page.items) : formatNdjson(page.items),
-          );
+          // The table's columns in its order, as every ndjson line has them.
+          const columns = [...(await getTableInfo(db)).columns.keys()];
+          const write = async (tasks: readonly Task[], first: boolean) =>
+            await ctx.out(
+              format === "csv"
+                ? (first ? csvHeader(columns) : "") + formatCsvRows(tasks, columns)
+                : formatNdjson(tasks),
+            );
+          if (limit === 0 || opts.limit === undefined) {
+            // An export is every match unless --limit says otherwise, streamed through a
+            // server-side cursor: memory stays flat on any table size.
+            let first = true;
+            for await (const batch of streamTasks(db, { ...filter, limit: 1 })) {
+              await write(batch, first);
+              first = false;
+            }
+            if (first) await write([], true);
+            return;
+          }
+          const page = await listTasks(db, { ...filter, limit });
+          await write(page.items, true);
           if (page.next_cursor) {
             // Data on stdout stays pure; the person exporting learns the file is not all.
             await ctx.err(
-              `note: wrote the first ${page.items.length} matches (--limit ${limit}); more match: ` +
-                `drop --limit for all, or add --after ${page.next_cursor}\n`,
+              `note: wrote the first ${page.items.length} matches (--limit ${limit}); more ` +
+                `match: drop --limit for all of them, or add --after ${page.next_cursor}\n`,
             );
           }
           return;
         }
+        const page = await listTasks(db, { ...filter, limit });
         const total = await pageTotal(db, { ...filter, limit }, page, { exact: opts.exact });
         if (format === "json") {
           return await json(ctx, {

@@ -2,7 +2,7 @@ import { formatDuration } from "../duration.ts";
 import type { ListTotal } from "../queries/list_total.ts";
 import { displayWidth, oneLine, renderTable } from "./table.ts";
 import { formatAge, formatUtc, formatUtcRelative } from "./time.ts";
-import { CONTRACT_COLUMNS, LEASE_COLUMNS, type Task, type TaskStatus } from "../table/contract.ts";
+import { CONTRACT_COLUMNS, type Task, type TaskStatus } from "../table/contract.ts";
 import { shortId } from "../queries/task_id.ts";
 
 /** How a human-facing formatter decorates its output. */
@@ -247,9 +247,6 @@ export function formatTaskDetails(task: Task, options: DisplayOptions = {}): str
   return out.join("\n") + "\n";
 }
 
-/** The contract's columns without the lease ones (those are dispatcher internals). */
-const CSV_COLUMNS = CONTRACT_COLUMNS.filter((c) => !LEASE_COLUMNS.includes(c));
-
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return "";
   const text = value instanceof Date
@@ -260,14 +257,17 @@ function csvCell(value: unknown): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** The CSV header line (RFC 4180). */
-export function csvHeader(): string {
-  return CSV_COLUMNS.join(",") + "\n";
+/**
+ * The CSV header line (RFC 4180): the table's columns, in its order — the keys of every
+ * ndjson line, so both exports carry the same columns.
+ */
+export function csvHeader(columns: readonly string[]): string {
+  return columns.map(csvCell).join(",") + "\n";
 }
 
-/** CSV lines of tasks; params and result as JSON text. */
-export function formatCsvRows(tasks: readonly Task[]): string {
-  return tasks.map((t) => CSV_COLUMNS.map((c) => csvCell(t[c])).join(",") + "\n").join("");
+/** CSV lines of tasks, one cell per column of `columns`; params and result as JSON text. */
+export function formatCsvRows(tasks: readonly Task[], columns: readonly string[]): string {
+  return tasks.map((t) => columns.map((c) => csvCell(t[c])).join(",") + "\n").join("");
 }
 
 /** One JSON document per line. */
