@@ -37,7 +37,8 @@ interface PlanNode {
 /**
  * How many tasks match `filter` — counted when that is cheap, otherwise the planner's estimate,
  * so a `list` on a 10M-row table answers in milliseconds. `{ exact: true }` always counts
- * every match (a full index or table scan on a large table).
+ * every match (a full index or table scan on a large table); `maxCost` replaces
+ * {@link MAX_COUNT_COST}.
  *
  * The choice reads the plan of the matching rows (`EXPLAIN`, no execution): when reading all
  * of them costs at most {@link MAX_COUNT_COST}, they are counted; when the planner expects only
@@ -51,8 +52,9 @@ interface PlanNode {
 export async function countListTotal(
   db: Db,
   filter: ListFilter | ResolvedListFilter = {},
-  options: { exact?: boolean } = {},
+  options: { exact?: boolean; maxCost?: number } = {},
 ): Promise<ListTotal> {
+  const maxCost = options.maxCost ?? MAX_COUNT_COST;
   const all = { ...resolveListFilter(filter), after: undefined };
   return await guard(db, async () => {
     const sql = db.sql;
@@ -72,11 +74,11 @@ export async function countListTotal(
     const plan = (typeof doc === "string" ? JSON.parse(doc) : doc)[0].Plan as PlanNode;
     const rows = Math.max(0, Math.round(plan["Plan Rows"]));
     const cost = plan["Total Cost"];
-    if (cost <= MAX_COUNT_COST) return { total: await count(null), exact: true, note: null };
+    if (cost <= maxCost) return { total: await count(null), exact: true, note: null };
     // Reading only the first COUNT_CAP + 1 matches costs about this fraction of reading all.
     const share = Math.min(1, (COUNT_CAP + 1) / Math.max(1, rows));
     const boundedCost = plan["Startup Cost"] + (cost - plan["Startup Cost"]) * share;
-    if (rows <= COUNT_CAP * 2 && boundedCost <= MAX_COUNT_COST) {
+    if (rows <= COUNT_CAP * 2 && boundedCost <= maxCost) {
       const n = await count(COUNT_CAP + 1);
       if (n <= COUNT_CAP) return { total: n, exact: true, note: null };
       return {
@@ -97,7 +99,7 @@ export async function pageTotal(
   db: Db,
   filter: ListFilter | ResolvedListFilter,
   page: { items: readonly unknown[]; next_cursor: string | null },
-  options: { exact?: boolean } = {},
+  options: { exact?: boolean; maxCost?: number } = {},
 ): Promise<ListTotal> {
   const resolved = resolveListFilter(filter);
   if (!resolved.after && page.next_cursor === null) {
