@@ -183,6 +183,8 @@ export interface MainContext {
   stderr?: (text: string) => void | Promise<void>;
   /** Whether stdout is a terminal (default: asks the process's stdout; false with `stdout`). */
   isTTY?: boolean;
+  /** Width of that terminal in columns (default: the process's, when stdout is a terminal). */
+  columns?: number;
 }
 
 /**
@@ -194,6 +196,15 @@ export interface MainContext {
  * const code = await main(["--version"], { stdout: (t) => void (out += t) });
  * ```
  */
+/** The width of the terminal stdout is on, if it is on one. */
+function terminalColumns(): number | undefined {
+  try {
+    return Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function main(rawArgs: string[], context: MainContext = {}): Promise<number> {
   const stdout = context.stdout;
   const stderr = context.stderr;
@@ -202,6 +213,7 @@ export async function main(rawArgs: string[], context: MainContext = {}): Promis
     out: stdout ? async (text) => await stdout(text) : writer(Deno.stdout),
     err: stderr ? async (text) => await stderr(text) : writer(Deno.stderr),
     isTTY: context.isTTY ?? (stdout ? false : Deno.stdout.isTerminal()),
+    columns: context.columns ?? (stdout ? undefined : terminalColumns()),
   };
   const program = buildProgram(ctx, {
     out: stdout ? (s) => void stdout(s) : (s) => writeSync(Deno.stdout, s),

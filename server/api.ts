@@ -7,7 +7,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { InvalidInputError } from "../lib/errors.ts";
-import { flag, withDefault } from "../lib/input/fields.ts";
+import { parsed, shown, withDefault } from "../lib/input/fields.ts";
 import {
   ListFilterObject,
   pageSize,
@@ -68,7 +68,12 @@ const Task = z.object({
 const TaskPage = z.strictObject({
   items: z.array(Task),
   next_cursor: z.string().nullable().meta({ description: "Pass as `after` for the next page" }),
-  total: z.number().int().optional().meta({ description: "Every match, with total=true" }),
+  total: z.number().int().optional()
+    .meta({ description: "How many match (with total=true or total=auto)" }),
+  total_exact: z.boolean().optional()
+    .meta({ description: "The total was counted (false: the planner's estimate)" }),
+  total_note: z.string().nullable().optional()
+    .meta({ description: "Why the total is an estimate (null when counted)" }),
 }).meta({ id: "TaskPage" });
 
 const Refused = z.strictObject({
@@ -302,11 +307,28 @@ const WorkerList = z.strictObject({
 
 // ---- requests -----------------------------------------------------------------------------
 
+/** How `GET /tasks` counts its total: not at all, every match, or as `seedtask list` does. */
+export type TotalMode = "none" | "exact" | "auto";
+
+/** `total`: `true` counts every match (as before), `auto` as `seedtask list`, `false` none. */
+const totalMode = parsed(z.union([z.boolean(), z.string()]), (value): TotalMode => {
+  if (value === "auto") return "auto";
+  if (value === true || ["true", "1", "", "exact"].includes(value as string)) return "exact";
+  if (value === false || ["false", "0"].includes(value as string)) return "none";
+  throw new InvalidInputError(
+    `Invalid total "${shown(String(value))}": expected true (count every match), auto ` +
+      `(counted when cheap, else estimated) or false`,
+  );
+}, { anyOf: [{ type: "boolean" }, { type: "string", enum: ["true", "false", "auto"] }] });
+
 /** `GET /tasks`: the list filter with the server's page-size cap, and `total`. */
 const ListQuery = ListFilterObject.extend({
   limit: pageSize(1, MAX_HTTP_LIMIT),
-  total: withDefault(flag("total"), false).meta({ description: "Also count every match" }),
-}).transform((o, ctx): { filter: ResolvedListFilter; total: boolean } => {
+  total: withDefault(totalMode, false).meta({
+    description: "Also say how many match: true counts every match; auto counts when cheap " +
+      "and otherwise gives the planner's estimate (as seedtask list)",
+  }),
+}).transform((o, ctx): { filter: ResolvedListFilter; total: TotalMode } => {
   const { total, ...fields } = o;
   return { filter: toListFilter(fields, ctx), total };
 });

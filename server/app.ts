@@ -19,6 +19,7 @@ import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/sta
 import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
+import { pageTotal } from "../lib/queries/list_total.ts";
 import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
 import {
   cancelTasks,
@@ -269,7 +270,14 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     // it has no rule for takes the parse-and-serialise path.
     const text = await listTasksJson(db, filter);
     const page = text === null ? JSON.stringify(await listTasks(db, filter)) : text;
-    const body = total ? `${page.slice(0, -1)},"total":${await countTasks(db, filter)}}` : page;
+    let body = page;
+    if (total !== "none") {
+      const counted = total === "exact"
+        ? { total: await countTasks(db, filter), exact: true, note: null }
+        : await pageTotal(db, filter, JSON.parse(page));
+      body = `${page.slice(0, -1)},"total":${counted.total},"total_exact":${counted.exact},` +
+        `"total_note":${JSON.stringify(counted.note)}}`;
+    }
     // Already JSON text, of the documented TaskPage shape: sent as it is.
     return c.body(body, 200, { "content-type": "application/json" }) as never;
   }, requestHook(listRoute));
