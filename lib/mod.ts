@@ -23,6 +23,7 @@ export {
   streamTasks,
   type TaskPage,
 } from "./queries/list_tasks.ts";
+export { countListTotal, type ListTotal } from "./queries/list_total.ts";
 export { getTask } from "./queries/get_task.ts";
 export {
   type DayActivity,
@@ -41,6 +42,39 @@ export {
   type CheckThresholds,
   parseThreshold,
 } from "./queries/check_health.ts";
+export {
+  type FailureGroup,
+  type FailureGroups,
+  type FailureGroupsOptions,
+  getFailureGroups,
+} from "./queries/failure_groups.ts";
+export {
+  failureGroupId,
+  FINGERPRINT_RULES,
+  fingerprintError,
+  type FingerprintRule,
+} from "./queries/fingerprint.ts";
+export {
+  getLeases,
+  type LeaseOwner,
+  type LeaseReport,
+  type LeasesOptions,
+  type LeaseState,
+  type StuckTask,
+} from "./queries/leases.ts";
+export {
+  listWorkers,
+  type WorkerInfo,
+  type WorkerList,
+  type WorkersOptions,
+} from "./queries/workers.ts";
+export {
+  FailureGroupsSchema,
+  LeasesSchema,
+  type ResolvedFailureGroupsOptions,
+  type ResolvedLeasesOptions,
+  WorkersSchema,
+} from "./input/insight.ts";
 export {
   type DoctorCheck,
   type DoctorOptions,
@@ -107,11 +141,16 @@ export {
   type TaskPayload,
 } from "./dispatch/executors.ts";
 export { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./dispatch/backoff.ts";
-export { type DisplayOptions, formatTaskDetails, formatTaskTable } from "./format/tasks.ts";
+export {
+  type DisplayOptions,
+  formatTaskDetails,
+  formatTaskTable,
+  type TaskTableOptions,
+} from "./format/tasks.ts";
 export { formatStatistics } from "./format/stats.ts";
 export { type DurationUse, parseDuration } from "./duration.ts";
 export { type Naming, parseInput } from "./input/fields.ts";
-export { ListFilterSchema, type ResolvedListFilter } from "./input/list_filter.ts";
+export { ListFilterSchema, type ParamMatch, type ResolvedListFilter } from "./input/list_filter.ts";
 export { type ResolvedStatsOptions, StatsOptionsSchema } from "./input/stats_options.ts";
 export {
   type CheckOptions,

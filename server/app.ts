@@ -19,8 +19,20 @@ import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/sta
 import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
+import { pageTotal } from "../lib/queries/list_total.ts";
 import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
-import { cancelTasks, retryTasks, type TransitionReport } from "../lib/ops/task_transitions.ts";
+import {
+  cancelTasks,
+  cancelWhere,
+  previewCancelWhere,
+  previewRetryWhere,
+  retryTasks,
+  retryWhere,
+  type TransitionReport,
+} from "../lib/ops/task_transitions.ts";
+import { getFailureGroups } from "../lib/queries/failure_groups.ts";
+import { getLeases } from "../lib/queries/leases.ts";
+import { listWorkers } from "../lib/queries/workers.ts";
 import { VERSION } from "../lib/version.ts";
 import { MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
@@ -244,7 +256,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return undefined;
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
-  for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
+  app.use("/failures/*", gated(true)); // the group actions
+  for (const path of ["/stats", "/metrics", "/check", "/failures", "/leases", "/workers"]) {
+    app.use(path, gated(false));
+  }
 
   // Every route validates its query and body with its operation's schema (server/api.ts) and
   // calls the same lib function as the CLI command, answering with the same JSON as --json.
@@ -255,7 +270,14 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     // it has no rule for takes the parse-and-serialise path.
     const text = await listTasksJson(db, filter);
     const page = text === null ? JSON.stringify(await listTasks(db, filter)) : text;
-    const body = total ? `${page.slice(0, -1)},"total":${await countTasks(db, filter)}}` : page;
+    let body = page;
+    if (total !== "none") {
+      const counted = total === "exact"
+        ? { total: await countTasks(db, filter), exact: true, note: null }
+        : await pageTotal(db, filter, JSON.parse(page));
+      body = `${page.slice(0, -1)},"total":${counted.total},"total_exact":${counted.exact},` +
+        `"total_note":${JSON.stringify(counted.note)}}`;
+    }
     // Already JSON text, of the documented TaskPage shape: sent as it is.
     return c.body(body, 200, { "content-type": "application/json" }) as never;
   }, requestHook(listRoute));
@@ -304,6 +326,54 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     );
     return c.json(result, result.state === "CRITICAL" ? 503 : 200);
   }, requestHook(ROUTES.check));
+
+  // The incident questions: shared by identical requests (single-flight, TTL), like /stats.
+  app.openapi(ROUTES.failures, async (c) => {
+    const options = c.req.valid("query");
+    const groups = await cache(
+      `failures:${JSON.stringify(options)}`,
+      () => getFailureGroups(db, options),
+    );
+    return c.json(groups, 200) as never;
+  }, requestHook(ROUTES.failures));
+  app.openapi(ROUTES.leases, async (c) => {
+    const options = c.req.valid("query");
+    const report = await cache(`leases:${JSON.stringify(options)}`, () => getLeases(db, options));
+    return c.json(report, 200) as never;
+  }, requestHook(ROUTES.leases));
+  app.openapi(ROUTES.workers, async (c) => {
+    const options = c.req.valid("query");
+    const list = await cache(`workers:${JSON.stringify(options)}`, () => listWorkers(db, options));
+    return c.json(list, 200) as never;
+  }, requestHook(ROUTES.workers));
+  // The group actions: the same filter transitions as `retry|cancel --group`, dry run first.
+  const groupAction = async (verb: "retry" | "cancel", group: string, dryRun: boolean) => {
+    const filter = { group };
+    if (dryRun) {
+      const preview = verb === "retry"
+        ? await previewRetryWhere(db, filter)
+        : await previewCancelWhere(db, filter);
+      return { dry_run: true as const, ...preview };
+    }
+    const changed = verb === "retry" ? await retryWhere(db, filter) : await cancelWhere(db, filter);
+    return { dry_run: false as const, changed, refused: [] };
+  };
+  app.openapi(ROUTES.retryFailureGroup, async (c) => {
+    const answer = await groupAction(
+      "retry",
+      c.req.valid("param").group,
+      c.req.valid("json").dry_run,
+    );
+    return c.json(answer, 200) as never;
+  }, requestHook(ROUTES.retryFailureGroup));
+  app.openapi(ROUTES.cancelFailureGroup, async (c) => {
+    const answer = await groupAction(
+      "cancel",
+      c.req.valid("param").group,
+      c.req.valid("json").dry_run,
+    );
+    return c.json(answer, 200) as never;
+  }, requestHook(ROUTES.cancelFailureGroup));
 
   app.openapi(ROUTES.health, async (c) => {
     // Always a real ping, whatever the gate believes; its answer also informs the gate (a ping

@@ -7,7 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../server/app.ts";
+import { failureGroupId } from "../lib/queries/fingerprint.ts";
 import { IDS, insertFixture, testSchema } from "./helpers.ts";
+
+/** The fixture's failedRecent: "Max attempts (3) exceeded: connection reset by organism". */
+const GROUP = failureGroupId("graph_embed", "connection reset by organism");
 
 type Schema = Record<string, unknown>;
 interface Parameter {
@@ -175,6 +179,41 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
       status: 200,
     },
     invalid: { path: {}, query: { max_lag: "soon" }, status: 400 },
+  },
+  "GET /failures": {
+    valid: {
+      path: {},
+      query: {
+        since: "3d",
+        status: "failed,retry",
+        type: "graph_embed",
+        top: "5",
+        sample: "100",
+        exact: "false",
+      },
+      status: 200,
+    },
+    invalid: { path: {}, query: { since: "forever" }, status: 400 },
+  },
+  "POST /failures/{group}/retry": {
+    valid: { path: { group: GROUP }, body: { dry_run: true }, status: 200 },
+    invalid: { path: { group: "not-a-group" }, status: 400 },
+  },
+  "POST /failures/{group}/cancel": {
+    valid: { path: { group: GROUP }, body: { dry_run: false }, status: 200 },
+    invalid: { path: { group: GROUP }, body: { dry_run: "maybe" }, status: 400 },
+  },
+  "GET /leases": {
+    valid: {
+      path: {},
+      query: { stale_after: "5m", older_than: "10m", max_attempts: "3", limit: "10" },
+      status: 200,
+    },
+    invalid: { path: {}, query: { limit: "0" }, status: 400 },
+  },
+  "GET /workers": {
+    valid: { path: {}, query: { all: "true" }, status: 200 },
+    invalid: { path: {}, query: { all: "sometimes" }, status: 400 },
   },
   "GET /health": { valid: { path: {}, status: 200 } },
   "GET /metrics": { valid: { path: {}, status: 200 } },

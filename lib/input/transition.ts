@@ -7,19 +7,23 @@ import { InvalidInputError } from "../errors.ts";
 import type { TaskStatus } from "../table/contract.ts";
 import {
   duration,
+  type Field,
   flag,
+  parsed,
   parseInput,
   ruled,
+  shown,
   text,
   type Transformed,
   withDefault,
 } from "./fields.ts";
+import { GROUP_ID_PATTERN } from "../queries/fingerprint.ts";
 import { statusList } from "./list_filter.ts";
 import { MAX_NAME_LENGTH } from "./new_task.ts";
 
 /** Selects tasks for a bulk operation. Every field narrows the selection. */
 export interface TaskFilter {
-  /** Only tasks in one of these statuses. */
+  /** Only these statuses (default: every status the operation applies to). */
   statuses?: readonly TaskStatus[];
   /** Only this task type. */
   type?: string;
@@ -27,6 +31,25 @@ export interface TaskFilter {
   domain?: string;
   /** Only tasks not updated for at least this long. */
   olderThanMs?: number;
+  /**
+   * Only the failure group with this id (12 hex digits, from `seedtask failures`): tasks of
+   * its type whose error has its fingerprint.
+   */
+  group?: string;
+}
+
+/** A failure group's id: 12 hex digits, as `seedtask failures` shows it. */
+export function groupId(key: string): Field<string> {
+  return parsed(z.string(), (value) => {
+    const id = value.trim().toLowerCase();
+    if (!GROUP_ID_PATTERN.test(id)) {
+      throw new InvalidInputError(
+        `Invalid ${key} "${shown(value)}": expected the 12-character id of a failure group ` +
+          "(seedtask failures shows it)",
+      );
+    }
+    return id;
+  }, { type: "string", pattern: GROUP_ID_PATTERN.source });
 }
 
 /** The fields of a task filter by their JSON names. */
@@ -36,15 +59,23 @@ const FILTER_FIELDS = {
   domain: text("domain", MAX_NAME_LENGTH).optional().meta({ description: "Only this domain" }),
   older_than: duration("older_than", "age").optional()
     .meta({ description: "Only tasks not updated for this long, e.g. 1h" }),
+  group: groupId("group").optional()
+    .meta({ description: "Only this failure group (its id, from seedtask failures)" }),
 };
 
 type FilterFields = z.output<z.ZodObject<typeof FILTER_FIELDS>>;
 
 function toTaskFilter(o: FilterFields): TaskFilter | undefined {
   const given = o.status !== undefined || o.type !== undefined || o.domain !== undefined ||
-    o.older_than !== undefined;
+    o.older_than !== undefined || o.group !== undefined;
   return given
-    ? { statuses: o.status, type: o.type, domain: o.domain, olderThanMs: o.older_than }
+    ? {
+      statuses: o.status,
+      type: o.type,
+      domain: o.domain,
+      olderThanMs: o.older_than,
+      group: o.group,
+    }
     : undefined;
 }
 
@@ -85,7 +116,9 @@ export const TransitionSchema: Transformed<TransitionObjectType, TransitionOptio
     ruled(ctx, o, () => {
       if (ids && filter) throw new InvalidInputError("Give either task ids or a filter, not both");
       if (!ids && !filter) {
-        throw new InvalidInputError("Give task ids or a filter (a status, type, domain or age)");
+        throw new InvalidInputError(
+          "Give task ids or a filter (a status, type, domain, age or failure group)",
+        );
       }
     });
     return { ids, filter, force: o.force };
@@ -98,5 +131,6 @@ export function resolveTaskFilter(filter: TaskFilter): TaskFilter {
     type: filter.type,
     domain: filter.domain,
     older_than: filter.olderThanMs === undefined ? undefined : `${filter.olderThanMs}ms`,
+    group: filter.group,
   });
 }

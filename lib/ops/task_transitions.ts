@@ -5,6 +5,7 @@ import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
 import type { Task, TaskStatus } from "../table/contract.ts";
 import { parseTaskIdArg } from "../queries/task_id.ts";
 import { resolveTaskFilter, type TaskFilter } from "../input/transition.ts";
+import { groupIdSql } from "../queries/fingerprint.ts";
 
 export type { TaskFilter };
 
@@ -174,6 +175,9 @@ function filterCondition(db: Db, t: Transition, given: TaskFilter): Fragment {
   if (filter.olderThanMs !== undefined) {
     parts.push(sql`updated_at < now() - ${filter.olderThanMs} * interval '1 millisecond'`);
   }
+  // The group's id computed by the very expression that grouped it (lib/queries/fingerprint.ts):
+  // the filter selects exactly the tasks `seedtask failures` counted in the group.
+  if (filter.group !== undefined) parts.push(sql`${groupIdSql(db)} = ${filter.group}`);
   return parts.reduce((acc, p) => sql`${acc} and ${p}`);
 }
 
