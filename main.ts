@@ -177,6 +177,8 @@ export interface MainContext {
   stderr?: (text: string) => void | Promise<void>;
   /** Whether stdout is a terminal (default: asks the process's stdout; false with `stdout`). */
   isTTY?: boolean;
+  /** Standard input (default: the process's). */
+  stdin?: ReadableStream<Uint8Array>;
 }
 
 /**
@@ -196,6 +198,7 @@ export async function main(rawArgs: string[], context: MainContext = {}): Promis
     out: stdout ? async (text) => await stdout(text) : writer(Deno.stdout),
     err: stderr ? async (text) => await stderr(text) : writer(Deno.stderr),
     isTTY: context.isTTY ?? (stdout ? false : Deno.stdout.isTerminal()),
+    stdin: context.stdin,
   };
   const program = buildProgram(ctx, {
     out: stdout ? (s) => void stdout(s) : (s) => writeSync(Deno.stdout, s),

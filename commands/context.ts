@@ -13,6 +13,8 @@ export interface Context {
   err(text: string): Promise<void>;
   /** stdout is a terminal. */
   isTTY: boolean;
+  /** Standard input (`enqueue --file -`); the process's when not given. */
+  stdin?: ReadableStream<Uint8Array>;
 }
 
 /** Options every command accepts (declared once on the program). */

@@ -14,7 +14,7 @@ import {
   type ResolvedListFilter,
   toListFilter,
 } from "../lib/input/list_filter.ts";
-import { NewTaskSchema } from "../lib/input/new_task.ts";
+import { NewTaskObject, NewTaskSchema } from "../lib/input/new_task.ts";
 import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
 import { TransitionObject } from "../lib/input/transition.ts";
@@ -22,6 +22,9 @@ import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
 export const MAX_HTTP_LIMIT = 1000;
+
+/** Most tasks one `POST /tasks/batch` takes: one batch, so a request is all or nothing. */
+export const MAX_HTTP_BATCH = 1000;
 
 // ---- responses ----------------------------------------------------------------------------
 
@@ -180,7 +183,32 @@ const Health = z.strictObject({
   error: ErrorBody.shape.error.optional(),
 });
 
+const EnqueueResult = z.strictObject({
+  enqueued: z.number().int().meta({ description: "Tasks written (valid, with dry_run)" }),
+  batches: z.number().int(),
+  dry_run: z.boolean(),
+  ids: z.array(z.string().meta({ format: "uuid" })).optional()
+    .meta({ description: "The new ids, in the order of the request's array" }),
+}).meta({ id: "EnqueueResult", description: "What `seedtask enqueue --file --json` prints" });
+
+const BatchError = ErrorBody.extend({
+  error: ErrorBody.shape.error.extend({
+    at: z.string().optional().meta({ description: "The bad element: [index]" }),
+    enqueued: z.number().int().optional().meta({ description: "0: nothing was written" }),
+  }),
+}).meta({ id: "BatchError" });
+
 // ---- requests -----------------------------------------------------------------------------
+
+/** `POST /tasks/batch`'s body: an array of {@link NewTaskObject}. */
+const NewTaskBatch = z.array(NewTaskObject).max(MAX_HTTP_BATCH).meta({
+  description: `At most ${MAX_HTTP_BATCH} tasks, each as POST /tasks takes it`,
+});
+
+const BatchQuery = z.strictObject({
+  dry_run: withDefault(flag("dry_run"), false)
+    .meta({ description: "Check every task, write nothing" }),
+});
 
 /** `GET /tasks`: the list filter with the server's page-size cap, and `total`. */
 const ListQuery = ListFilterObject.extend({
@@ -282,6 +310,25 @@ export const ROUTES = {
     responses: {
       201: json(Task, "The new task"),
       ...errors(400, 401, 403, 413, 503),
+    },
+  }),
+  enqueueTasks: createRoute({
+    method: "post",
+    path: "/tasks/batch",
+    summary: "Enqueue many tasks at once, all or none (seedtask enqueue --file --json)",
+    description: `One INSERT and one NOTIFY for the whole array (at most ${MAX_HTTP_BATCH} ` +
+      "tasks): a bad element, named by its index in `at`, means nothing was written.",
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      query: BatchQuery,
+      body: { required: true, content: { "application/json": { schema: NewTaskBatch } } },
+    },
+    responses: {
+      201: json(EnqueueResult, "Enqueued (or, with dry_run, all valid)"),
+      400: json(BatchError, "A bad element (`at` names it) or a bad query value"),
+      ...errors(401, 403, 503),
+      413: json(ErrorBody, `Body larger than 1 MiB, or more than ${MAX_HTTP_BATCH} tasks`),
     },
   }),
   cancelTask: createRoute({

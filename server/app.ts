@@ -13,6 +13,7 @@ import { z } from "zod";
 import { checkHealth } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
+import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
 import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
 import { shown, usageError } from "../lib/input/fields.ts";
 import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
@@ -22,7 +23,7 @@ import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
 import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
 import { cancelTasks, retryTasks, type TransitionReport } from "../lib/ops/task_transitions.ts";
 import { VERSION } from "../lib/version.ts";
-import { MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
+import { MAX_HTTP_BATCH, MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
@@ -107,6 +108,45 @@ function requestHook(route: { request?: unknown }) {
         }
         return `Invalid ${key}: ${issue.message}`;
       },
+    });
+  };
+}
+
+/**
+ * `POST /tasks/batch`'s answer to a body that fails its schema: a bad element is named by its
+ * index (`at`), as `enqueue --file` names a line; an array over the cap is a 413.
+ */
+function batchHook(route: { request?: unknown }) {
+  const general = requestHook(route);
+  return (
+    result: { success: boolean; target: string; error?: z.ZodError },
+    c: Context,
+  ): undefined => {
+    if (result.success || result.target !== "json") return general(result, c);
+    const issue = result.error!.issues[0]!;
+    if (issue.path.length === 0 && issue.code === "too_big") {
+      throw refusal(
+        413,
+        "too_many_tasks",
+        `Too many tasks: at most ${MAX_HTTP_BATCH} per request (split the array)`,
+      );
+    }
+    const index = issue.path[0];
+    if (typeof index !== "number") return general(result, c);
+    const err = usageError(result.error!, undefined, {
+      label: (key) => key,
+      describe: (i) => {
+        const field = i.path.slice(1).join(".");
+        return `Invalid ${field === "" ? "task" : `"${field}"`}: ${i.message}`;
+      },
+    });
+    const reason = /^[A-Z][a-z]/.test(err.message)
+      ? err.message[0]!.toLowerCase() + err.message.slice(1)
+      : err.message;
+    throw new BulkEnqueueError(`[${index}]`, reason, {
+      enqueued: 0,
+      writtenThrough: null,
+      dryRun: false,
     });
   };
 }
@@ -271,6 +311,16 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json(await enqueueTask(db, c.req.valid("json")), 201),
     requestHook(enqueueRoute),
   );
+
+  app.openapi(ROUTES.enqueueTasks, async (c) => {
+    const tasks = c.req.valid("json").map((task, i) => ({ at: `[${i}]`, task }));
+    const result = await enqueueTasks(db, tasks, {
+      batchSize: MAX_HTTP_BATCH,
+      dryRun: c.req.valid("query").dry_run,
+      returnIds: true,
+    });
+    return c.json(result, 201);
+  }, batchHook(ROUTES.enqueueTasks));
 
   const transitionAnswer = (c: Context, report: TransitionReport) =>
     report.refused.length > 0

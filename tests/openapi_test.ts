@@ -146,6 +146,15 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     },
     invalid: { path: {}, body: { type: "x", drift_score: "high" }, status: 400 },
   },
+  "POST /tasks/batch": {
+    valid: {
+      path: {},
+      query: { dry_run: "false" },
+      body: [{ type: "graph_embed", params: { n: 1 } }, { type: "x", status: "created" }],
+      status: 201,
+    },
+    invalid: { path: {}, body: [{ type: "x" }, { type: "" }], status: 400 },
+  },
   "POST /tasks/{id}/cancel": {
     valid: { path: { id: IDS.queuedOld }, body: { force: false }, status: 200 },
     invalid: { path: { id: IDS.queuedRecent }, body: { force: "yes" }, status: 400 },
