@@ -20,7 +20,7 @@ import { registerRequeueStale } from "./commands/requeue_stale.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
-import { registerCancel, registerRetry } from "./commands/transitions.ts";
+import { registerCancel, registerRelease, registerRetry } from "./commands/transitions.ts";
 import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
 import { oneLine, SeedtaskError, UsageError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
@@ -97,6 +97,7 @@ export function buildProgram(
   registerEnqueue(program, ctx);
   registerCancel(program, ctx);
   registerRetry(program, ctx);
+  registerRelease(program, ctx);
   registerRequeueStale(program, ctx);
   registerPurge(program, ctx);
   registerDispatch(program, ctx);

@@ -49,8 +49,12 @@ export {
 export {
   cancelTasks,
   cancelWhere,
+  type FilterPreview,
   previewCancelWhere,
+  previewReleaseWhere,
   previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
   resolveTaskIds,
   retryTasks,
   retryWhere,

@@ -17,7 +17,11 @@ import {
 import { NewTaskObject, NewTaskSchema } from "../lib/input/new_task.ts";
 import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
-import { TransitionObject } from "../lib/input/transition.ts";
+import {
+  CancelFilterSchema,
+  FilterTransitionSchema,
+  TransitionObject,
+} from "../lib/input/transition.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
@@ -82,6 +86,19 @@ const RefusedTransition = ErrorBody.extend({
   changed: z.array(Task),
   refused: z.array(Refused),
 }).meta({ id: "RefusedTransition", description: "The error, and what changed and what not" });
+
+const FilterResult = z.union([
+  z.strictObject({
+    dry_run: z.literal(true),
+    count: z.number().int().meta({ description: "Tasks the filter would change" }),
+    sample: z.array(Task).meta({ description: "The 10 most recently updated of them" }),
+  }),
+  z.strictObject({
+    dry_run: z.literal(false),
+    changed: z.array(Task).meta({ description: "Exactly the rows this request changed" }),
+    refused: z.array(Refused),
+  }),
+]).meta({ id: "FilterTransitionResult", description: "A dry run, or what was changed" });
 
 const counts = z.record(z.string(), z.number());
 
@@ -282,6 +299,31 @@ const refused = (description: string) => json(z.union([RefusedTransition, ErrorB
 
 const write = [{ bearer: [] as string[] }];
 
+/** `POST /tasks/{verb}`: a transition of every task a filter selects, a dry run by default. */
+function filterRoute<S extends typeof FilterTransitionSchema | typeof CancelFilterSchema>(
+  verb: "cancel" | "retry" | "release",
+  schema: S,
+) {
+  return createRoute({
+    method: "post",
+    path: `/tasks/${verb}`,
+    summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every task a filter selects ` +
+      `(seedtask ${verb} with a filter, --json)`,
+    description: 'A dry run unless the body says `"yes": true`' +
+      (verb === "cancel" ? '; `"force": true` also cancels running tasks' : "") +
+      (verb === "retry" ? "; failed and cancelled tasks unless `status` names retry" : ""),
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      body: { required: true, content: { "application/json": { schema } } },
+    },
+    responses: {
+      200: json(FilterResult, "The dry run, or exactly the rows changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  });
+}
+
 /** The routes of the API, by name; server/app.ts gives each its handler. */
 export const ROUTES = {
   listTasks: createRoute({
@@ -359,6 +401,21 @@ export const ROUTES = {
       409: refused("Not failed or cancelled, or an ambiguous prefix"),
     },
   }),
+  releaseTask: createRoute({
+    method: "post",
+    path: "/tasks/{id}/release",
+    summary: "Move a staged (created) task to queued (seedtask release --json)",
+    security: write,
+    request: { params: TaskIdParam },
+    responses: {
+      200: json(TransitionReport, "Released"),
+      ...errors(400, 401, 403, 404, 503),
+      409: refused("Not created, or an ambiguous prefix"),
+    },
+  }),
+  cancelWhere: filterRoute("cancel", CancelFilterSchema),
+  retryWhere: filterRoute("retry", FilterTransitionSchema),
+  releaseWhere: filterRoute("release", FilterTransitionSchema),
   stats: createRoute({
     method: "get",
     path: "/stats",

@@ -21,7 +21,21 @@ import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
 import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
-import { cancelTasks, retryTasks, type TransitionReport } from "../lib/ops/task_transitions.ts";
+import {
+  cancelTasks,
+  cancelWhere,
+  type FilterPreview,
+  previewCancelWhere,
+  previewReleaseWhere,
+  previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
+  retryTasks,
+  retryWhere,
+  type TaskFilter,
+  type TransitionReport,
+} from "../lib/ops/task_transitions.ts";
+import type { Task } from "../lib/table/contract.ts";
 import { VERSION } from "../lib/version.ts";
 import { MAX_HTTP_BATCH, MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
@@ -338,6 +352,55 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => transitionAnswer(c, await retryTasks(db, [c.req.valid("param").id])),
     requestHook(ROUTES.retryTask),
   );
+
+  app.openapi(
+    ROUTES.releaseTask,
+    async (c) => transitionAnswer(c, await releaseCreatedTasks(db, [c.req.valid("param").id])),
+    requestHook(ROUTES.releaseTask),
+  );
+
+  // The filter forms: a dry run (count and sample) unless `yes`, as the CLI without --yes.
+  const filterAnswer = async (
+    c: Context,
+    apply: boolean,
+    preview: () => Promise<FilterPreview>,
+    change: () => Promise<Task[]>,
+  ) =>
+    c.json(
+      apply
+        ? { dry_run: false, changed: await change(), refused: [] }
+        : { dry_run: true, ...(await preview()) },
+      200,
+    );
+  const filterTransitions: Record<
+    "cancelWhere" | "retryWhere" | "releaseWhere",
+    {
+      preview: (f: TaskFilter, force: boolean) => Promise<FilterPreview>;
+      change: (f: TaskFilter, force: boolean) => Promise<Task[]>;
+    }
+  > = {
+    cancelWhere: {
+      preview: (f, force) => previewCancelWhere(db, f, { force }),
+      change: (f, force) => cancelWhere(db, f, { force }),
+    },
+    retryWhere: { preview: (f) => previewRetryWhere(db, f), change: (f) => retryWhere(db, f) },
+    releaseWhere: {
+      preview: (f) => previewReleaseWhere(db, f),
+      change: (f) => releaseCreatedWhere(db, f),
+    },
+  };
+  for (const [name, ops] of Object.entries(filterTransitions)) {
+    const route = ROUTES[name as keyof typeof filterTransitions];
+    app.openapi(route, async (c) => {
+      const { filter, force, apply } = c.req.valid("json");
+      return await filterAnswer(
+        c,
+        apply,
+        () => ops.preview(filter, force),
+        () => ops.change(filter, force),
+      ) as never;
+    }, requestHook(route));
+  }
 
   app.openapi(
     ROUTES.stats,

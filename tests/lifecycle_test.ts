@@ -180,8 +180,8 @@ Deno.test("retry by id: failed and cancelled go back to queued with a fresh star
     assert.equal(row.locked_by, null);
   }
   assert.deepEqual(report.refused.map((r) => r.message), [
-    'Cannot retry task "dddd3000": it is "completed" (only failed or cancelled tasks can be retried)',
-    'Cannot retry task "bbbb1000": it is "queued" (only failed or cancelled tasks can be retried)',
+    'Cannot retry task "dddd3000": it is "completed" (only failed, cancelled or retry tasks can be retried)',
+    'Cannot retry task "bbbb1000": it is "queued" (only failed, cancelled or retry tasks can be retried)',
   ]);
   onlyChanged(before, await snapshot(t), [IDS.failed2d, IDS.cancelled2]);
 });

@@ -163,6 +163,22 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     valid: { path: { id: IDS.failed2d }, status: 200 },
     invalid: { path: { id: "not-hex" }, status: 400 },
   },
+  "POST /tasks/{id}/release": {
+    valid: { path: { id: IDS.created1 }, status: 200 },
+    invalid: { path: { id: "zz" }, status: 400 },
+  },
+  "POST /tasks/cancel": {
+    valid: { path: {}, body: { type: "fact_search", force: false }, status: 200 },
+    invalid: { path: {}, body: { force: true }, status: 400 },
+  },
+  "POST /tasks/retry": {
+    valid: { path: {}, body: { status: "retry", yes: true }, status: 200 },
+    invalid: { path: {}, body: { status: "bogus" }, status: 400 },
+  },
+  "POST /tasks/release": {
+    valid: { path: {}, body: { domain: "user_1", older_than: "1m", yes: false }, status: 200 },
+    invalid: { path: {}, body: { yes: "maybe", type: "x" }, status: 400 },
+  },
   "GET /stats": {
     valid: {
       path: {},
