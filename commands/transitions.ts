@@ -104,8 +104,8 @@ export function registerRetry(program: Command, ctx: Context): void {
       "cleared); run retry tasks waiting on their backoff now",
     help: `
 Failed and cancelled tasks start afresh: queued, attempts 0, error and result cleared.
-A task in "retry" (waiting on its backoff) runs now: run_after is cleared, its attempts and
-error are kept. A filter picks failed and cancelled tasks unless --status says otherwise:
+A task in "retry" (waiting on its backoff) runs now: its run_after becomes now, its attempts
+and error are kept. A filter picks failed and cancelled tasks unless --status says otherwise:
   seedtask retry --status retry --type graph_embed --yes    # every backoff of a type, now
 `,
     byIds: (db, ids) => retryTasks(db, ids),

@@ -64,8 +64,10 @@ function cancelTransition(force: boolean): Transition {
 
 /**
  * `retry`: failed and cancelled tasks start afresh — queued, attempts from zero, no backoff,
- * no stale error, result or lock. A `retry` task waiting on its backoff runs now: only its
- * run_after is cleared; it keeps its attempts and error (the same run, sooner).
+ * no stale error, result or lock. A `retry` task waiting on its backoff runs now: its
+ * run_after becomes now() if later (the backoff cut short, as Oban's retry_job sets scheduled_at), and
+ * it keeps its attempts and error (the same run, sooner). Not null: a retry task without
+ * run_after is what `doctor` reports as written by something other than a dispatcher.
  */
 const RETRY: Transition = {
   verb: "retry",
@@ -78,7 +80,8 @@ const RETRY: Transition = {
     const waiting = sql`status = 'retry'`;
     const keep = (column: string) =>
       sql`${sql(column)} = case when ${waiting} then ${sql(column)} else null end`;
-    return sql`status = case when ${waiting} then status else 'queued' end, run_after = null,
+    return sql`status = case when ${waiting} then status else 'queued' end,
+      run_after = case when ${waiting} then least(run_after, now()) else null end,
       attempts = case when ${waiting} then attempts else 0 end,
       ${keep("error")}, ${keep("result")}, ${keep("locked_by")}, ${keep("locked_at")}${
       hasLease ? sql`, owner_id = null, lease_expires_at = null, last_heartbeat = null` : sql``
@@ -241,7 +244,7 @@ export function cancelTasks(
 
 /**
  * Moves failed or cancelled tasks back to queued (attempts reset, run_after cleared), and runs
- * `retry` tasks waiting on their backoff now (run_after cleared, attempts kept).
+ * `retry` tasks waiting on their backoff now (run_after set to now, attempts kept).
  */
 export function retryTasks(db: Db, ids: readonly string[]): Promise<TransitionReport> {
   return transitionIds(db, RETRY, ids);
