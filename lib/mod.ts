@@ -64,10 +64,24 @@ export { type DoctorReport, runDoctor } from "./table/doctor.ts";
 export { migrate, type MigrationResult, migrationScript, planMigration } from "./table/migrate.ts";
 export { enqueueTask, type NewTask, NOTIFY_CHANNEL } from "./ops/enqueue_task.ts";
 export {
+  BulkEnqueueError,
+  type BulkTask,
+  DEFAULT_ENQUEUE_BATCH,
+  enqueueTasks,
+  type EnqueueTasksOptions,
+  type EnqueueTasksResult,
+  MAX_ENQUEUE_BATCH,
+  ndjsonTasks,
+} from "./ops/enqueue_tasks.ts";
+export {
   cancelTasks,
   cancelWhere,
+  type FilterPreview,
   previewCancelWhere,
+  previewReleaseWhere,
   previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
   resolveTaskIds,
   retryTasks,
   retryWhere,
