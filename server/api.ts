@@ -18,6 +18,7 @@ import { NewTaskSchema } from "../lib/input/new_task.ts";
 import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
 import { TransitionObject } from "../lib/input/transition.ts";
+import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../lib/input/history_options.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
@@ -82,6 +83,46 @@ const RefusedTransition = ErrorBody.extend({
 
 const counts = z.record(z.string(), z.number());
 
+const Bucket = z.strictObject({
+  start: instant,
+  completed: z.number().int(),
+  failed: z.number().int(),
+  open: z.boolean().meta({ description: "The current minute or hour, still filling" }),
+});
+
+const Throughput = z.strictObject({
+  type: z.string().nullable(),
+  minutes: z.array(Bucket).meta({ description: "Per minute, oldest first; the last is open" }),
+  hours: z.array(Bucket).meta({ description: "Per hour, oldest first; the last is open" }),
+  generated_at: instant,
+}).meta({ id: "Throughput", description: "Tasks completed and failed per minute and per hour" });
+
+const Percentiles = z.strictObject({
+  p50: z.number().nullable(),
+  p95: z.number().nullable(),
+  p99: z.number().nullable(),
+  max: z.number().nullable(),
+});
+
+const TypeLatency = z.strictObject({
+  type: z.string().nullable().meta({ description: "null: every type together" }),
+  finished: z.number().int(),
+  completed: z.number().int(),
+  failed: z.number().int(),
+  wait_seconds: Percentiles.meta({ description: "Ready (created, or run_after) to claimed" }),
+  run_seconds: Percentiles.meta({ description: "Claimed to finished" }),
+});
+
+const Latency = z.strictObject({
+  window_seconds: z.number(),
+  type: z.string().nullable(),
+  sample_limit: z.number().int(),
+  sampled: z.boolean().meta({ description: "More finishes than the limit: the newest measured" }),
+  all: TypeLatency,
+  types: z.array(TypeLatency),
+  generated_at: instant,
+}).meta({ id: "Latency", description: "Wait and run time percentiles of finished tasks" });
+
 const Statistics = z.strictObject({
   status_counts: counts,
   type_counts: counts,
@@ -143,6 +184,8 @@ const Statistics = z.strictObject({
   }),
   version: z.string(),
   generated_at: instant,
+  throughput_history: Throughput,
+  latency: Latency,
 }).meta({ id: "Statistics", description: "What `seedtask stats --json` prints" });
 
 const CHECK_STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"] as const;
@@ -318,6 +361,20 @@ export const ROUTES = {
     summary: "Statistics and health (seedtask stats --json)",
     request: { query: StatsOptionsSchema },
     responses: { 200: json(Statistics, "Statistics"), ...errors(400, 401, 503) },
+  }),
+  throughput: createRoute({
+    method: "get",
+    path: "/throughput",
+    summary: "Completed and failed per minute and per hour; closed buckets are counted once",
+    request: { query: ThroughputOptionsSchema },
+    responses: { 200: json(Throughput, "Throughput history"), ...errors(400, 401, 503) },
+  }),
+  latency: createRoute({
+    method: "get",
+    path: "/latency",
+    summary: "Wait and run time percentiles per type of the tasks finished in a window",
+    request: { query: LatencyOptionsSchema },
+    responses: { 200: json(Latency, "Latency percentiles"), ...errors(400, 401, 503) },
   }),
   check: createRoute({
     method: "get",

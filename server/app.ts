@@ -27,6 +27,8 @@ import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { SingleFlightCache } from "./single_flight.ts";
+import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
+import { getLatency } from "../lib/queries/latency.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -46,7 +48,11 @@ export interface AppDeps {
   /** Limits of database work (server/db_gate.ts); the concurrency defaults to the pool size. */
   shedding?: Partial<Omit<GateOptions, "probe">>;
   /** Replaces getTaskStatistics (tests count the loads through it). */
-  loadStats?: (db: Db, options: ResolvedStatsOptions) => Promise<TaskStatistics>;
+  loadStats?: (
+    db: Db,
+    options: ResolvedStatsOptions,
+    throughput: ThroughputCache,
+  ) => Promise<TaskStatistics>;
 }
 
 export { MAX_HTTP_LIMIT };
@@ -147,8 +153,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     singleFlight.get(key, () => gate.run(load)) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
+  // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
+  const throughputCache = new ThroughputCache();
   const stats = (options: ResolvedStatsOptions) =>
-    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options));
+    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options, throughputCache));
 
   const app = new OpenAPIHono();
 
@@ -244,7 +252,9 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return undefined;
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
-  for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
+  for (const path of ["/stats", "/metrics", "/check", "/throughput", "/latency"]) {
+    app.use(path, gated(false));
+  }
 
   // Every route validates its query and body with its operation's schema (server/api.ts) and
   // calls the same lib function as the CLI command, answering with the same JSON as --json.
@@ -294,6 +304,21 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json(await stats(c.req.valid("query")), 200),
     requestHook(ROUTES.stats),
   );
+
+  app.openapi(ROUTES.throughput, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(
+      `throughput:${JSON.stringify(options)}`,
+      () => getThroughput(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.throughput));
+
+  app.openapi(ROUTES.latency, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
+    return c.json(body, 200);
+  }, requestHook(ROUTES.latency));
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");

@@ -176,6 +176,14 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     },
     invalid: { path: {}, query: { max_lag: "soon" }, status: 400 },
   },
+  "GET /throughput": {
+    valid: { path: {}, query: { type: "graph_embed", minutes: "30", hours: "3" }, status: 200 },
+    invalid: { path: {}, query: { minutes: "0" }, status: 400 },
+  },
+  "GET /latency": {
+    valid: { path: {}, query: { type: "graph_embed", window: "2h", sample: "500" }, status: 200 },
+    invalid: { path: {}, query: { window: "soon" }, status: 400 },
+  },
   "GET /health": { valid: { path: {}, status: 200 } },
   "GET /metrics": { valid: { path: {}, status: 200 } },
   "GET /openapi.json": { valid: { path: {}, status: 200 } },

@@ -207,3 +207,56 @@ Deno.test("getLatency() measures wait (ready → claimed) and run (claimed → f
   const none = await getLatency(empty.db, { now: NOW });
   assert.deepEqual([none.all.finished, none.all.wait_seconds.p50, none.types], [0, null, []]);
 });
+
+Deno.test("GET /throughput and GET /latency answer from the same lib functions; bad values are 400", async () => {
+  await using t = await testSchema();
+  // Finished half an hour ago: inside the last 60 minutes whatever the clock does meanwhile.
+  await t.sql`insert into ${t.sql(t.schema)}.tasks (type, status, created_at, locked_at, updated_at)
+    select 'graph_embed', case when i % 4 = 0 then 'failed' else 'completed' end::text::${
+    t.sql(t.schema)
+  }.taskstatus,
+      now() - interval '31 minutes', now() - interval '30 minutes 10 seconds', now() - interval '30 minutes'
+    from generate_series(1, 40) i`;
+  const { createApp } = await import("../server/app.ts");
+  const app = createApp({ db: t.db });
+  const res = await app.request("/throughput?minutes=60&hours=2");
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  assert.equal(body.minutes.length, 60);
+  assert.equal(body.hours.length, 2);
+  const sum = (k: "completed" | "failed") =>
+    body.minutes.reduce((n: number, b: Record<string, number>) => n + b[k]!, 0);
+  assert.deepEqual([sum("completed"), sum("failed")], [30, 10]);
+  const typed = await (await app.request("/throughput?type=nothing_like_it&hours=0")).json();
+  assert.deepEqual([
+    typed.type,
+    typed.hours,
+    typed.minutes.every((b: { completed: number }) => b.completed === 0),
+  ], [
+    "nothing_like_it",
+    [],
+    true,
+  ]);
+  const latency = await (await app.request("/latency?window=2h")).json();
+  assert.deepEqual([
+    latency.all.finished,
+    latency.all.wait_seconds.p50,
+    latency.all.run_seconds.p50,
+  ], [
+    40,
+    50,
+    10,
+  ]);
+  for (
+    const bad of [
+      "/throughput?minutes=0",
+      "/throughput?hours=500",
+      "/latency?window=soon",
+      "/latency?top=1",
+    ]
+  ) {
+    const r = await app.request(bad);
+    assert.equal(r.status, 400, bad);
+    assert.equal((await r.json()).error.code, "invalid_input", bad);
+  }
+});

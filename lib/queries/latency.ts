@@ -17,18 +17,25 @@ export type { LatencyOptions };
 
 /** Percentiles of one duration, in seconds; null when nothing finished. */
 export interface Percentiles {
+  /** Median. */
   p50: number | null;
+  /** 95th percentile. */
   p95: number | null;
+  /** 99th percentile. */
   p99: number | null;
+  /** Longest. */
   max: number | null;
 }
 
 /** The latency of one type's finished tasks (or of all, with `type` null). */
 export interface TypeLatency {
+  /** The type; null for every type together. */
   type: string | null;
   /** Finished tasks measured (completed + failed). */
   finished: number;
+  /** Of them, completed. */
   completed: number;
+  /** Of them, failed for good. */
   failed: number;
   /** Ready (created, or run_after) → claimed. */
   wait_seconds: Percentiles;
@@ -38,6 +45,7 @@ export interface TypeLatency {
 
 /** What `getLatency()` returns and `GET /latency` answers. */
 export interface Latency {
+  /** The window: tasks that finished within this many seconds. */
   window_seconds: number;
   /** The type asked for; null for all types. */
   type: string | null;
@@ -49,6 +57,7 @@ export interface Latency {
   all: TypeLatency;
   /** Per type, most finishes first. */
   types: TypeLatency[];
+  /** The database's clock when measured. */
   generated_at: Date;
 }
 

@@ -46,10 +46,14 @@ export interface Throughput {
   generated_at: Date;
 }
 
-type Counts = readonly [completed: number, failed: number];
+/** A bucket's counts. */
+export type Counts = readonly [completed: number, failed: number];
 
-interface Series {
+/** The closed buckets of one history, by epoch minute and epoch hour: [completed, failed]. */
+export interface Series {
+  /** Closed minutes by `floor(epoch ms / 60000)`. */
   minutes: Map<number, Counts>;
+  /** Closed hours by `floor(epoch ms / 3600000)`. */
   hours: Map<number, Counts>;
 }
 
