@@ -20,6 +20,7 @@ import { registerRequeueStale } from "./commands/requeue_stale.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
+import { registerTop } from "./commands/top.ts";
 import { registerCancel, registerRetry } from "./commands/transitions.ts";
 import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
 import { oneLine, SeedtaskError, UsageError } from "./lib/errors.ts";
@@ -92,6 +93,7 @@ export function buildProgram(
   registerList(program, ctx);
   registerShow(program, ctx);
   registerStats(program, ctx);
+  registerTop(program, ctx);
   registerCheck(program, ctx);
   registerDoctor(program, ctx);
   registerEnqueue(program, ctx);

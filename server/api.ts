@@ -19,6 +19,7 @@ import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
 import { TransitionObject } from "../lib/input/transition.ts";
 import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../lib/input/history_options.ts";
+import { OverviewOptionsSchema } from "../lib/queries/overview.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
@@ -187,6 +188,35 @@ const Statistics = z.strictObject({
   throughput_history: Throughput,
   latency: Latency,
 }).meta({ id: "Statistics", description: "What `seedtask stats --json` prints" });
+
+const TypeQueue = z.strictObject({
+  type: z.string(),
+  ready: z.number().int(),
+  queued: z.number().int(),
+  retry: z.number().int(),
+  running: z.number().int(),
+  oldest_ready_at: nullableInstant,
+  lag_seconds: z.number().nullable(),
+});
+
+const Overview = z.strictObject({
+  type: z.string().nullable(),
+  status_counts: counts,
+  estimated: z.array(z.enum(TASK_STATUSES))
+    .meta({ description: "Statuses whose count is a planner estimate (a large table)" }),
+  queue: z.array(TypeQueue).meta({ description: "Per type, worst lag first" }),
+  stuck: z.number().int(),
+  stuck_tasks: z.array(z.strictObject({
+    id: z.string(),
+    type: z.string(),
+    locked_by: z.string().nullable(),
+    locked_at: nullableInstant,
+    lease_expires_at: nullableInstant,
+    attempts: z.number().int(),
+  })),
+  throughput: Throughput,
+  generated_at: instant,
+}).meta({ id: "Overview", description: "What `seedtask top` shows in one frame" });
 
 const CHECK_STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"] as const;
 
@@ -375,6 +405,13 @@ export const ROUTES = {
     summary: "Wait and run time percentiles per type of the tasks finished in a window",
     request: { query: LatencyOptionsSchema },
     responses: { 200: json(Latency, "Latency percentiles"), ...errors(400, 401, 503) },
+  }),
+  overview: createRoute({
+    method: "get",
+    path: "/overview",
+    summary: "Counts, queue lag per type, stuck tasks and throughput: one frame of seedtask top",
+    request: { query: OverviewOptionsSchema },
+    responses: { 200: json(Overview, "The overview"), ...errors(400, 401, 503) },
   }),
   check: createRoute({
     method: "get",

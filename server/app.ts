@@ -29,6 +29,7 @@ import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { SingleFlightCache } from "./single_flight.ts";
 import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
 import { getLatency } from "../lib/queries/latency.ts";
+import { getOverview } from "../lib/queries/overview.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -252,7 +253,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return undefined;
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
-  for (const path of ["/stats", "/metrics", "/check", "/throughput", "/latency"]) {
+  for (const path of ["/stats", "/metrics", "/check", "/throughput", "/latency", "/overview"]) {
     app.use(path, gated(false));
   }
 
@@ -319,6 +320,16 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
     return c.json(body, 200);
   }, requestHook(ROUTES.latency));
+
+  app.openapi(ROUTES.overview, async (c) => {
+    const options = c.req.valid("query");
+    // Every viewer's top refreshes through here: one computation per TTL, however many.
+    const body = await cache(
+      `overview:${JSON.stringify(options)}`,
+      () => getOverview(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.overview));
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");
