@@ -216,19 +216,20 @@ function panelLines(p: Panel, rowsAvailable: number, w: number): Seg[][] {
 const HELP = [
   "KEYS",
   "  q  quit (also Ctrl-C)",
-  "  p  pause or resume refreshing (the frame stays; resizes still redraw)",
+  "  p  pause or resume refreshing (resizes still redraw)",
   "  t  cycle the type filter: all types, then each type seen",
   "  r  refresh now",
   "  ?  this help (any key returns)",
   "",
   "WHAT IT SHOWS",
-  "  counts by status, with the change since the previous refresh (~ marks a planner",
-  "    estimate: a large table's finished statuses are not counted on every refresh)",
-  "  completed and failed per second over the last full minute, and one bar per minute",
-  "    for the last hour (the current minute is not drawn until it ends)",
-  "  the queue per type: claimable now, the age of the oldest (lag), retrying, running",
-  "  stuck tasks: running with an expired lease, or locked too long without one",
-  "  more panels (failure groups, workers) when the source provides them",
+  "  Counts by status and their change since the last refresh.",
+  "    ~ marks a planner estimate (finished tasks of a large table).",
+  "  Completed and failed per second over the last full minute;",
+  "    one bar per minute of the last hour (the current one once it ends).",
+  "  The queue per type: ready now, lag (age of the oldest ready task),",
+  "    queued, retrying, running. Red: lag of 5 minutes or more.",
+  "  Stuck: running with an expired lease, or locked too long without one.",
+  "  Failure groups and workers, when the source provides them.",
 ];
 
 /**
@@ -241,9 +242,8 @@ export function renderTopFrame(data: TopData, view: TopView): string[] {
   const out: Seg[][] = [];
   const typeLabel = view.type ?? "all";
   const state = view.paused ? "PAUSED" : `every ${formatDuration(view.intervalMs)}`;
-  const header = ` seedtask top  ${view.source}  type: ${typeLabel}  ${state}  ${
-    clock(view.now)
-  } UTC `;
+  // Most important first: a narrow terminal cuts the source, which the user knows anyway.
+  const header = ` ${clock(view.now)} UTC  ${state}  type: ${typeLabel}  top of ${view.source} `;
   out.push([[header.padEnd(w), "inverse"]]);
 
   const o = data.overview;
@@ -297,22 +297,21 @@ export function renderTopFrame(data: TopData, view: TopView): string[] {
     const closed = minutes.filter((b) => !b.open);
     const last = closed.at(-1);
     const open = minutes.find((b) => b.open);
-    const sparkWidth = Math.max(0, Math.min(closed.length, w - 44));
+    const summary = (kind: "completed" | "failed") =>
+      `  ${formatCount(open?.[kind] ?? 0)} this min · ${
+        formatCount(closed.reduce((n, b) => n + b[kind], 0))
+      } in ${closed.length}m`;
+    const summaryWidth = Math.max(width(summary("completed")), width(summary("failed")));
+    const sparkWidth = Math.max(0, Math.min(closed.length, w - 20 - summaryWidth));
     for (const kind of ["completed", "failed"] as const) {
       const values = closed.slice(closed.length - sparkWidth).map((b) => b[kind]);
-      const total = closed.reduce((n, b) => n + b[kind], 0);
       const alarm = kind === "failed" && (last?.failed ?? 0) > 0;
       out.push([
         [` ${kind.padEnd(9)} `, "dim"],
         [rate(last?.[kind] ?? 0).padStart(8), alarm ? "red" : "bold"],
         [" ", undefined],
         [sparkWidth > 0 ? sparkline(values) : "", alarm ? "red" : "green"],
-        [
-          `  ${formatCount(open?.[kind] ?? 0)} this min, ${
-            formatCount(total)
-          } last ${closed.length}m`,
-          "dim",
-        ],
+        [summary(kind), "dim"],
       ]);
     }
 
