@@ -136,7 +136,7 @@ export function registerTop(program: Command, ctx: Context): void {
       const color = !ctx.env.NO_COLOR && globals(cmd).color !== false;
       const run = (source: TopSource) =>
         interactive
-          ? interactiveTop(ctx, source, { intervalMs, color, type: options.type ?? null })
+          ? interactiveTop(source, { intervalMs, color, type: options.type ?? null })
           : onceTop(ctx, source, {
             intervalMs,
             color: useEmoji(ctx, cmd) && !flags.once,
@@ -195,7 +195,7 @@ function terminalSize(): { columns: number; rows: number } {
  * The live view: redraws on every refresh, key and resize until q, Ctrl-C, SIGTERM or SIGHUP.
  * The terminal is restored in `finally`, whatever ends the loop (an error included).
  */
-async function interactiveTop(ctx: Context, source: TopSource, o: RunOptions): Promise<void> {
+async function interactiveTop(source: TopSource, o: RunOptions): Promise<void> {
   const encoder = new TextEncoder();
   const write = (s: string) => {
     let bytes = encoder.encode(s);
