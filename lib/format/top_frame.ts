@@ -243,7 +243,10 @@ export function renderTopFrame(data: TopData, view: TopView): string[] {
   const typeLabel = view.type ?? "all";
   const state = view.paused ? "PAUSED" : `every ${formatDuration(view.intervalMs)}`;
   // Most important first: a narrow terminal cuts the source, which the user knows anyway.
-  const header = ` ${clock(view.now)} UTC  ${state}  type: ${typeLabel}  top of ${view.source} `;
+  const header = ` ${
+    [`${clock(view.now)} UTC`, view.pad === false ? "" : state, `type: ${typeLabel}`]
+      .filter((p) => p !== "").join("  ")
+  }  top of ${view.source} `;
   out.push([[header.padEnd(w), "inverse"]]);
 
   const o = data.overview;
