@@ -16,8 +16,12 @@ import { nowFragment } from "./queue_health.ts";
 
 export type { ThroughputOptions };
 
-/** How long after its end a bucket is still re-counted (late commits), in milliseconds. */
-export const SETTLE_MS = 10_000;
+/**
+ * How long after its end a bucket (or a second of the open minute) is still re-counted, in
+ * milliseconds: a completion's updated_at is its transaction's start, and the dispatcher's
+ * completions are single statements, committed well within this.
+ */
+export const SETTLE_MS = 5_000;
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -55,6 +59,8 @@ export interface Series {
   minutes: Map<number, Counts>;
   /** Closed hours by `floor(epoch ms / 3600000)`. */
   hours: Map<number, Counts>;
+  /** Settled seconds of minutes not yet closed, by `floor(epoch ms / 1000)`. */
+  slices: Map<number, Counts>;
 }
 
 /** At most this many histories (one per table and type asked for) are kept. */
@@ -74,7 +80,7 @@ export class ThroughputCache {
     if (s) {
       this.#series.delete(key); // re-inserted last: most recently used
     } else {
-      s = { minutes: new Map(), hours: new Map() };
+      s = { minutes: new Map(), hours: new Map(), slices: new Map() };
       if (this.#series.size >= MAX_SERIES) {
         this.#series.delete(this.#series.keys().next().value!);
       }
@@ -86,7 +92,7 @@ export class ThroughputCache {
   /** Closed buckets held, over every history (tests and metrics). */
   get size(): number {
     let n = 0;
-    for (const s of this.#series.values()) n += s.minutes.size + s.hours.size;
+    for (const s of this.#series.values()) n += s.minutes.size + s.hours.size + s.slices.size;
     return n;
   }
 }
@@ -129,27 +135,68 @@ export async function getThroughput(
   }
   let countFrom = minuteFrom;
   while (countFrom <= curMin && series.minutes.has(countFrom)) countFrom++;
+  // Settled minutes still missing are counted per minute; the rest, per second from the first
+  // second not kept — with a warm cache, the last few seconds only.
+  const lastSettledMin = Math.floor((planNow - SETTLE_MS) / MINUTE) - 1;
+  const minuteTo = Math.min(lastSettledMin, curMin);
+  let secondFrom = Math.max(countFrom, minuteTo + 1) * 60;
+  while (series.slices.has(secondFrom)) secondFrom++;
   const missingHours: number[] = [];
   for (let h = wantHour; h < curHour && o.hours > 0; h++) {
     if (!series.hours.has(h) && settled((h + 1) * HOUR, planNow)) missingHours.push(h);
   }
 
-  const rows = await guard(db, () => throughputQuery(db, o, countFrom, missingHours));
-  const counted = { m: new Map<number, Counts>(), h: new Map<number, Counts>() };
+  const rows = await guard(db, () =>
+    throughputQuery(db, o, {
+      minutes: countFrom <= minuteTo ? [countFrom, minuteTo] : null,
+      secondFrom,
+      hours: missingHours,
+    }));
+  const counted = {
+    m: new Map<number, Counts>(),
+    s: new Map<number, Counts>(),
+    h: new Map<number, Counts>(),
+  };
   let dbNow = planNow;
   for (const r of rows) {
     if (r.g === "now") dbNow = Number(r.b);
-    else counted[r.g as "m" | "h"].set(Number(r.b), [r.c, r.f]);
+    else counted[r.g as "m" | "s" | "h"].set(Number(r.b), [r.c, r.f]);
   }
 
   const zero: Counts = [0, 0];
-  for (let m = countFrom; m <= curMin; m++) {
+  for (let m = countFrom; m <= minuteTo; m++) {
     if (settled((m + 1) * MINUTE, dbNow)) series.minutes.set(m, counted.m.get(m) ?? zero);
+  }
+  for (let sec = secondFrom; sec <= Math.floor(planNow / 1000); sec++) {
+    if (!settled((sec + 1) * 1000, dbNow)) break;
+    series.slices.set(sec, counted.s.get(sec) ?? zero);
+  }
+  const slicesOf = (m: number): Counts => {
+    let c = 0;
+    let f = 0;
+    for (let sec = m * 60; sec < (m + 1) * 60; sec++) {
+      const x = series.slices.get(sec) ?? counted.s.get(sec);
+      if (x) {
+        c += x[0];
+        f += x[1];
+      }
+    }
+    return [c, f];
+  };
+  // A minute whose seconds have all settled becomes one kept minute.
+  for (let m = minuteTo + 1; m <= curMin; m++) {
+    if (
+      !series.minutes.has(m) && settled((m + 1) * MINUTE, dbNow) && series.slices.has(m * 60 + 59)
+    ) {
+      series.minutes.set(m, slicesOf(m));
+      for (let sec = m * 60; sec < (m + 1) * 60; sec++) series.slices.delete(sec);
+    }
   }
   for (const h of missingHours) {
     if (settled((h + 1) * HOUR, dbNow)) series.hours.set(h, counted.h.get(h) ?? zero);
   }
-  const minute = (m: number): Counts => series.minutes.get(m) ?? counted.m.get(m) ?? zero;
+  const minute = (m: number): Counts =>
+    series.minutes.get(m) ?? counted.m.get(m) ?? (m > minuteTo ? slicesOf(m) : zero);
 
   const minutes: ThroughputBucket[] = [];
   for (let m = wantMin; m <= curMin; m++) {
@@ -177,26 +224,29 @@ export async function getThroughput(
   // Forget what no request can ask for any more.
   for (const m of series.minutes.keys()) if (m < curMin - 240) series.minutes.delete(m);
   for (const h of series.hours.keys()) if (h < curHour - 170) series.hours.delete(h);
+  for (const sec of series.slices.keys()) if (sec < (curMin - 2) * 60) series.slices.delete(sec);
 
   return { type: o.type ?? null, minutes, hours, generated_at: new Date(dbNow) };
 }
 
 /**
- * The one statement of a refresh: per-minute counts from minute `minuteFrom` to now, per-hour
- * counts of `hours` (closed hours not yet cached; none once warm), and the database's clock.
- * Each part is a range of the `(status, updated_at)` index per status; buckets are whole
- * epoch minutes and hours, so the session's time zone does not matter.
+ * The one statement of a refresh: per-minute counts of the settled minutes not yet kept,
+ * per-second counts from `secondFrom` to now (the open minute: with a warm cache, the last few
+ * seconds), per-hour counts of `hours` (closed hours not yet kept; none once warm), and the
+ * database's clock. Each part is a range of the `(status, updated_at)` index per status;
+ * buckets are whole epoch seconds, minutes and hours, so the session's time zone does not
+ * matter.
  */
 export function throughputQuery(
   db: Db,
   o: { type?: string; now?: Date },
-  minuteFrom: number,
-  hours: readonly number[],
+  ranges: { minutes: [number, number] | null; secondFrom: number; hours: readonly number[] },
 ): Fragment {
   const sql = db.sql;
   const t = sql(db.table);
   const now = nowFragment(db, o.now);
   const type = o.type === undefined ? sql`` : sql`and type = ${o.type}`;
+  const at = (ms: number) => sql`${new Date(ms).toISOString()}::timestamptz`;
   const grouped = (g: string, seconds: number, from: number, to: Fragment) =>
     sql`
     select ${g}::text as g, floor(extract(epoch from updated_at) / ${seconds})::bigint::text as b,
@@ -204,20 +254,21 @@ export function throughputQuery(
       count(*) filter (where status = 'failed')::int as f
     from ${t}
     where status in ('completed', 'failed') ${type}
-      and updated_at >= ${new Date(from).toISOString()}::timestamptz and ${to}
-    group by 2`;
-  const minutePart = grouped("m", 60, minuteFrom * MINUTE, sql`updated_at <= ${now}`);
-  const hourPart = hours.length === 0 ? sql`` : sql`union all ${
-    grouped(
-      "h",
-      3600,
-      hours[0]! * HOUR,
-      sql`updated_at < ${new Date((hours.at(-1)! + 1) * HOUR).toISOString()}::timestamptz`,
-    )
-  }`;
+      and updated_at >= ${at(from)} and ${to}
+    group by 2
+    union all`;
+  const { minutes, secondFrom, hours } = ranges;
   return sql`
-    ${minutePart}
-    ${hourPart}
-    union all
+    ${
+    minutes
+      ? grouped("m", 60, minutes[0] * MINUTE, sql`updated_at < ${at((minutes[1] + 1) * MINUTE)}`)
+      : sql``
+  }
+    ${
+    hours.length > 0
+      ? grouped("h", 3600, hours[0]! * HOUR, sql`updated_at < ${at((hours.at(-1)! + 1) * HOUR)}`)
+      : sql``
+  }
+    ${grouped("s", 1, secondFrom * 1000, sql`updated_at <= ${now}`)}
     select 'now', floor(extract(epoch from ${now}) * 1000)::bigint::text, 0, 0`;
 }
