@@ -5,9 +5,9 @@
  * it out of that status too).
  *
  * A bucket that has closed does not change, so a {@link ThroughputCache} keeps each one once it
- * is counted; a refresh counts only what is still open. "Closed" waits {@link SETTLE_MS} past
- * the bucket's end: a row's updated_at is its transaction's start, so a completion that began
- * just before the minute ended can commit a little after it.
+ * is counted — and of the open minute, each second — so a refresh counts only the last few
+ * seconds. "Closed" waits {@link SETTLE_MS} past the end: a row's updated_at is its
+ * transaction's start, so a completion that began just before the end can commit after it.
  */
 import type postgres from "postgres";
 import { type Db, guard } from "../db.ts";
@@ -101,9 +101,10 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /**
  * Tasks completed and failed per minute for the last `minutes` and per hour for the last
- * `hours`, for one type or all. One statement: with a warm `cache` it counts only the open
- * minute (and one still settling), a range of the `(status, updated_at)` index; the closed
- * buckets come from the cache. The open hour is the sum of its minutes.
+ * `hours`, for one type or all. One statement: with a warm `cache` it counts only the seconds
+ * not yet settled ({@link SETTLE_MS}), a short range of the `(status, updated_at)` index; the
+ * settled seconds, minutes and hours come from the cache. The open hour is the sum of its
+ * minutes.
  *
  * @example
  * const cache = new ThroughputCache();
