@@ -46,6 +46,9 @@ import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { SingleFlightCache } from "./single_flight.ts";
+import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
+import { getLatency } from "../lib/queries/latency.ts";
+import { getOverview } from "../lib/queries/overview.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -65,7 +68,11 @@ export interface AppDeps {
   /** Limits of database work (server/db_gate.ts); the concurrency defaults to the pool size. */
   shedding?: Partial<Omit<GateOptions, "probe">>;
   /** Replaces getTaskStatistics (tests count the loads through it). */
-  loadStats?: (db: Db, options: ResolvedStatsOptions) => Promise<TaskStatistics>;
+  loadStats?: (
+    db: Db,
+    options: ResolvedStatsOptions,
+    throughput: ThroughputCache,
+  ) => Promise<TaskStatistics>;
 }
 
 export { MAX_HTTP_LIMIT };
@@ -205,8 +212,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     singleFlight.get(key, () => gate.run(load)) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
+  // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
+  const throughputCache = new ThroughputCache();
   const stats = (options: ResolvedStatsOptions) =>
-    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options));
+    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options, throughputCache));
 
   const app = new OpenAPIHono();
 
@@ -303,7 +312,19 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
   app.use("/failures/*", gated(true)); // the group actions
-  for (const path of ["/stats", "/metrics", "/check", "/failures", "/leases", "/workers"]) {
+  for (
+    const path of [
+      "/stats",
+      "/metrics",
+      "/check",
+      "/failures",
+      "/leases",
+      "/workers",
+      "/throughput",
+      "/latency",
+      "/overview",
+    ]
+  ) {
     app.use(path, gated(false));
   }
 
@@ -421,6 +442,31 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json(await stats(c.req.valid("query")), 200),
     requestHook(ROUTES.stats),
   );
+
+  app.openapi(ROUTES.throughput, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(
+      `throughput:${JSON.stringify(options)}`,
+      () => getThroughput(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.throughput));
+
+  app.openapi(ROUTES.latency, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
+    return c.json(body, 200);
+  }, requestHook(ROUTES.latency));
+
+  app.openapi(ROUTES.overview, async (c) => {
+    const options = c.req.valid("query");
+    // Every viewer's top refreshes through here: one computation per TTL, however many.
+    const body = await cache(
+      `overview:${JSON.stringify(options)}`,
+      () => getOverview(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.overview));
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");
