@@ -83,6 +83,8 @@ export interface BenchContext {
   tmp: string;
   /** The filled table of `rows` tasks (built on first use, then shared). */
   filled(rows: number): Promise<FilledTable>;
+  /** Records in RESULTS.md how a filled table came to be (filled now, or reused). */
+  noteFill(f: FilledTable): void;
   /** Schemas created by this run, dropped at the end unless --keep. */
   schemas: Set<string>;
 }
