@@ -64,13 +64,15 @@ ${NO_RESULTS}
 
 /** One suite's place in a run: done (its report), failed (the error) or still to come. */
 export type SuiteOutcome =
-  | { suite: string; state: "done"; report: SuiteReport; seconds: number }
-  | { suite: string; state: "failed"; error: string; seconds: number }
+  | { suite: string; state: "done"; report: SuiteReport; seconds: number; load: string }
+  | { suite: string; state: "failed"; error: string; seconds: number; load: string }
   | { suite: string; state: "pending" };
 
 /** A run of one mode, as far as it got. */
 export interface RunRecord {
   mode: string;
+  /** The suites of a run of some suites only (`--suite`); null for a run of every suite. */
+  only: string[] | null;
   command: string;
   machine: Machine;
   /** ISO time the run started. */
@@ -94,6 +96,7 @@ export function runBlock(run: RunRecord): string {
     : run.mode === "quick"
     ? "Quick run"
     : `Run (${run.mode})`;
+  const scope = run.only ? ` — ${run.only.join(", ")} only` : "";
   const done = run.suites.filter((s) => s.state === "done") as Extract<
     SuiteOutcome,
     { state: "done" }
@@ -107,14 +110,16 @@ export function runBlock(run: RunRecord): string {
   const durations = run.suites.map((s) =>
     s.state === "pending"
       ? `${s.suite} (not run yet)`
-      : `${s.suite} ${minutes(s.seconds)}${s.state === "failed" ? " (failed)" : ""}`
+      : `${s.suite} ${minutes(s.seconds)}${s.state === "failed" ? " (failed)" : ""} (${s.load})`
   );
   const lines = [
     `<!-- BEGIN ${key} -->`,
-    `## ${heading}`,
+    `## ${heading}${scope}`,
     "",
     `- Started: ${run.started}; ${status}`,
-    `- Suites, in run order, with their durations: ${durations.join(", ")}`,
+    `- Suites, in run order, with their durations and the host's 1-minute load average at ` +
+    `their start and end (${run.machine.cores} cores, shared with other work on this host): ` +
+    durations.join(", "),
     ...run.notes.map((n) => `- ${n}`),
     `- Machine: ${machineLine(run.machine)}`,
     `- PostgreSQL settings: ${run.machine.pgSettings}`,

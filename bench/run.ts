@@ -60,6 +60,15 @@ const USAGE = `usage: deno run -A bench/run.ts [--quick | --full] [--suite NAME]
                  [--results PATH] [--no-write]
 suites: ${Object.keys(SUITES).join(", ")} (default: all, in that order)`;
 
+/** The host's 1-minute load average, as /proc/loadavg says it ("?" elsewhere). */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0]!;
+  } catch {
+    return "?";
+  }
+}
+
 function positiveInt(value: string, flag: string): number {
   const n = Number(value.replaceAll("_", ""));
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`Invalid ${flag} "${value}"`);
@@ -139,7 +148,8 @@ async function main(): Promise<number> {
   const tmp = await Deno.makeTempDir({ prefix: "seedtask_bench_" });
   const tables = new Map<number, Promise<FilledTable>>();
   const record: RunRecord = {
-    mode: partial ? `${mode}, ${suites.join(", ")} only` : mode,
+    mode,
+    only: partial ? suites : null,
     command,
     machine,
     started: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
@@ -218,6 +228,7 @@ async function main(): Promise<number> {
     for (const [i, name] of suites.entries()) {
       if (interrupted) break;
       const t0 = performance.now();
+      const loadStart = loadAverage();
       current = name;
       say(`\n=== ${name} ===`);
       try {
@@ -230,6 +241,7 @@ async function main(): Promise<number> {
           state: "done",
           report,
           seconds: (performance.now() - t0) / 1000,
+          load: `load ${loadStart} → ${loadAverage()}`,
         };
       } catch (err) {
         if (interrupted) break;
@@ -240,6 +252,7 @@ async function main(): Promise<number> {
           state: "failed",
           error: String((err as Error).stack ?? err),
           seconds: (performance.now() - t0) / 1000,
+          load: `load ${loadStart} → ${loadAverage()}`,
         };
         await killChildren();
       }
