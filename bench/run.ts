@@ -163,7 +163,11 @@ async function main(): Promise<number> {
     const t = f.timings;
     record.notes.push(
       f.reused
-        ? `Table ${what}: reused from an earlier --keep run`
+        ? `Table ${what}: reused from an earlier --keep run${
+          f.upgraded && f.upgraded.length > 0
+            ? `, brought up to the current contract in this run: ${f.upgraded.join("; ")}`
+            : ""
+        }`
         : `Table ${what}: filled in this run, ${
           (t.insert + t.indexes + t.vacuum).toFixed(0)
         } s (insert ${t.insert.toFixed(0)} s, indexes ${t.indexes.toFixed(0)} s, VACUUM ANALYZE ${
