@@ -123,7 +123,8 @@ export function registerDemo(program: Command, ctx: Context): void {
               onListen: ({ port }) =>
                 void say(
                   `\nHTTP API on the demo data: http://127.0.0.1:${port}/tasks  /stats  /metrics  ` +
-                    "(Ctrl-C to stop)\n",
+                    "(Ctrl-C to stop)\n" +
+                    `Watch it live from another terminal: seedtask top --url http://127.0.0.1:${port}\n`,
                 ),
             }, app.fetch);
             await server.finished;
@@ -136,7 +137,7 @@ export function registerDemo(program: Command, ctx: Context): void {
         } else {
           await say(
             `\nTry: seedtask demo --serve, or keep the data with --dir and run ` +
-              "`seedtask --embedded DIR list`\n",
+              "`seedtask --embedded DIR list` or the live view `seedtask --embedded DIR top`\n",
           );
         }
       } finally {

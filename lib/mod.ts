@@ -35,6 +35,24 @@ export {
 } from "./queries/task_stats.ts";
 export { getQueueHealth, type HealthOptions, type QueueHealth } from "./queries/queue_health.ts";
 export {
+  type Counts,
+  getThroughput,
+  type Series,
+  SETTLE_MS,
+  type Throughput,
+  type ThroughputBucket,
+  ThroughputCache,
+} from "./queries/throughput.ts";
+export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./queries/latency.ts";
+export {
+  type LatencyOptions,
+  LatencyOptionsSchema,
+  type ResolvedLatencyOptions,
+  type ResolvedThroughputOptions,
+  type ThroughputOptions,
+  ThroughputOptionsSchema,
+} from "./input/history_options.ts";
+export {
   checkHealth,
   type CheckMetric,
   type CheckResult,
@@ -92,12 +110,25 @@ export {
 export { enqueueTask, type NewTask, NOTIFY_CHANNEL } from "./ops/enqueue_task.ts";
 export { NEW_TASK_STATUSES } from "./input/new_task.ts";
 export {
+  BulkEnqueueError,
+  type BulkTask,
+  DEFAULT_ENQUEUE_BATCH,
+  enqueueTasks,
+  type EnqueueTasksOptions,
+  type EnqueueTasksResult,
+  MAX_ENQUEUE_BATCH,
+  ndjsonTasks,
+} from "./ops/enqueue_tasks.ts";
+export {
   cancelTasks,
   cancelWhere,
   type FilterPreview,
   previewCancelWhere,
+  previewReleaseWhere,
   previewRetryWhere,
   type RefusedTransition,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
   resolveTaskIds,
   retryTasks,
   retryWhere,
