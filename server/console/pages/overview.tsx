@@ -125,7 +125,9 @@ function QueueHealth(props: { view: View; s: TaskStatistics }) {
 }
 
 function Activity(props: { s: TaskStatistics }) {
-  const buckets = props.s.recent_activity.map((d) => ({
+  // Oldest on the left.
+  const days = [...props.s.recent_activity].sort((a, b) => a.date.localeCompare(b.date));
+  const buckets = days.map((d) => ({
     label: d.date.slice(5),
     title: d.date,
     values: { created: d.created_count, completed: d.completed_count, failed: d.failed_count },
@@ -154,7 +156,7 @@ function Types(props: { view: View; s: TaskStatistics }) {
           <tr>
             <th>Type</th>
             <th class="num">Tasks</th>
-            <th class="num">Failed</th>
+            <th class="num">Show</th>
           </tr>
         </thead>
         <tbody>
@@ -167,7 +169,7 @@ function Types(props: { view: View; s: TaskStatistics }) {
                 <Count n={n} estimated={est} />
               </td>
               <td class="num">
-                <a href={href(view, "/tasks", { type, status: "failed" })}>list</a>
+                <a href={href(view, "/tasks", { type, status: "failed" })}>failed</a>
               </td>
             </tr>
           ))}
