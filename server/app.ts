@@ -59,6 +59,8 @@ export interface AppDeps {
   basePath?: string;
   /** Seconds between the console's live refreshes (default 5). */
   consoleRefreshSeconds?: number;
+  /** Told the key of every shared computation that runs (benchmarks count them per TTL). */
+  onComputation?: (key: string) => void;
   /** Replaces getTaskStatistics (tests count the loads through it). */
   loadStats?: (db: Db, options: ResolvedStatsOptions) => Promise<TaskStatistics>;
 }
@@ -158,7 +160,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const singleFlight = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
   // A computation shared by many requests is one unit of database work, not one per request.
   const cache = <T>(key: string, load: () => Promise<T>) =>
-    singleFlight.get(key, () => gate.run(load)) as Promise<T>;
+    singleFlight.get(key, () => {
+      deps.onComputation?.(key);
+      return gate.run(load);
+    }) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
   const stats = (options: ResolvedStatsOptions) =>
