@@ -324,7 +324,7 @@ Deno.test("retry: the confirmation says how many tasks change; the result shows 
     assert.doesNotMatch(none.text, /id="confirm"/);
     const refused = await post(app, `/ui/tasks/${IDS.completed3h}/retry`, { csrf: keys.csrf });
     assert.equal(refused.status, 409);
-    assert.match(await refused.text(), /only failed or cancelled tasks can be retried/);
+    assert.match(await refused.text(), /only failed, cancelled or retry tasks can be retried/);
   });
 });
 
@@ -472,5 +472,59 @@ Deno.test("the console's assets are embedded, typed and up to date with their so
       assert.equal(await res.text(), ASSETS[name]!.body);
     }
     assert.equal((await app.request("/ui/assets/x/nope.js")).status, 404);
+  });
+});
+
+Deno.test("the failures page groups failures; a group's retry changes exactly its tasks", async () => {
+  await withConsole({ token: TOKEN, allowWrite: true }, async (app, db) => {
+    const { status, text } = await page(app, "/ui/failures", { cookie });
+    assert.equal(status, 200);
+    assertNoInline(text);
+    assert.match(text, /Failure groups/);
+    assert.match(text, /connection reset by organism/);
+    assert.ok(!text.includes(HOSTILE), "the hostile error is escaped");
+    const ids = [...text.matchAll(/\/ui\/actions\/retry\?group=([0-9a-f]{12})/g)].map((m) => m[1]!);
+    assert.ok(ids.length >= 2, "group actions are offered");
+    // The group of the graph_embed "connection reset" failure.
+    const row = text.split("<tr>").find((r) => r.includes("connection reset by organism"))!;
+    const group = /group=([0-9a-f]{12})/.exec(row)![1]!;
+    const confirm = await page(app, `/ui/actions/retry?group=${group}`, { cookie });
+    assert.match(confirm.text, /This will retry 1 task/);
+    const res = await post(app, "/ui/actions/retry", { csrf: keys.csrf, group, expected: "1" });
+    assert.match(await res.text(), /Retried 1 task</);
+    assert.equal(await statusOf(db, IDS.failedRecent), "queued");
+    assert.equal(await statusOf(db, IDS.failed5h), "failed", "another group is untouched");
+    // Windows are links; a bad window is a 400 naming it.
+    assert.match((await page(app, "/ui/failures?since=1h")).text, /aria-current="page">1h/);
+    const bad = await page(app, "/ui/failures?since=soon");
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /since/);
+  });
+});
+
+Deno.test("the workers page lists dispatchers, stuck tasks and what requeue-stale would do", async () => {
+  await withConsole({}, async (app) => {
+    const { status, text } = await page(app, "/ui/workers");
+    assert.equal(status, 200);
+    assertNoInline(text);
+    assert.match(text, /disp-dead/);
+    assert.match(text, /lease expired/);
+    assert.ok(text.includes(IDS.runningStuck.slice(0, 8)));
+    assert.match(text, /requeue-stale<\/code> would now return <strong>1<\/strong>/);
+  });
+});
+
+Deno.test("release: a created task joins the queue after its confirmation", async () => {
+  await withConsole({ token: TOKEN, allowWrite: true }, async (app, db) => {
+    const task = await page(app, `/ui/tasks/${IDS.created1}`, { cookie });
+    assert.match(task.text, /Release…/);
+    const confirm = await page(app, `/ui/tasks/${IDS.created1}/release`, { cookie });
+    assert.match(confirm.text, /This will release 1 task/);
+    const res = await post(app, `/ui/tasks/${IDS.created1}/release`, { csrf: keys.csrf });
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /Released task aaaa1000: it is now queued/);
+    assert.equal(await statusOf(db, IDS.created1), "queued");
+    const group = await page(app, "/ui/actions/release?status=created", { cookie });
+    assert.match(group.text, /This will release 1 task/);
   });
 });

@@ -27,13 +27,22 @@ import {
   cancelTasks,
   cancelWhere,
   previewCancelWhere,
+  previewReleaseWhere,
   previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
   retryTasks,
   retryWhere,
   type TaskFilter,
 } from "../../lib/ops/task_transitions.ts";
 import { getTask } from "../../lib/queries/get_task.ts";
-import { countTasks, listTasks } from "../../lib/queries/list_tasks.ts";
+import { getFailureGroups } from "../../lib/queries/failure_groups.ts";
+import { getLeases } from "../../lib/queries/leases.ts";
+import { listWorkers } from "../../lib/queries/workers.ts";
+import { FailureGroupsSchema, LeasesSchema, WorkersSchema } from "../../lib/input/insight.ts";
+import { FailuresPage, WorkersPage } from "./pages/insight.tsx";
+import { listTasks } from "../../lib/queries/list_tasks.ts";
+import { pageTotal } from "../../lib/queries/list_total.ts";
 import type { TaskStatistics } from "../../lib/queries/task_stats.ts";
 import { VERSION } from "../../lib/version.ts";
 import { ShedError } from "../db_gate.ts";
@@ -117,7 +126,7 @@ function queryObject(c: Context, lists: readonly string[]): Record<string, unkno
 /** The filter fields of a group action, from a query string or a form. */
 function groupFields(source: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of ["status", "type", "domain", "older_than"]) {
+  for (const key of ["status", "type", "domain", "older_than", "group"]) {
     const v = source[key];
     if (v !== undefined && v !== "" && !(Array.isArray(v) && v.length === 0)) out[key] = v;
   }
@@ -275,12 +284,17 @@ export function createConsole(deps: ConsoleDeps): Hono {
   // ---- tasks -----------------------------------------------------------------------------
   app.get("/tasks", async (c) => {
     const view = await viewOf(c);
-    const raw = queryObject(c, ["status"]);
+    const raw = queryObject(c, ["status", "type", "domain", "param"]);
+    const joined = (key: string) => {
+      const v = (raw[key] as string[] | undefined ?? []).filter((x) => x.trim() !== "");
+      return v.length ? v.join(",") : undefined;
+    };
     const q: TaskQuery = {
       status: ((raw.status as string[] | undefined) ?? []).flatMap((s) => s.split(","))
         .map((s) => s.trim()).filter((s) => s !== ""),
-      type: raw.type as string | undefined,
-      domain: raw.domain as string | undefined,
+      type: joined("type"),
+      domain: joined("domain"),
+      param: (raw.param as string[] | undefined ?? []).filter((p) => p.trim() !== ""),
       search: raw.search as string | undefined,
       sort: raw.sort as string | undefined,
       limit: raw.limit as string | undefined,
@@ -288,7 +302,13 @@ export function createConsole(deps: ConsoleDeps): Hono {
     };
     // An empty text box is no filter (the form always sends every field).
     const given = Object.fromEntries(
-      Object.entries<unknown>({ ...raw, status: q.status.length ? q.status : undefined })
+      Object.entries<unknown>({
+        ...raw,
+        status: q.status.length ? q.status : undefined,
+        type: q.type,
+        domain: q.domain,
+        param: q.param.length ? q.param : undefined,
+      })
         .filter(([, v]) => v !== undefined && v !== ""),
     );
     let filter: ResolvedListFilter;
@@ -305,48 +325,31 @@ export function createConsole(deps: ConsoleDeps): Hono {
       return page(c, <TasksPage view={view} q={q} data={{ invalid: err.message }} />, 400);
     }
     const key = JSON.stringify(filter);
-    const [list, total] = await Promise.all([
-      panels.load(`list:${key}`, () => deps.cache(`list:${key}`, () => listTasks(db, filter))),
-      listTotal(filter),
-    ]);
-    const groupFilter = view.allowWrite && !filter.search &&
-        (filter.statuses || filter.type !== undefined || filter.domain !== undefined)
+    const list = await panels.load(
+      `list:${key}`,
+      () => deps.cache(`list:${key}`, () => listTasks(db, filter)),
+    );
+    // The total `seedtask list` shows: counted when cheap, else the planner's estimate (marked).
+    const total = list.value === undefined ? undefined : await panels.load<ListTotal | null>(
+      `total:${key}`,
+      async () => {
+        const t = await deps.cache(`total:${key}`, () => pageTotal(db, filter, list.value!));
+        return { n: t.total, estimated: !t.exact, note: t.note };
+      },
+    );
+    // Acting on every match needs a filter the transitions take: statuses, one type, one domain.
+    const single = (v: string[] | undefined) => v === undefined || v.length === 1;
+    const groupFilter = view.allowWrite && !filter.search && !filter.params &&
+        single(filter.types) && single(filter.domains) &&
+        (filter.statuses || filter.types || filter.domains)
       ? {
         status: filter.statuses as string[] | undefined,
-        type: filter.type,
-        domain: filter.domain,
+        type: filter.types?.[0],
+        domain: filter.domains?.[0],
       }
       : undefined;
     return page(c, <TasksPage view={view} q={q} data={{ page: list, total, groupFilter }} />);
   });
-
-  /**
-   * The list's total: by status alone it comes from the overview's statistics (estimated
-   * where they are, and marked); with other filters it is counted, under the statement
-   * timeout, as its own panel.
-   */
-  function listTotal(filter: ResolvedListFilter) {
-    const { after: _a, limit: _l, sort: _s, ...counted } = filter;
-    if (counted.type === undefined && counted.domain === undefined && !counted.search) {
-      return panels.load<ListTotal | null>(
-        `total-stats:${JSON.stringify(counted.statuses ?? null)}`,
-        async () => {
-          const s = await deps.stats(defaultStats);
-          const fields = s.estimates?.fields ?? [];
-          if (!counted.statuses) return { n: s.total, estimated: fields.includes("total") };
-          return {
-            n: counted.statuses.reduce((sum, st) => sum + (s.status_counts[st] ?? 0), 0),
-            estimated: counted.statuses.some((st) => fields.includes(`status_counts.${st}`)),
-          };
-        },
-      );
-    }
-    const key = `count:${JSON.stringify(counted)}`;
-    return panels.load<ListTotal | null>(
-      key,
-      async () => ({ n: await deps.cache(key, () => countTasks(db, counted)), estimated: false }),
-    );
-  }
 
   // ---- one task --------------------------------------------------------------------------
   const loadTask = (id: string) => deps.cache(`task:${id}`, () => getTask(db, id));
@@ -356,14 +359,47 @@ export function createConsole(deps: ConsoleDeps): Hono {
     return page(c, <TaskPage view={await viewOf(c)} task={task} />);
   });
 
+  /** The actions: what each is called, which statuses it moves, and its lib functions. */
   const VERBS = {
-    retry: { verb: "Retry", past: "retried", danger: false },
-    cancel: { verb: "Cancel", past: "cancelled", danger: true },
-  } as const;
+    retry: {
+      verb: "Retry",
+      done: "Retried",
+      past: "retried",
+      danger: false,
+      from: (_force: boolean) => ["failed", "cancelled", "retry"],
+      groupWhat: " that are failed or cancelled go back to the queue, attempts reset.",
+      one: (id: string, _force: boolean) => retryTasks(db, [id]),
+      preview: (f: TaskFilter) => previewRetryWhere(db, f),
+      where: (f: TaskFilter) => retryWhere(db, f),
+    },
+    cancel: {
+      verb: "Cancel",
+      done: "Cancelled",
+      past: "cancelled",
+      danger: true,
+      from: (force: boolean) => ["created", "queued", "retry", ...(force ? ["running"] : [])],
+      groupWhat: " that are created, queued or waiting to retry are cancelled " +
+        "(running ones are left alone).",
+      one: (id: string, force: boolean) => cancelTasks(db, [id], { force }),
+      preview: (f: TaskFilter) => previewCancelWhere(db, f),
+      where: (f: TaskFilter) => cancelWhere(db, f),
+    },
+    release: {
+      verb: "Release",
+      done: "Released",
+      past: "released",
+      danger: false,
+      from: (_force: boolean) => ["created"],
+      groupWhat: " that are created (staged) join the queue.",
+      one: (id: string, _force: boolean) => releaseCreatedTasks(db, [id]),
+      preview: (f: TaskFilter) => previewReleaseWhere(db, f),
+      where: (f: TaskFilter) => releaseCreatedWhere(db, f),
+    },
+  };
   type Verb = keyof typeof VERBS;
   const verbOf = (c: Context): Verb => {
     const v = c.req.param("verb");
-    if (v !== "retry" && v !== "cancel") throw new HTTPException(404);
+    if (v !== "retry" && v !== "cancel" && v !== "release") throw new HTTPException(404);
     return v;
   };
   /** Actions need --allow-write and a signed-in browser even to be offered. */
@@ -386,10 +422,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     if (refused) return refused;
     const force = c.req.query("force") === "1";
     const task = await deps.run(() => getTask(db, c.req.param("id")));
-    const from = verb === "retry"
-      ? ["failed", "cancelled"]
-      : ["created", "queued", "retry", ...(force ? ["running"] : [])];
-    const ok = from.includes(task.status);
+    const ok = VERBS[verb].from(force).includes(task.status);
     const view = await viewOf(c);
     const taskUrl = href(view, `/tasks/${task.id}`);
     return page(
@@ -402,7 +435,10 @@ export function createConsole(deps: ConsoleDeps): Hono {
         what={
           <>
             Task <span class="mono">{task.id}</span> ({task.type}) is {task.status}.
-            {verb === "retry" && ok && " It goes back to the queue with its attempts reset."}
+            {verb === "retry" && ok && (task.status === "retry"
+              ? " It runs now instead of after its backoff, keeping its attempts."
+              : " It goes back to the queue with its attempts reset.")}
+            {verb === "release" && ok && " It joins the queue."}
             {verb === "cancel" && force && ok &&
               " It is running: its dispatcher's result will be refused."}
           </>
@@ -425,9 +461,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     const verb = verbOf(c);
     const form = c.get("form" as never) as Record<string, unknown>;
     const id = c.req.param("id");
-    const report = await deps.run(() =>
-      verb === "retry" ? retryTasks(db, [id]) : cancelTasks(db, [id], { force: form.force === "1" })
-    );
+    const report = await deps.run(() => VERBS[verb].one(id, form.force === "1"));
     deps.invalidate();
     const view = await viewOf(c);
     const n = report.changed.length;
@@ -438,9 +472,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
         view={view}
         title={`${VERBS[verb].verb} task ${fullId.slice(0, 8)}`}
         message={n > 0
-          ? `${VERBS[verb].verb === "Retry" ? "Retried" : "Cancelled"} task ${
-            fullId.slice(0, 8)
-          }: it is now ${report.changed[0]!.status}`
+          ? `${VERBS[verb].done} task ${fullId.slice(0, 8)}: it is now ${report.changed[0]!.status}`
           : `Nothing ${VERBS[verb].past}`}
         changed={report.changed}
         refused={report.refused}
@@ -458,9 +490,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     if (refused) return refused;
     const fields = groupFields(queryObject(c, ["status"]));
     const filter = parseGroupFilter(fields);
-    const preview = await deps.run(() =>
-      verb === "retry" ? previewRetryWhere(db, filter) : previewCancelWhere(db, filter)
-    );
+    const preview = await deps.run(() => VERBS[verb].preview(filter));
     const view = await viewOf(c);
     const hidden: Record<string, string> = {};
     for (const [k, v] of Object.entries(fields)) hidden[k] = [v].flat().join(",");
@@ -475,9 +505,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
         what={
           <>
             Tasks with {describeFilter(fields)}
-            {verb === "retry"
-              ? " that are failed or cancelled go back to the queue."
-              : " that are created, queued or waiting to retry are cancelled (running ones are left alone)."}
+            {VERBS[verb].groupWhat}
           </>
         }
         sample={preview.sample}
@@ -494,9 +522,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     const form = c.get("form" as never) as Record<string, unknown>;
     const fields = groupFields(form);
     const filter = parseGroupFilter(fields);
-    const changed = await deps.run(() =>
-      verb === "retry" ? retryWhere(db, filter) : cancelWhere(db, filter)
-    );
+    const changed = await deps.run(() => VERBS[verb].where(filter));
     deps.invalidate();
     const view = await viewOf(c);
     const expected = Number(form.expected);
@@ -508,7 +534,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
       <ResultPage
         view={view}
         title={`${VERBS[verb].verb} every matching task`}
-        message={`${verb === "retry" ? "Retried" : "Cancelled"} ${changed.length} ${
+        message={`${VERBS[verb].done} ${changed.length} ${
           changed.length === 1 ? "task" : "tasks"
         }${differs}`}
         changed={changed}
@@ -516,6 +542,39 @@ export function createConsole(deps: ConsoleDeps): Hono {
         backLabel="Back to the list"
       />,
     );
+  });
+
+  // ---- failures, workers and leases -----------------------------------------------------
+  app.get("/failures", async (c) => {
+    const view = await viewOf(c);
+    const raw = queryObject(c, ["status"]);
+    const since = typeof raw.since === "string" && raw.since !== "" ? raw.since : "24h";
+    let options;
+    try {
+      // The API's schema, so the key, and the computation, are the API's too.
+      options = parseInput(FailureGroupsSchema, { ...raw, since });
+    } catch (err) {
+      if (!(err instanceof SeedtaskError) || err.httpStatus !== 400) throw err;
+      return page(c, <FailuresPage view={view} since={since} invalid={err.message} />, 400);
+    }
+    const key = `failures:${JSON.stringify(options)}`;
+    const result = await panels.load(
+      key,
+      () => deps.cache(key, () => getFailureGroups(db, options)),
+    );
+    return page(c, <FailuresPage view={view} since={since} result={result} />);
+  });
+
+  const workersOptions = parseInput(WorkersSchema, {});
+  const leasesOptions = parseInput(LeasesSchema, {});
+  app.get("/workers", async (c) => {
+    const wKey = `workers:${JSON.stringify(workersOptions)}`;
+    const lKey = `leases:${JSON.stringify(leasesOptions)}`;
+    const [workers, leases] = await Promise.all([
+      panels.load(wKey, () => deps.cache(wKey, () => listWorkers(db, workersOptions))),
+      panels.load(lKey, () => deps.cache(lKey, () => getLeases(db, leasesOptions))),
+    ]);
+    return page(c, <WorkersPage view={await viewOf(c)} workers={workers} leases={leases} />);
   });
 
   app.all("*", (c) => fail(c, 404, `No page ${c.req.path.slice(0, 200)}`));

@@ -139,6 +139,8 @@ function TaskActions(props: { view: View; task: Task }) {
   if (task.status === "failed" || task.status === "cancelled") {
     links.push(["retry", "Retry…", "btn btn-primary"]);
   }
+  if (task.status === "retry") links.push(["retry", "Run now…", "btn btn-primary"]);
+  if (task.status === "created") links.push(["release", "Release…", "btn btn-primary"]);
   if (["created", "queued", "retry"].includes(task.status)) {
     links.push(["cancel", "Cancel…", "btn btn-danger"]);
   }

@@ -10,6 +10,8 @@ export interface TaskQuery {
   status: string[];
   type?: string;
   domain?: string;
+  /** `key=value` params filters. */
+  param: string[];
   search?: string;
   sort?: string;
   limit?: string;
@@ -20,6 +22,8 @@ export interface TaskQuery {
 export interface ListTotal {
   n: number;
   estimated: boolean;
+  /** Why it is an estimate. */
+  note?: string | null;
 }
 
 /** What the tasks page shows. */
@@ -52,6 +56,16 @@ function Filters(props: { view: View; q: TaskQuery }) {
       <label>
         Domain
         <input type="text" name="domain" value={q.domain ?? ""} autocomplete="off" />
+      </label>
+      <label>
+        Params
+        <input
+          type="text"
+          name="param"
+          value={q.param.join(" ")}
+          placeholder="key=value"
+          autocomplete="off"
+        />
       </label>
       <label>
         Search
@@ -147,7 +161,8 @@ function TotalText(props: { total?: PanelResult<ListTotal | null> }) {
   if (t.value === null || t.value === undefined) return null;
   return (
     <>
-      <Count n={t.value.n} estimated={t.value.estimated} />{" "}
+      <Count n={t.value.n} estimated={t.value.estimated} />
+      {t.value.note ? <span class="muted">({t.value.note})</span> : null}{" "}
       {t.value.n === 1 && !t.value.estimated ? "task" : "tasks"} match
     </>
   );
