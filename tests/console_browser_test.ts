@@ -106,6 +106,8 @@ Deno.test({
         ["tasks-failed", "/ui/tasks?status=failed&status=retry"],
         ["task", `/ui/tasks/${IDS.failedRecent}`],
         ["task-running", `/ui/tasks/${IDS.runningStuck}`],
+        ["failures", "/ui/failures"],
+        ["workers", "/ui/workers"],
         ["confirm-group", "/ui/actions/retry?status=failed"],
       ];
       for (const [name, path] of pages) {
@@ -166,7 +168,7 @@ Deno.test({
       assert.notEqual(dark, light);
       await page.goto(`${base}/ui/tasks`);
       assert.equal(await background(), dark);
-      for (const [name, path] of pages.slice(0, 4)) {
+      for (const [name, path] of pages.slice(0, 7)) {
         await page.goto(`${base}${path}`);
         await shot(page, `${name}-dark`);
       }
