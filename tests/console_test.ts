@@ -11,7 +11,7 @@ import { ConsoleKeys, SESSION_COOKIE } from "../server/console/auth.ts";
 import { CONSOLE_CSP } from "../server/console/app.tsx";
 import { ASSETS } from "../server/console/assets_embedded.ts";
 import { embeddedAssetsSource } from "../tools/embed_console_assets.ts";
-import { IDS, insertFixture, testSchema } from "./helpers.ts";
+import { IDS, insertFixture, spawnCli, testSchema } from "./helpers.ts";
 
 const TOKEN = "s3cret-token-42";
 const HOSTILE = "<script>alert(1)</script>";
@@ -527,4 +527,22 @@ Deno.test("release: a created task joins the queue after its confirmation", asyn
     const group = await page(app, "/ui/actions/release?status=created", { cookie });
     assert.match(group.text, /This will release 1 task/);
   });
+});
+
+Deno.test("demo --serve says the console's URL, and the console answers there", async () => {
+  const demo = spawnCli(["demo", "--serve", "--port", "0", "--tasks", "6", "--seconds", "3"]);
+  try {
+    await demo.waitFor(/Web console on the demo data: http:\/\/127\.0\.0\.1:\d+\/ui\n/, 120_000);
+    const url = /Web console on the demo data: (\S+)/.exec(demo.stdout())![1]!;
+    const res = await fetch(url);
+    const text = await res.text();
+    assert.equal(res.status, 200);
+    assert.match(text, /Tasks by status/);
+    const root = await fetch(url.replace(/\/ui$/, "/"), { redirect: "manual" });
+    await root.body?.cancel();
+    assert.equal(root.headers.get("location"), "/ui");
+  } finally {
+    demo.child.kill("SIGINT");
+    assert.equal(await demo.exit(), 0);
+  }
 });
