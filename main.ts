@@ -24,6 +24,7 @@ import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
 import { registerCancel, registerRelease, registerRetry } from "./commands/transitions.ts";
 import { registerWorkers } from "./commands/workers.ts";
+import { registerTop } from "./commands/top.ts";
 import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
 import { oneLine, SeedtaskError, UsageError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
@@ -95,6 +96,7 @@ export function buildProgram(
   registerList(program, ctx);
   registerShow(program, ctx);
   registerStats(program, ctx);
+  registerTop(program, ctx);
   registerCheck(program, ctx);
   registerDoctor(program, ctx);
   registerFailures(program, ctx);

@@ -127,7 +127,8 @@ export function registerDemo(program: Command, ctx: Context): void {
                 void say(
                   `\nWeb console on the demo data: http://127.0.0.1:${port}/ui\n` +
                     `HTTP API: http://127.0.0.1:${port}/tasks  /stats  /metrics  /openapi.json  ` +
-                    "(Ctrl-C to stop)\n",
+                    "(Ctrl-C to stop)\n" +
+                    `Watch it live from another terminal: seedtask top --url http://127.0.0.1:${port}\n`,
                 ),
             }, app.fetch);
             await server.finished;
@@ -140,7 +141,7 @@ export function registerDemo(program: Command, ctx: Context): void {
         } else {
           await say(
             `\nTry: seedtask demo --serve, or keep the data with --dir and run ` +
-              "`seedtask --embedded DIR list`\n",
+              "`seedtask --embedded DIR list` or the live view `seedtask --embedded DIR top`\n",
           );
         }
       } finally {

@@ -27,6 +27,22 @@ export { getTask } from "./queries/get_task.ts";
 export { getTaskStatistics, type StatsOptions, type TaskStatistics } from "./queries/task_stats.ts";
 export { getQueueHealth, type HealthOptions, type QueueHealth } from "./queries/queue_health.ts";
 export {
+  type Counts,
+  getThroughput,
+  type Series,
+  SETTLE_MS,
+  type Throughput,
+  type ThroughputBucket,
+  ThroughputCache,
+} from "./queries/throughput.ts";
+export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./queries/latency.ts";
+export {
+  type LatencyOptions,
+  LatencyOptionsSchema,
+  type ThroughputOptions,
+  ThroughputOptionsSchema,
+} from "./input/history_options.ts";
+export {
   checkHealth,
   type CheckResult,
   type CheckState,

@@ -29,6 +29,8 @@ import {
   FilterTransitionSchema,
   TransitionObject,
 } from "../lib/input/transition.ts";
+import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../lib/input/history_options.ts";
+import { OverviewOptionsSchema } from "../lib/queries/overview.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
@@ -114,6 +116,46 @@ const FilterResult = z.union([
 
 const counts = z.record(z.string(), z.number());
 
+const Bucket = z.strictObject({
+  start: instant,
+  completed: z.number().int(),
+  failed: z.number().int(),
+  open: z.boolean().meta({ description: "The current minute or hour, still filling" }),
+});
+
+const Throughput = z.strictObject({
+  type: z.string().nullable(),
+  minutes: z.array(Bucket).meta({ description: "Per minute, oldest first; the last is open" }),
+  hours: z.array(Bucket).meta({ description: "Per hour, oldest first; the last is open" }),
+  generated_at: instant,
+}).meta({ id: "Throughput", description: "Tasks completed and failed per minute and per hour" });
+
+const Percentiles = z.strictObject({
+  p50: z.number().nullable(),
+  p95: z.number().nullable(),
+  p99: z.number().nullable(),
+  max: z.number().nullable(),
+});
+
+const TypeLatency = z.strictObject({
+  type: z.string().nullable().meta({ description: "null: every type together" }),
+  finished: z.number().int(),
+  completed: z.number().int(),
+  failed: z.number().int(),
+  wait_seconds: Percentiles.meta({ description: "Ready (created, or run_after) to claimed" }),
+  run_seconds: Percentiles.meta({ description: "Claimed to finished" }),
+});
+
+const Latency = z.strictObject({
+  window_seconds: z.number(),
+  type: z.string().nullable(),
+  sample_limit: z.number().int(),
+  sampled: z.boolean().meta({ description: "More finishes than the limit: the newest measured" }),
+  all: TypeLatency,
+  types: z.array(TypeLatency),
+  generated_at: instant,
+}).meta({ id: "Latency", description: "Wait and run time percentiles of finished tasks" });
+
 const Statistics = z.strictObject({
   status_counts: counts,
   type_counts: counts,
@@ -175,7 +217,38 @@ const Statistics = z.strictObject({
   }),
   version: z.string(),
   generated_at: instant,
+  throughput_history: Throughput,
+  latency: Latency,
 }).meta({ id: "Statistics", description: "What `seedtask stats --json` prints" });
+
+const TypeQueue = z.strictObject({
+  type: z.string(),
+  ready: z.number().int(),
+  queued: z.number().int(),
+  retry: z.number().int(),
+  running: z.number().int(),
+  oldest_ready_at: nullableInstant,
+  lag_seconds: z.number().nullable(),
+});
+
+const Overview = z.strictObject({
+  type: z.string().nullable(),
+  status_counts: counts,
+  estimated: z.array(z.enum(TASK_STATUSES))
+    .meta({ description: "Statuses whose count is a planner estimate (a large table)" }),
+  queue: z.array(TypeQueue).meta({ description: "Per type, worst lag first" }),
+  stuck: z.number().int(),
+  stuck_tasks: z.array(z.strictObject({
+    id: z.string(),
+    type: z.string(),
+    locked_by: z.string().nullable(),
+    locked_at: nullableInstant,
+    lease_expires_at: nullableInstant,
+    attempts: z.number().int(),
+  })),
+  throughput: Throughput,
+  generated_at: instant,
+}).meta({ id: "Overview", description: "What `seedtask top` shows in one frame" });
 
 const CHECK_STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"] as const;
 
@@ -565,6 +638,27 @@ export const ROUTES = {
     summary: "Statistics and health (seedtask stats --json)",
     request: { query: StatsOptionsSchema },
     responses: { 200: json(Statistics, "Statistics"), ...errors(400, 401, 503) },
+  }),
+  throughput: createRoute({
+    method: "get",
+    path: "/throughput",
+    summary: "Completed and failed per minute and per hour; closed buckets are counted once",
+    request: { query: ThroughputOptionsSchema },
+    responses: { 200: json(Throughput, "Throughput history"), ...errors(400, 401, 503) },
+  }),
+  latency: createRoute({
+    method: "get",
+    path: "/latency",
+    summary: "Wait and run time percentiles per type of the tasks finished in a window",
+    request: { query: LatencyOptionsSchema },
+    responses: { 200: json(Latency, "Latency percentiles"), ...errors(400, 401, 503) },
+  }),
+  overview: createRoute({
+    method: "get",
+    path: "/overview",
+    summary: "Counts, queue lag per type, stuck tasks and throughput: one frame of seedtask top",
+    request: { query: OverviewOptionsSchema },
+    responses: { 200: json(Overview, "The overview"), ...errors(400, 401, 503) },
   }),
   check: createRoute({
     method: "get",

@@ -52,6 +52,9 @@ import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
 function isConsolePath(path: string): boolean {
   return path === "/" || path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`);
 }
+import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
+import { getLatency } from "../lib/queries/latency.ts";
+import { getOverview } from "../lib/queries/overview.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -81,7 +84,11 @@ export interface AppDeps {
   /** Told the key of every shared computation that runs (benchmarks count them per TTL). */
   onComputation?: (key: string) => void;
   /** Replaces getTaskStatistics (tests count the loads through it). */
-  loadStats?: (db: Db, options: ResolvedStatsOptions) => Promise<TaskStatistics>;
+  loadStats?: (
+    db: Db,
+    options: ResolvedStatsOptions,
+    throughput: ThroughputCache,
+  ) => Promise<TaskStatistics>;
 }
 
 export { MAX_HTTP_LIMIT };
@@ -224,8 +231,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     }) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
+  // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
+  const throughputCache = new ThroughputCache();
   const stats = (options: ResolvedStatsOptions) =>
-    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options));
+    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options, throughputCache));
 
   const app = new OpenAPIHono();
 
@@ -323,7 +332,19 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
   app.use("/failures/*", gated(true)); // the group actions
-  for (const path of ["/stats", "/metrics", "/check", "/failures", "/leases", "/workers"]) {
+  for (
+    const path of [
+      "/stats",
+      "/metrics",
+      "/check",
+      "/failures",
+      "/leases",
+      "/workers",
+      "/throughput",
+      "/latency",
+      "/overview",
+    ]
+  ) {
     app.use(path, gated(false));
   }
 
@@ -441,6 +462,31 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json(await stats(c.req.valid("query")), 200),
     requestHook(ROUTES.stats),
   );
+
+  app.openapi(ROUTES.throughput, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(
+      `throughput:${JSON.stringify(options)}`,
+      () => getThroughput(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.throughput));
+
+  app.openapi(ROUTES.latency, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
+    return c.json(body, 200);
+  }, requestHook(ROUTES.latency));
+
+  app.openapi(ROUTES.overview, async (c) => {
+    const options = c.req.valid("query");
+    // Every viewer's top refreshes through here: one computation per TTL, however many.
+    const body = await cache(
+      `overview:${JSON.stringify(options)}`,
+      () => getOverview(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.overview));
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");

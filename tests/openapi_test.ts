@@ -243,6 +243,18 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     valid: { path: {}, query: { all: "true" }, status: 200 },
     invalid: { path: {}, query: { all: "sometimes" }, status: 400 },
   },
+  "GET /throughput": {
+    valid: { path: {}, query: { type: "graph_embed", minutes: "30", hours: "3" }, status: 200 },
+    invalid: { path: {}, query: { minutes: "0" }, status: 400 },
+  },
+  "GET /latency": {
+    valid: { path: {}, query: { type: "graph_embed", window: "2h", sample: "500" }, status: 200 },
+    invalid: { path: {}, query: { window: "soon" }, status: 400 },
+  },
+  "GET /overview": {
+    valid: { path: {}, query: { type: "graph_embed", long_running: "5m" }, status: 200 },
+    invalid: { path: {}, query: { long_running: "0s" }, status: 400 },
+  },
   "GET /health": { valid: { path: {}, status: 200 } },
   "GET /metrics": { valid: { path: {}, status: 200 } },
   "GET /openapi.json": { valid: { path: {}, status: 200 } },
