@@ -5,8 +5,10 @@ import { demoHandlers, enqueueDemoTasks } from "../lib/demo.ts";
 import { formatEvent } from "../lib/dispatch/events.ts";
 import { createDispatcher } from "../lib/dispatch/dispatcher.ts";
 import { delay } from "../lib/duration.ts";
+import { formatFailureGroups } from "../lib/format/insight.ts";
 import { formatStatistics } from "../lib/format/stats.ts";
 import { formatTaskDetails, formatTaskTable } from "../lib/format/tasks.ts";
+import { getFailureGroups } from "../lib/queries/failure_groups.ts";
 import { getTask } from "../lib/queries/get_task.ts";
 import { listTasks } from "../lib/queries/list_tasks.ts";
 import { migrate } from "../lib/table/migrate.ts";
@@ -106,6 +108,11 @@ export function registerDemo(program: Command, ctx: Context): void {
             }`,
           );
         }
+        // Why they failed: the failure groups, as `seedtask failures` shows them.
+        const groups = await getFailureGroups(db, { top: 3 });
+        if (groups.groups.length > 0) {
+          await say(`\nWhy tasks failed (seedtask failures):\n\n${formatFailureGroups(groups)}`);
+        }
         if (opts.serve) {
           const { createApp } = await import("../server/app.ts");
           const { LineLog } = await import("../server/line_log.ts");
@@ -122,7 +129,8 @@ export function registerDemo(program: Command, ctx: Context): void {
               signal: stop.signal,
               onListen: ({ port }) =>
                 void say(
-                  `\nHTTP API on the demo data: http://127.0.0.1:${port}/tasks  /stats  /metrics  ` +
+                  `\nHTTP API on the demo data: http://127.0.0.1:${port}/tasks  /stats  /failures  ` +
+                    "/workers  /metrics " +
                     "(Ctrl-C to stop)\n",
                 ),
             }, app.fetch);
@@ -135,8 +143,10 @@ export function registerDemo(program: Command, ctx: Context): void {
           }
         } else {
           await say(
-            `\nTry: seedtask demo --serve, or keep the data with --dir and run ` +
-              "`seedtask --embedded DIR list`\n",
+            "\nTry next (keep the data with --dir DIR, then add --embedded DIR to each):\n" +
+              "  seedtask failures        why tasks fail, grouped by cause; retry a group\n" +
+              "  seedtask list            the tasks, newest first\n" +
+              "  seedtask demo --serve    the same data over HTTP\n",
           );
         }
       } finally {
