@@ -130,8 +130,8 @@ export function registerDemo(program: Command, ctx: Context): void {
               onListen: ({ port }) =>
                 void say(
                   `\nHTTP API on the demo data: http://127.0.0.1:${port}/tasks  /stats  /failures  ` +
-                    "/workers  /metrics " +
-                    "(Ctrl-C to stop)\n",
+                    "/workers  /metrics (Ctrl-C to stop)\n" +
+                    `Watch it live from another terminal: seedtask top --url http://127.0.0.1:${port}\n`,
                 ),
             }, app.fetch);
             await server.finished;
@@ -144,6 +144,7 @@ export function registerDemo(program: Command, ctx: Context): void {
         } else {
           await say(
             "\nTry next (keep the data with --dir DIR, then add --embedded DIR to each):\n" +
+              "  seedtask top             the live view: counts, throughput, failures, workers\n" +
               "  seedtask failures        why tasks fail, grouped by cause; retry a group\n" +
               "  seedtask list            the tasks, newest first\n" +
               "  seedtask demo --serve    the same data over HTTP\n",

@@ -58,6 +58,8 @@ export interface ConnectOptions {
    * outage waits out. `serve` passes 0 and paces reconnects itself (server/db_gate.ts).
    */
   reconnectBackoffS?: number;
+  /** Called with the text of every statement sent (tests and benchmarks count them). */
+  onQuery?: (query: string) => void;
 }
 
 /**
@@ -119,6 +121,7 @@ export function connect(config: ConnectionConfig, options: ConnectOptions = {}):
     idle_timeout: 60,
     connection,
     onnotice: (n: postgres.Notice) => options.onNotice?.(String(n.message)),
+    ...(options.onQuery ? { debug: (_c: number, query: string) => options.onQuery!(query) } : {}),
   };
   // The driver never sees the DSN itself (see driverUrl): host, user and password go in apart.
   const pool = postgres(driverUrl(config.dsn), poolOptions);

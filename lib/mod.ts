@@ -27,6 +27,22 @@ export { getTask } from "./queries/get_task.ts";
 export { getTaskStatistics, type StatsOptions, type TaskStatistics } from "./queries/task_stats.ts";
 export { getQueueHealth, type HealthOptions, type QueueHealth } from "./queries/queue_health.ts";
 export {
+  type Counts,
+  getThroughput,
+  type Series,
+  SETTLE_MS,
+  type Throughput,
+  type ThroughputBucket,
+  ThroughputCache,
+} from "./queries/throughput.ts";
+export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./queries/latency.ts";
+export {
+  type LatencyOptions,
+  LatencyOptionsSchema,
+  type ThroughputOptions,
+  ThroughputOptionsSchema,
+} from "./input/history_options.ts";
+export {
   checkHealth,
   type CheckResult,
   type CheckState,
@@ -64,10 +80,24 @@ export { type DoctorReport, runDoctor } from "./table/doctor.ts";
 export { migrate, type MigrationResult, migrationScript, planMigration } from "./table/migrate.ts";
 export { enqueueTask, type NewTask, NOTIFY_CHANNEL } from "./ops/enqueue_task.ts";
 export {
+  BulkEnqueueError,
+  type BulkTask,
+  DEFAULT_ENQUEUE_BATCH,
+  enqueueTasks,
+  type EnqueueTasksOptions,
+  type EnqueueTasksResult,
+  MAX_ENQUEUE_BATCH,
+  ndjsonTasks,
+} from "./ops/enqueue_tasks.ts";
+export {
   cancelTasks,
   cancelWhere,
+  type FilterPreview,
   previewCancelWhere,
+  previewReleaseWhere,
   previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
   resolveTaskIds,
   retryTasks,
   retryWhere,

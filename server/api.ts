@@ -7,17 +7,16 @@ import { createRoute } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { InvalidInputError } from "../lib/errors.ts";
-import { flag, withDefault } from "../lib/input/fields.ts";
+import { flag, parsed, shown, withDefault } from "../lib/input/fields.ts";
 import {
   ListFilterObject,
   pageSize,
   type ResolvedListFilter,
   toListFilter,
 } from "../lib/input/list_filter.ts";
-import { NewTaskSchema } from "../lib/input/new_task.ts";
+import { NewTaskObject, NewTaskSchema } from "../lib/input/new_task.ts";
 import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
-import { TransitionObject } from "../lib/input/transition.ts";
 import {
   FailureGroupParam,
   FailureGroupsSchema,
@@ -25,10 +24,20 @@ import {
   LeasesSchema,
   WorkersSchema,
 } from "../lib/input/insight.ts";
+import {
+  CancelFilterSchema,
+  FilterTransitionSchema,
+  TransitionObject,
+} from "../lib/input/transition.ts";
+import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../lib/input/history_options.ts";
+import { OverviewOptionsSchema } from "../lib/queries/overview.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
 export const MAX_HTTP_LIMIT = 1000;
+
+/** Most tasks one `POST /tasks/batch` takes: one batch, so a request is all or nothing. */
+export const MAX_HTTP_BATCH = 1000;
 
 // ---- responses ----------------------------------------------------------------------------
 
@@ -68,7 +77,12 @@ const Task = z.object({
 const TaskPage = z.strictObject({
   items: z.array(Task),
   next_cursor: z.string().nullable().meta({ description: "Pass as `after` for the next page" }),
-  total: z.number().int().optional().meta({ description: "Every match, with total=true" }),
+  total: z.number().int().optional()
+    .meta({ description: "How many match (with total=true or total=auto)" }),
+  total_exact: z.boolean().optional()
+    .meta({ description: "The total was counted (false: the planner's estimate)" }),
+  total_note: z.string().nullable().optional()
+    .meta({ description: "Why the total is an estimate (null when counted)" }),
 }).meta({ id: "TaskPage" });
 
 const Refused = z.strictObject({
@@ -87,7 +101,60 @@ const RefusedTransition = ErrorBody.extend({
   refused: z.array(Refused),
 }).meta({ id: "RefusedTransition", description: "The error, and what changed and what not" });
 
+const FilterResult = z.union([
+  z.strictObject({
+    dry_run: z.literal(true),
+    count: z.number().int().meta({ description: "Tasks the filter would change" }),
+    sample: z.array(Task).meta({ description: "The 10 most recently updated of them" }),
+  }),
+  z.strictObject({
+    dry_run: z.literal(false),
+    changed: z.array(Task).meta({ description: "Exactly the rows this request changed" }),
+    refused: z.array(Refused),
+  }),
+]).meta({ id: "FilterTransitionResult", description: "A dry run, or what was changed" });
+
 const counts = z.record(z.string(), z.number());
+
+const Bucket = z.strictObject({
+  start: instant,
+  completed: z.number().int(),
+  failed: z.number().int(),
+  open: z.boolean().meta({ description: "The current minute or hour, still filling" }),
+});
+
+const Throughput = z.strictObject({
+  type: z.string().nullable(),
+  minutes: z.array(Bucket).meta({ description: "Per minute, oldest first; the last is open" }),
+  hours: z.array(Bucket).meta({ description: "Per hour, oldest first; the last is open" }),
+  generated_at: instant,
+}).meta({ id: "Throughput", description: "Tasks completed and failed per minute and per hour" });
+
+const Percentiles = z.strictObject({
+  p50: z.number().nullable(),
+  p95: z.number().nullable(),
+  p99: z.number().nullable(),
+  max: z.number().nullable(),
+});
+
+const TypeLatency = z.strictObject({
+  type: z.string().nullable().meta({ description: "null: every type together" }),
+  finished: z.number().int(),
+  completed: z.number().int(),
+  failed: z.number().int(),
+  wait_seconds: Percentiles.meta({ description: "Ready (created, or run_after) to claimed" }),
+  run_seconds: Percentiles.meta({ description: "Claimed to finished" }),
+});
+
+const Latency = z.strictObject({
+  window_seconds: z.number(),
+  type: z.string().nullable(),
+  sample_limit: z.number().int(),
+  sampled: z.boolean().meta({ description: "More finishes than the limit: the newest measured" }),
+  all: TypeLatency,
+  types: z.array(TypeLatency),
+  generated_at: instant,
+}).meta({ id: "Latency", description: "Wait and run time percentiles of finished tasks" });
 
 const Statistics = z.strictObject({
   status_counts: counts,
@@ -150,7 +217,38 @@ const Statistics = z.strictObject({
   }),
   version: z.string(),
   generated_at: instant,
+  throughput_history: Throughput,
+  latency: Latency,
 }).meta({ id: "Statistics", description: "What `seedtask stats --json` prints" });
+
+const TypeQueue = z.strictObject({
+  type: z.string(),
+  ready: z.number().int(),
+  queued: z.number().int(),
+  retry: z.number().int(),
+  running: z.number().int(),
+  oldest_ready_at: nullableInstant,
+  lag_seconds: z.number().nullable(),
+});
+
+const Overview = z.strictObject({
+  type: z.string().nullable(),
+  status_counts: counts,
+  estimated: z.array(z.enum(TASK_STATUSES))
+    .meta({ description: "Statuses whose count is a planner estimate (a large table)" }),
+  queue: z.array(TypeQueue).meta({ description: "Per type, worst lag first" }),
+  stuck: z.number().int(),
+  stuck_tasks: z.array(z.strictObject({
+    id: z.string(),
+    type: z.string(),
+    locked_by: z.string().nullable(),
+    locked_at: nullableInstant,
+    lease_expires_at: nullableInstant,
+    attempts: z.number().int(),
+  })),
+  throughput: Throughput,
+  generated_at: instant,
+}).meta({ id: "Overview", description: "What `seedtask top` shows in one frame" });
 
 const CHECK_STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"] as const;
 
@@ -302,11 +400,54 @@ const WorkerList = z.strictObject({
 
 // ---- requests -----------------------------------------------------------------------------
 
+/** How `GET /tasks` counts its total: not at all, every match, or as `seedtask list` does. */
+export type TotalMode = "none" | "exact" | "auto";
+
+/** `total`: `true` counts every match (as before), `auto` as `seedtask list`, `false` none. */
+const totalMode = parsed(z.union([z.boolean(), z.string()]), (value): TotalMode => {
+  if (value === "auto") return "auto";
+  if (value === true || ["true", "1", "", "exact"].includes(value as string)) return "exact";
+  if (value === false || ["false", "0"].includes(value as string)) return "none";
+  throw new InvalidInputError(
+    `Invalid total "${shown(String(value))}": expected true (count every match), auto ` +
+      `(counted when cheap, else estimated) or false`,
+  );
+}, { anyOf: [{ type: "boolean" }, { type: "string", enum: ["true", "false", "auto"] }] });
+const EnqueueResult = z.strictObject({
+  enqueued: z.number().int().meta({ description: "Tasks written (valid, with dry_run)" }),
+  batches: z.number().int(),
+  dry_run: z.boolean(),
+  ids: z.array(z.string().meta({ format: "uuid" })).optional()
+    .meta({ description: "The new ids, in the order of the request's array" }),
+}).meta({ id: "EnqueueResult", description: "What `seedtask enqueue --file --json` prints" });
+
+const BatchError = ErrorBody.extend({
+  error: ErrorBody.shape.error.extend({
+    at: z.string().optional().meta({ description: "The bad element: [index]" }),
+    enqueued: z.number().int().optional().meta({ description: "0: nothing was written" }),
+  }),
+}).meta({ id: "BatchError" });
+
+// ---- requests -----------------------------------------------------------------------------
+
+/** `POST /tasks/batch`'s body: an array of {@link NewTaskObject}. */
+const NewTaskBatch = z.array(NewTaskObject).max(MAX_HTTP_BATCH).meta({
+  description: `At most ${MAX_HTTP_BATCH} tasks, each as POST /tasks takes it`,
+});
+
+const BatchQuery = z.strictObject({
+  dry_run: withDefault(flag("dry_run"), false)
+    .meta({ description: "Check every task, write nothing" }),
+});
+
 /** `GET /tasks`: the list filter with the server's page-size cap, and `total`. */
 const ListQuery = ListFilterObject.extend({
   limit: pageSize(1, MAX_HTTP_LIMIT),
-  total: withDefault(flag("total"), false).meta({ description: "Also count every match" }),
-}).transform((o, ctx): { filter: ResolvedListFilter; total: boolean } => {
+  total: withDefault(totalMode, false).meta({
+    description: "Also say how many match: true counts every match; auto counts when cheap " +
+      "and otherwise gives the planner's estimate (as seedtask list)",
+  }),
+}).transform((o, ctx): { filter: ResolvedListFilter; total: TotalMode } => {
   const { total, ...fields } = o;
   return { filter: toListFilter(fields, ctx), total };
 });
@@ -374,6 +515,31 @@ const refused = (description: string) => json(z.union([RefusedTransition, ErrorB
 
 const write = [{ bearer: [] as string[] }];
 
+/** `POST /tasks/{verb}`: a transition of every task a filter selects, a dry run by default. */
+function filterRoute<S extends typeof FilterTransitionSchema | typeof CancelFilterSchema>(
+  verb: "cancel" | "retry" | "release",
+  schema: S,
+) {
+  return createRoute({
+    method: "post",
+    path: `/tasks/${verb}`,
+    summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every task a filter selects ` +
+      `(seedtask ${verb} with a filter, --json)`,
+    description: 'A dry run unless the body says `"yes": true`' +
+      (verb === "cancel" ? '; `"force": true` also cancels running tasks' : "") +
+      (verb === "retry" ? "; failed and cancelled tasks unless `status` names retry" : ""),
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      body: { required: true, content: { "application/json": { schema } } },
+    },
+    responses: {
+      200: json(FilterResult, "The dry run, or exactly the rows changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  });
+}
+
 /** The routes of the API, by name; server/app.ts gives each its handler. */
 export const ROUTES = {
   listTasks: createRoute({
@@ -404,6 +570,25 @@ export const ROUTES = {
       ...errors(400, 401, 403, 413, 503),
     },
   }),
+  enqueueTasks: createRoute({
+    method: "post",
+    path: "/tasks/batch",
+    summary: "Enqueue many tasks at once, all or none (seedtask enqueue --file --json)",
+    description: `One INSERT and one NOTIFY for the whole array (at most ${MAX_HTTP_BATCH} ` +
+      "tasks): a bad element, named by its index in `at`, means nothing was written.",
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      query: BatchQuery,
+      body: { required: true, content: { "application/json": { schema: NewTaskBatch } } },
+    },
+    responses: {
+      201: json(EnqueueResult, "Enqueued (or, with dry_run, all valid)"),
+      400: json(BatchError, "A bad element (`at` names it) or a bad query value"),
+      ...errors(401, 403, 503),
+      413: json(ErrorBody, `Body larger than 1 MiB, or more than ${MAX_HTTP_BATCH} tasks`),
+    },
+  }),
   cancelTask: createRoute({
     method: "post",
     path: "/tasks/{id}/cancel",
@@ -432,12 +617,48 @@ export const ROUTES = {
       409: refused("Not failed or cancelled, or an ambiguous prefix"),
     },
   }),
+  releaseTask: createRoute({
+    method: "post",
+    path: "/tasks/{id}/release",
+    summary: "Move a staged (created) task to queued (seedtask release --json)",
+    security: write,
+    request: { params: TaskIdParam },
+    responses: {
+      200: json(TransitionReport, "Released"),
+      ...errors(400, 401, 403, 404, 503),
+      409: refused("Not created, or an ambiguous prefix"),
+    },
+  }),
+  cancelWhere: filterRoute("cancel", CancelFilterSchema),
+  retryWhere: filterRoute("retry", FilterTransitionSchema),
+  releaseWhere: filterRoute("release", FilterTransitionSchema),
   stats: createRoute({
     method: "get",
     path: "/stats",
     summary: "Statistics and health (seedtask stats --json)",
     request: { query: StatsOptionsSchema },
     responses: { 200: json(Statistics, "Statistics"), ...errors(400, 401, 503) },
+  }),
+  throughput: createRoute({
+    method: "get",
+    path: "/throughput",
+    summary: "Completed and failed per minute and per hour; closed buckets are counted once",
+    request: { query: ThroughputOptionsSchema },
+    responses: { 200: json(Throughput, "Throughput history"), ...errors(400, 401, 503) },
+  }),
+  latency: createRoute({
+    method: "get",
+    path: "/latency",
+    summary: "Wait and run time percentiles per type of the tasks finished in a window",
+    request: { query: LatencyOptionsSchema },
+    responses: { 200: json(Latency, "Latency percentiles"), ...errors(400, 401, 503) },
+  }),
+  overview: createRoute({
+    method: "get",
+    path: "/overview",
+    summary: "Counts, queue lag per type, stuck tasks and throughput: one frame of seedtask top",
+    request: { query: OverviewOptionsSchema },
+    responses: { 200: json(Overview, "The overview"), ...errors(400, 401, 503) },
   }),
   check: createRoute({
     method: "get",

@@ -13,31 +13,42 @@ import { z } from "zod";
 import { checkHealth } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
+import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
 import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
 import { shown, usageError } from "../lib/input/fields.ts";
 import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
 import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
+import { pageTotal } from "../lib/queries/list_total.ts";
 import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
-import {
-  cancelTasks,
-  cancelWhere,
-  previewCancelWhere,
-  previewRetryWhere,
-  retryTasks,
-  retryWhere,
-  type TransitionReport,
-} from "../lib/ops/task_transitions.ts";
 import { getFailureGroups } from "../lib/queries/failure_groups.ts";
 import { getLeases } from "../lib/queries/leases.ts";
 import { listWorkers } from "../lib/queries/workers.ts";
+import {
+  cancelTasks,
+  cancelWhere,
+  type FilterPreview,
+  previewCancelWhere,
+  previewReleaseWhere,
+  previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
+  retryTasks,
+  retryWhere,
+  type TaskFilter,
+  type TransitionReport,
+} from "../lib/ops/task_transitions.ts";
+import type { Task } from "../lib/table/contract.ts";
 import { VERSION } from "../lib/version.ts";
-import { MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
+import { MAX_HTTP_BATCH, MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { SingleFlightCache } from "./single_flight.ts";
+import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
+import { getLatency } from "../lib/queries/latency.ts";
+import { getOverview } from "../lib/queries/overview.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -57,7 +68,11 @@ export interface AppDeps {
   /** Limits of database work (server/db_gate.ts); the concurrency defaults to the pool size. */
   shedding?: Partial<Omit<GateOptions, "probe">>;
   /** Replaces getTaskStatistics (tests count the loads through it). */
-  loadStats?: (db: Db, options: ResolvedStatsOptions) => Promise<TaskStatistics>;
+  loadStats?: (
+    db: Db,
+    options: ResolvedStatsOptions,
+    throughput: ThroughputCache,
+  ) => Promise<TaskStatistics>;
 }
 
 export { MAX_HTTP_LIMIT };
@@ -122,6 +137,45 @@ function requestHook(route: { request?: unknown }) {
   };
 }
 
+/**
+ * `POST /tasks/batch`'s answer to a body that fails its schema: a bad element is named by its
+ * index (`at`), as `enqueue --file` names a line; an array over the cap is a 413.
+ */
+function batchHook(route: { request?: unknown }) {
+  const general = requestHook(route);
+  return (
+    result: { success: boolean; target: string; error?: z.ZodError },
+    c: Context,
+  ): undefined => {
+    if (result.success || result.target !== "json") return general(result, c);
+    const issue = result.error!.issues[0]!;
+    if (issue.path.length === 0 && issue.code === "too_big") {
+      throw refusal(
+        413,
+        "too_many_tasks",
+        `Too many tasks: at most ${MAX_HTTP_BATCH} per request (split the array)`,
+      );
+    }
+    const index = issue.path[0];
+    if (typeof index !== "number") return general(result, c);
+    const err = usageError(result.error!, undefined, {
+      label: (key) => key,
+      describe: (i) => {
+        const field = i.path.slice(1).join(".");
+        return `Invalid ${field === "" ? "task" : `"${field}"`}: ${i.message}`;
+      },
+    });
+    const reason = /^[A-Z][a-z]/.test(err.message)
+      ? err.message[0]!.toLowerCase() + err.message.slice(1)
+      : err.message;
+    throw new BulkEnqueueError(`[${index}]`, reason, {
+      enqueued: 0,
+      writtenThrough: null,
+      dryRun: false,
+    });
+  };
+}
+
 /** /health's database check: `select 1`, at most 2 s. */
 const PING_TIMEOUT_MS = 2000;
 
@@ -158,8 +212,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     singleFlight.get(key, () => gate.run(load)) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
+  // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
+  const throughputCache = new ThroughputCache();
   const stats = (options: ResolvedStatsOptions) =>
-    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options));
+    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options, throughputCache));
 
   const app = new OpenAPIHono();
 
@@ -256,7 +312,19 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
   app.use("/failures/*", gated(true)); // the group actions
-  for (const path of ["/stats", "/metrics", "/check", "/failures", "/leases", "/workers"]) {
+  for (
+    const path of [
+      "/stats",
+      "/metrics",
+      "/check",
+      "/failures",
+      "/leases",
+      "/workers",
+      "/throughput",
+      "/latency",
+      "/overview",
+    ]
+  ) {
     app.use(path, gated(false));
   }
 
@@ -269,7 +337,14 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     // it has no rule for takes the parse-and-serialise path.
     const text = await listTasksJson(db, filter);
     const page = text === null ? JSON.stringify(await listTasks(db, filter)) : text;
-    const body = total ? `${page.slice(0, -1)},"total":${await countTasks(db, filter)}}` : page;
+    let body = page;
+    if (total !== "none") {
+      const counted = total === "exact"
+        ? { total: await countTasks(db, filter), exact: true, note: null }
+        : await pageTotal(db, filter, JSON.parse(page));
+      body = `${page.slice(0, -1)},"total":${counted.total},"total_exact":${counted.exact},` +
+        `"total_note":${JSON.stringify(counted.note)}}`;
+    }
     // Already JSON text, of the documented TaskPage shape: sent as it is.
     return c.body(body, 200, { "content-type": "application/json" }) as never;
   }, requestHook(listRoute));
@@ -285,6 +360,16 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json(await enqueueTask(db, c.req.valid("json")), 201),
     requestHook(enqueueRoute),
   );
+
+  app.openapi(ROUTES.enqueueTasks, async (c) => {
+    const tasks = c.req.valid("json").map((task, i) => ({ at: `[${i}]`, task }));
+    const result = await enqueueTasks(db, tasks, {
+      batchSize: MAX_HTTP_BATCH,
+      dryRun: c.req.valid("query").dry_run,
+      returnIds: true,
+    });
+    return c.json(result, 201);
+  }, batchHook(ROUTES.enqueueTasks));
 
   const transitionAnswer = (c: Context, report: TransitionReport) =>
     report.refused.length > 0
@@ -304,10 +389,84 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   );
 
   app.openapi(
+    ROUTES.releaseTask,
+    async (c) => transitionAnswer(c, await releaseCreatedTasks(db, [c.req.valid("param").id])),
+    requestHook(ROUTES.releaseTask),
+  );
+
+  // The filter forms: a dry run (count and sample) unless `yes`, as the CLI without --yes.
+  const filterAnswer = async (
+    c: Context,
+    apply: boolean,
+    preview: () => Promise<FilterPreview>,
+    change: () => Promise<Task[]>,
+  ) =>
+    c.json(
+      apply
+        ? { dry_run: false, changed: await change(), refused: [] }
+        : { dry_run: true, ...(await preview()) },
+      200,
+    );
+  const filterTransitions: Record<
+    "cancelWhere" | "retryWhere" | "releaseWhere",
+    {
+      preview: (f: TaskFilter, force: boolean) => Promise<FilterPreview>;
+      change: (f: TaskFilter, force: boolean) => Promise<Task[]>;
+    }
+  > = {
+    cancelWhere: {
+      preview: (f, force) => previewCancelWhere(db, f, { force }),
+      change: (f, force) => cancelWhere(db, f, { force }),
+    },
+    retryWhere: { preview: (f) => previewRetryWhere(db, f), change: (f) => retryWhere(db, f) },
+    releaseWhere: {
+      preview: (f) => previewReleaseWhere(db, f),
+      change: (f) => releaseCreatedWhere(db, f),
+    },
+  };
+  for (const [name, ops] of Object.entries(filterTransitions)) {
+    const route = ROUTES[name as keyof typeof filterTransitions];
+    app.openapi(route, async (c) => {
+      const { filter, force, apply } = c.req.valid("json");
+      return await filterAnswer(
+        c,
+        apply,
+        () => ops.preview(filter, force),
+        () => ops.change(filter, force),
+      ) as never;
+    }, requestHook(route));
+  }
+
+  app.openapi(
     ROUTES.stats,
     async (c) => c.json(await stats(c.req.valid("query")), 200),
     requestHook(ROUTES.stats),
   );
+
+  app.openapi(ROUTES.throughput, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(
+      `throughput:${JSON.stringify(options)}`,
+      () => getThroughput(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.throughput));
+
+  app.openapi(ROUTES.latency, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
+    return c.json(body, 200);
+  }, requestHook(ROUTES.latency));
+
+  app.openapi(ROUTES.overview, async (c) => {
+    const options = c.req.valid("query");
+    // Every viewer's top refreshes through here: one computation per TTL, however many.
+    const body = await cache(
+      `overview:${JSON.stringify(options)}`,
+      () => getOverview(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.overview));
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");

@@ -150,6 +150,15 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     },
     invalid: { path: {}, body: { type: "x", drift_score: "high" }, status: 400 },
   },
+  "POST /tasks/batch": {
+    valid: {
+      path: {},
+      query: { dry_run: "false" },
+      body: [{ type: "graph_embed", params: { n: 1 } }, { type: "x", status: "created" }],
+      status: 201,
+    },
+    invalid: { path: {}, body: [{ type: "x" }, { type: "" }], status: 400 },
+  },
   "POST /tasks/{id}/cancel": {
     valid: { path: { id: IDS.queuedOld }, body: { force: false }, status: 200 },
     invalid: { path: { id: IDS.queuedRecent }, body: { force: "yes" }, status: 400 },
@@ -157,6 +166,22 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
   "POST /tasks/{id}/retry": {
     valid: { path: { id: IDS.failed2d }, status: 200 },
     invalid: { path: { id: "not-hex" }, status: 400 },
+  },
+  "POST /tasks/{id}/release": {
+    valid: { path: { id: IDS.created1 }, status: 200 },
+    invalid: { path: { id: "zz" }, status: 400 },
+  },
+  "POST /tasks/cancel": {
+    valid: { path: {}, body: { type: "fact_search", force: false }, status: 200 },
+    invalid: { path: {}, body: { force: true }, status: 400 },
+  },
+  "POST /tasks/retry": {
+    valid: { path: {}, body: { status: "retry", yes: true }, status: 200 },
+    invalid: { path: {}, body: { status: "bogus" }, status: 400 },
+  },
+  "POST /tasks/release": {
+    valid: { path: {}, body: { domain: "user_1", older_than: "1m", yes: false }, status: 200 },
+    invalid: { path: {}, body: { yes: "maybe", type: "x" }, status: 400 },
   },
   "GET /stats": {
     valid: {
@@ -214,6 +239,18 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
   "GET /workers": {
     valid: { path: {}, query: { all: "true" }, status: 200 },
     invalid: { path: {}, query: { all: "sometimes" }, status: 400 },
+  },
+  "GET /throughput": {
+    valid: { path: {}, query: { type: "graph_embed", minutes: "30", hours: "3" }, status: 200 },
+    invalid: { path: {}, query: { minutes: "0" }, status: 400 },
+  },
+  "GET /latency": {
+    valid: { path: {}, query: { type: "graph_embed", window: "2h", sample: "500" }, status: 200 },
+    invalid: { path: {}, query: { window: "soon" }, status: 400 },
+  },
+  "GET /overview": {
+    valid: { path: {}, query: { type: "graph_embed", long_running: "5m" }, status: 200 },
+    invalid: { path: {}, query: { long_running: "0s" }, status: 400 },
   },
   "GET /health": { valid: { path: {}, status: 200 } },
   "GET /metrics": { valid: { path: {}, status: 200 } },

@@ -122,3 +122,38 @@ export function resolveTaskFilter(filter: TaskFilter): TaskFilter {
     group: filter.group,
   });
 }
+
+/** A filter transition: the filter (at least one field), `force` and whether to apply it. */
+export interface FilterTransition {
+  /** Which tasks. */
+  filter: TaskFilter;
+  /** cancel: running tasks too. */
+  force: boolean;
+  /** Change them (`yes`); otherwise a dry run. */
+  apply: boolean;
+}
+
+const YES = withDefault(flag("yes"), false)
+  .meta({ description: "Apply; without it the answer is a dry run (count and sample)" });
+
+function toFilterTransition(
+  o: FilterFields & { force?: boolean; yes: boolean },
+  ctx: z.core.$RefinementCtx,
+): FilterTransition {
+  const filter = toTaskFilter(o);
+  ruled(ctx, o, () => {
+    if (!filter) throw new InvalidInputError("Give a filter: a status, type, domain or older_than");
+  });
+  return { filter: filter ?? {}, force: o.force ?? false, apply: o.yes };
+}
+
+/** The body of `POST /tasks/cancel`: a filter, `force`, and `yes` to apply it. */
+export const CancelFilterSchema = z.strictObject({
+  ...FILTER_FIELDS,
+  force: TransitionObject.shape.force,
+  yes: YES,
+}).transform(toFilterTransition);
+
+/** The body of `POST /tasks/retry` and `POST /tasks/release`: a filter, and `yes` to apply it. */
+export const FilterTransitionSchema = z.strictObject({ ...FILTER_FIELDS, yes: YES })
+  .transform(toFilterTransition);

@@ -16,6 +16,8 @@ import {
 } from "./estimate_counts.ts";
 import { TASK_STATUSES, type TaskStatus } from "../table/contract.ts";
 import { VERSION } from "../version.ts";
+import { getThroughput, type Throughput, ThroughputCache } from "./throughput.ts";
+import { getLatency, type Latency } from "./latency.ts";
 
 export type { StatsOptions };
 
@@ -88,6 +90,10 @@ export interface TaskStatistics {
   options: { top: number; days: number; long_running_seconds: number; high_attempts: number };
   version: string;
   generated_at: Date;
+  /** Completed and failed per minute (last hour) and per hour (last 48), see getThroughput. */
+  throughput_history: Throughput;
+  /** Wait and run time percentiles per type over the last hour, see getLatency. */
+  latency: Latency;
 }
 
 /** Completions sampled for the duration percentiles (the most recent ones). */
@@ -315,6 +321,7 @@ async function estimatedDistributions(
 export async function getTaskStatistics(
   db: Db,
   options: StatsOptions = {},
+  throughputCache: ThroughputCache = new ThroughputCache(),
 ): Promise<TaskStatistics> {
   const opts = resolveStatsOptions(options);
   return await guard(db, async () => {
@@ -326,23 +333,28 @@ export async function getTaskStatistics(
     const q = statsQueries(db, opts, indexes);
     const useEstimates = estimate !== null && estimate.rows >= ESTIMATE_MIN_ROWS &&
       estimate.columns.has("status");
-    const [dist, created, finished, long, high, durations, health] = await Promise.all([
-      useEstimates ? estimatedDistributions(db, estimate, opts.top) : exactDistributions(q),
-      q.created!,
-      q.finished!,
-      q.longRunning!,
-      q.highAttempts!,
-      q.durations!,
-      getQueueHealth(db, { longRunningMs: opts.longRunningMs, now: opts.now, withQueued: false }),
-    ]) as [
-      Distributions,
-      postgres.Row[],
-      postgres.Row[],
-      postgres.Row[],
-      postgres.Row[],
-      postgres.Row[],
-      QueueHealth,
-    ];
+    const [dist, created, finished, long, high, durations, health, history, latency] = await Promise
+      .all([
+        useEstimates ? estimatedDistributions(db, estimate, opts.top) : exactDistributions(q),
+        q.created!,
+        q.finished!,
+        q.longRunning!,
+        q.highAttempts!,
+        q.durations!,
+        getQueueHealth(db, { longRunningMs: opts.longRunningMs, now: opts.now, withQueued: false }),
+        getThroughput(db, { now: opts.now }, throughputCache),
+        getLatency(db, { now: opts.now }),
+      ]) as [
+        Distributions,
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        postgres.Row[],
+        QueueHealth,
+        Throughput,
+        Latency,
+      ];
     const generatedAt = opts.now ?? new Date();
     const statusCounts = dist.statusCounts;
     const total = TASK_STATUSES.reduce((n, s) => n + statusCounts[s], 0);
@@ -430,6 +442,8 @@ export async function getTaskStatistics(
       },
       version: VERSION,
       generated_at: generatedAt,
+      throughput_history: history,
+      latency,
     };
   });
 }

@@ -169,7 +169,7 @@ export interface RecommendedIndex {
    * expression that is not a function call in parentheses).
    */
   keys: readonly string[];
-  /** The operator class of its keys, when not the type's default (needs {@link trgm}). */
+  /** The operator class of its keys, when not the type's default (pg_trgm's when {@link trgm}). */
   opclass?: string;
   /** INCLUDE columns. */
   include: readonly string[];
@@ -190,7 +190,8 @@ export function indexDefinition(
   statusType: string,
   trgmSchema?: string,
 ): string {
-  const opclass = index.opclass ? ` ${trgmSchema ? `${trgmSchema}.` : ""}${index.opclass}` : "";
+  const qualifier = index.trgm && trgmSchema ? `${trgmSchema}.` : "";
+  const opclass = index.opclass ? ` ${qualifier}${index.opclass}` : "";
   const include = index.include.length > 0 ? ` INCLUDE (${index.include.join(", ")})` : "";
   const where = index.where ? ` WHERE ${index.where(statusType)}` : "";
   return `USING ${index.method} (${
@@ -270,6 +271,9 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
       "attempts",
       "updated_at",
     ]),
+    btree("params_idx", "list --param (params containing key=value: find the task of an entity)", [
+      "params",
+    ], { method: "gin", opclass: "jsonb_path_ops" }),
     btree("search_trgm_idx", "list --search (text in description or error)", [
       `(${SEARCH_TEXT})`,
     ], { method: "gin", opclass: "gin_trgm_ops", trgm: true }),
