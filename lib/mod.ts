@@ -60,6 +60,7 @@ export {
   FINGERPRINT_RULES,
   fingerprintError,
   type FingerprintRule,
+  type Pattern as FingerprintPattern,
 } from "./queries/fingerprint.ts";
 export {
   getLeases,
