@@ -146,7 +146,11 @@ export function queuePanel(o: Overview): Panel {
   ]);
   return {
     title: "QUEUE BY TYPE",
-    note: "worst lag first; lag = age of the oldest claimable task",
+    note: o.queue_sample === null
+      ? "worst lag first; lag = age of the oldest claimable task"
+      : `worst lag first; counts within the oldest ${formatCount(o.queue_sample)} claimable and ${
+        formatCount(o.queue_sample)
+      } running tasks`,
     header: ["TYPE", "READY", "LAG", "QUEUED", "RETRY", "RUNNING"],
     right: [1, 2, 3, 4, 5],
     rows,
