@@ -49,14 +49,55 @@ export {
   type CheckThresholds,
   parseThreshold,
 } from "./queries/check_health.ts";
+export {
+  type FailureGroup,
+  type FailureGroups,
+  type FailureGroupsOptions,
+  getFailureGroups,
+} from "./queries/failure_groups.ts";
+export {
+  failureGroupId,
+  FINGERPRINT_RULES,
+  fingerprintError,
+  type FingerprintRule,
+} from "./queries/fingerprint.ts";
+export {
+  getLeases,
+  type LeaseOwner,
+  type LeaseReport,
+  type LeasesOptions,
+  type LeaseState,
+  type StuckTask,
+} from "./queries/leases.ts";
+export {
+  listWorkers,
+  type WorkerInfo,
+  type WorkerList,
+  type WorkersOptions,
+} from "./queries/workers.ts";
+export { FailureGroupsSchema, LeasesSchema, WorkersSchema } from "./input/insight.ts";
 export { type DoctorReport, runDoctor } from "./table/doctor.ts";
 export { migrate, type MigrationResult, migrationScript, planMigration } from "./table/migrate.ts";
 export { enqueueTask, type NewTask, NOTIFY_CHANNEL } from "./ops/enqueue_task.ts";
 export {
+  BulkEnqueueError,
+  type BulkTask,
+  DEFAULT_ENQUEUE_BATCH,
+  enqueueTasks,
+  type EnqueueTasksOptions,
+  type EnqueueTasksResult,
+  MAX_ENQUEUE_BATCH,
+  ndjsonTasks,
+} from "./ops/enqueue_tasks.ts";
+export {
   cancelTasks,
   cancelWhere,
+  type FilterPreview,
   previewCancelWhere,
+  previewReleaseWhere,
   previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
   resolveTaskIds,
   retryTasks,
   retryWhere,

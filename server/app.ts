@@ -13,16 +13,35 @@ import { z } from "zod";
 import { checkHealth } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
+import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
 import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
 import { shown, usageError } from "../lib/input/fields.ts";
 import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
 import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
+import { pageTotal } from "../lib/queries/list_total.ts";
 import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
-import { cancelTasks, retryTasks, type TransitionReport } from "../lib/ops/task_transitions.ts";
+import { getFailureGroups } from "../lib/queries/failure_groups.ts";
+import { getLeases } from "../lib/queries/leases.ts";
+import { listWorkers } from "../lib/queries/workers.ts";
+import {
+  cancelTasks,
+  cancelWhere,
+  type FilterPreview,
+  previewCancelWhere,
+  previewReleaseWhere,
+  previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
+  retryTasks,
+  retryWhere,
+  type TaskFilter,
+  type TransitionReport,
+} from "../lib/ops/task_transitions.ts";
+import type { Task } from "../lib/table/contract.ts";
 import { VERSION } from "../lib/version.ts";
-import { MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
+import { MAX_HTTP_BATCH, MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
@@ -114,6 +133,45 @@ function requestHook(route: { request?: unknown }) {
         }
         return `Invalid ${key}: ${issue.message}`;
       },
+    });
+  };
+}
+
+/**
+ * `POST /tasks/batch`'s answer to a body that fails its schema: a bad element is named by its
+ * index (`at`), as `enqueue --file` names a line; an array over the cap is a 413.
+ */
+function batchHook(route: { request?: unknown }) {
+  const general = requestHook(route);
+  return (
+    result: { success: boolean; target: string; error?: z.ZodError },
+    c: Context,
+  ): undefined => {
+    if (result.success || result.target !== "json") return general(result, c);
+    const issue = result.error!.issues[0]!;
+    if (issue.path.length === 0 && issue.code === "too_big") {
+      throw refusal(
+        413,
+        "too_many_tasks",
+        `Too many tasks: at most ${MAX_HTTP_BATCH} per request (split the array)`,
+      );
+    }
+    const index = issue.path[0];
+    if (typeof index !== "number") return general(result, c);
+    const err = usageError(result.error!, undefined, {
+      label: (key) => key,
+      describe: (i) => {
+        const field = i.path.slice(1).join(".");
+        return `Invalid ${field === "" ? "task" : `"${field}"`}: ${i.message}`;
+      },
+    });
+    const reason = /^[A-Z][a-z]/.test(err.message)
+      ? err.message[0]!.toLowerCase() + err.message.slice(1)
+      : err.message;
+    throw new BulkEnqueueError(`[${index}]`, reason, {
+      enqueued: 0,
+      writtenThrough: null,
+      dryRun: false,
     });
   };
 }
@@ -253,7 +311,20 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return undefined;
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
-  for (const path of ["/stats", "/metrics", "/check", "/throughput", "/latency", "/overview"]) {
+  app.use("/failures/*", gated(true)); // the group actions
+  for (
+    const path of [
+      "/stats",
+      "/metrics",
+      "/check",
+      "/failures",
+      "/leases",
+      "/workers",
+      "/throughput",
+      "/latency",
+      "/overview",
+    ]
+  ) {
     app.use(path, gated(false));
   }
 
@@ -266,7 +337,14 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     // it has no rule for takes the parse-and-serialise path.
     const text = await listTasksJson(db, filter);
     const page = text === null ? JSON.stringify(await listTasks(db, filter)) : text;
-    const body = total ? `${page.slice(0, -1)},"total":${await countTasks(db, filter)}}` : page;
+    let body = page;
+    if (total !== "none") {
+      const counted = total === "exact"
+        ? { total: await countTasks(db, filter), exact: true, note: null }
+        : await pageTotal(db, filter, JSON.parse(page));
+      body = `${page.slice(0, -1)},"total":${counted.total},"total_exact":${counted.exact},` +
+        `"total_note":${JSON.stringify(counted.note)}}`;
+    }
     // Already JSON text, of the documented TaskPage shape: sent as it is.
     return c.body(body, 200, { "content-type": "application/json" }) as never;
   }, requestHook(listRoute));
@@ -282,6 +360,16 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json(await enqueueTask(db, c.req.valid("json")), 201),
     requestHook(enqueueRoute),
   );
+
+  app.openapi(ROUTES.enqueueTasks, async (c) => {
+    const tasks = c.req.valid("json").map((task, i) => ({ at: `[${i}]`, task }));
+    const result = await enqueueTasks(db, tasks, {
+      batchSize: MAX_HTTP_BATCH,
+      dryRun: c.req.valid("query").dry_run,
+      returnIds: true,
+    });
+    return c.json(result, 201);
+  }, batchHook(ROUTES.enqueueTasks));
 
   const transitionAnswer = (c: Context, report: TransitionReport) =>
     report.refused.length > 0
@@ -299,6 +387,55 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => transitionAnswer(c, await retryTasks(db, [c.req.valid("param").id])),
     requestHook(ROUTES.retryTask),
   );
+
+  app.openapi(
+    ROUTES.releaseTask,
+    async (c) => transitionAnswer(c, await releaseCreatedTasks(db, [c.req.valid("param").id])),
+    requestHook(ROUTES.releaseTask),
+  );
+
+  // The filter forms: a dry run (count and sample) unless `yes`, as the CLI without --yes.
+  const filterAnswer = async (
+    c: Context,
+    apply: boolean,
+    preview: () => Promise<FilterPreview>,
+    change: () => Promise<Task[]>,
+  ) =>
+    c.json(
+      apply
+        ? { dry_run: false, changed: await change(), refused: [] }
+        : { dry_run: true, ...(await preview()) },
+      200,
+    );
+  const filterTransitions: Record<
+    "cancelWhere" | "retryWhere" | "releaseWhere",
+    {
+      preview: (f: TaskFilter, force: boolean) => Promise<FilterPreview>;
+      change: (f: TaskFilter, force: boolean) => Promise<Task[]>;
+    }
+  > = {
+    cancelWhere: {
+      preview: (f, force) => previewCancelWhere(db, f, { force }),
+      change: (f, force) => cancelWhere(db, f, { force }),
+    },
+    retryWhere: { preview: (f) => previewRetryWhere(db, f), change: (f) => retryWhere(db, f) },
+    releaseWhere: {
+      preview: (f) => previewReleaseWhere(db, f),
+      change: (f) => releaseCreatedWhere(db, f),
+    },
+  };
+  for (const [name, ops] of Object.entries(filterTransitions)) {
+    const route = ROUTES[name as keyof typeof filterTransitions];
+    app.openapi(route, async (c) => {
+      const { filter, force, apply } = c.req.valid("json");
+      return await filterAnswer(
+        c,
+        apply,
+        () => ops.preview(filter, force),
+        () => ops.change(filter, force),
+      ) as never;
+    }, requestHook(route));
+  }
 
   app.openapi(
     ROUTES.stats,
@@ -340,6 +477,54 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     );
     return c.json(result, result.state === "CRITICAL" ? 503 : 200);
   }, requestHook(ROUTES.check));
+
+  // The incident questions: shared by identical requests (single-flight, TTL), like /stats.
+  app.openapi(ROUTES.failures, async (c) => {
+    const options = c.req.valid("query");
+    const groups = await cache(
+      `failures:${JSON.stringify(options)}`,
+      () => getFailureGroups(db, options),
+    );
+    return c.json(groups, 200) as never;
+  }, requestHook(ROUTES.failures));
+  app.openapi(ROUTES.leases, async (c) => {
+    const options = c.req.valid("query");
+    const report = await cache(`leases:${JSON.stringify(options)}`, () => getLeases(db, options));
+    return c.json(report, 200) as never;
+  }, requestHook(ROUTES.leases));
+  app.openapi(ROUTES.workers, async (c) => {
+    const options = c.req.valid("query");
+    const list = await cache(`workers:${JSON.stringify(options)}`, () => listWorkers(db, options));
+    return c.json(list, 200) as never;
+  }, requestHook(ROUTES.workers));
+  // The group actions: the same filter transitions as `retry|cancel --group`, dry run first.
+  const groupAction = async (verb: "retry" | "cancel", group: string, dryRun: boolean) => {
+    const filter = { group };
+    if (dryRun) {
+      const preview = verb === "retry"
+        ? await previewRetryWhere(db, filter)
+        : await previewCancelWhere(db, filter);
+      return { dry_run: true as const, ...preview };
+    }
+    const changed = verb === "retry" ? await retryWhere(db, filter) : await cancelWhere(db, filter);
+    return { dry_run: false as const, changed, refused: [] };
+  };
+  app.openapi(ROUTES.retryFailureGroup, async (c) => {
+    const answer = await groupAction(
+      "retry",
+      c.req.valid("param").group,
+      c.req.valid("json").dry_run,
+    );
+    return c.json(answer, 200) as never;
+  }, requestHook(ROUTES.retryFailureGroup));
+  app.openapi(ROUTES.cancelFailureGroup, async (c) => {
+    const answer = await groupAction(
+      "cancel",
+      c.req.valid("param").group,
+      c.req.valid("json").dry_run,
+    );
+    return c.json(answer, 200) as never;
+  }, requestHook(ROUTES.cancelFailureGroup));
 
   app.openapi(ROUTES.health, async (c) => {
     // Always a real ping, whatever the gate believes; its answer also informs the gate (a ping

@@ -7,7 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../server/app.ts";
+import { failureGroupId } from "../lib/queries/fingerprint.ts";
 import { IDS, insertFixture, testSchema } from "./helpers.ts";
+
+/** The fixture's failedRecent: "Max attempts (3) exceeded: connection reset by organism". */
+const GROUP = failureGroupId("graph_embed", "connection reset by organism");
 
 type Schema = Record<string, unknown>;
 interface Parameter {
@@ -146,6 +150,15 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     },
     invalid: { path: {}, body: { type: "x", drift_score: "high" }, status: 400 },
   },
+  "POST /tasks/batch": {
+    valid: {
+      path: {},
+      query: { dry_run: "false" },
+      body: [{ type: "graph_embed", params: { n: 1 } }, { type: "x", status: "created" }],
+      status: 201,
+    },
+    invalid: { path: {}, body: [{ type: "x" }, { type: "" }], status: 400 },
+  },
   "POST /tasks/{id}/cancel": {
     valid: { path: { id: IDS.queuedOld }, body: { force: false }, status: 200 },
     invalid: { path: { id: IDS.queuedRecent }, body: { force: "yes" }, status: 400 },
@@ -153,6 +166,22 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
   "POST /tasks/{id}/retry": {
     valid: { path: { id: IDS.failed2d }, status: 200 },
     invalid: { path: { id: "not-hex" }, status: 400 },
+  },
+  "POST /tasks/{id}/release": {
+    valid: { path: { id: IDS.created1 }, status: 200 },
+    invalid: { path: { id: "zz" }, status: 400 },
+  },
+  "POST /tasks/cancel": {
+    valid: { path: {}, body: { type: "fact_search", force: false }, status: 200 },
+    invalid: { path: {}, body: { force: true }, status: 400 },
+  },
+  "POST /tasks/retry": {
+    valid: { path: {}, body: { status: "retry", yes: true }, status: 200 },
+    invalid: { path: {}, body: { status: "bogus" }, status: 400 },
+  },
+  "POST /tasks/release": {
+    valid: { path: {}, body: { domain: "user_1", older_than: "1m", yes: false }, status: 200 },
+    invalid: { path: {}, body: { yes: "maybe", type: "x" }, status: 400 },
   },
   "GET /stats": {
     valid: {
@@ -175,6 +204,41 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
       status: 200,
     },
     invalid: { path: {}, query: { max_lag: "soon" }, status: 400 },
+  },
+  "GET /failures": {
+    valid: {
+      path: {},
+      query: {
+        since: "3d",
+        status: "failed,retry",
+        type: "graph_embed",
+        top: "5",
+        sample: "100",
+        exact: "false",
+      },
+      status: 200,
+    },
+    invalid: { path: {}, query: { since: "forever" }, status: 400 },
+  },
+  "POST /failures/{group}/retry": {
+    valid: { path: { group: GROUP }, body: { dry_run: true }, status: 200 },
+    invalid: { path: { group: "not-a-group" }, status: 400 },
+  },
+  "POST /failures/{group}/cancel": {
+    valid: { path: { group: GROUP }, body: { dry_run: false }, status: 200 },
+    invalid: { path: { group: GROUP }, body: { dry_run: "maybe" }, status: 400 },
+  },
+  "GET /leases": {
+    valid: {
+      path: {},
+      query: { stale_after: "5m", older_than: "10m", max_attempts: "3", limit: "10" },
+      status: 200,
+    },
+    invalid: { path: {}, query: { limit: "0" }, status: 400 },
+  },
+  "GET /workers": {
+    valid: { path: {}, query: { all: "true" }, status: 200 },
+    invalid: { path: {}, query: { all: "sometimes" }, status: 400 },
   },
   "GET /throughput": {
     valid: { path: {}, query: { type: "graph_embed", minutes: "30", hours: "3" }, status: 200 },

@@ -169,7 +169,7 @@ export interface RecommendedIndex {
    * expression that is not a function call in parentheses).
    */
   keys: readonly string[];
-  /** The operator class of its keys, when not the type's default (needs {@link trgm}). */
+  /** The operator class of its keys, when not the type's default (pg_trgm's when {@link trgm}). */
   opclass?: string;
   /** INCLUDE columns. */
   include: readonly string[];
@@ -190,7 +190,8 @@ export function indexDefinition(
   statusType: string,
   trgmSchema?: string,
 ): string {
-  const opclass = index.opclass ? ` ${trgmSchema ? `${trgmSchema}.` : ""}${index.opclass}` : "";
+  const qualifier = index.trgm && trgmSchema ? `${trgmSchema}.` : "";
+  const opclass = index.opclass ? ` ${qualifier}${index.opclass}` : "";
   const include = index.include.length > 0 ? ` INCLUDE (${index.include.join(", ")})` : "";
   const where = index.where ? ` WHERE ${index.where(statusType)}` : "";
   return `USING ${index.method} (${
@@ -270,8 +271,44 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
       "attempts",
       "updated_at",
     ]),
+    btree("params_idx", "list --param (params containing key=value: find the task of an entity)", [
+      "params",
+    ], { method: "gin", opclass: "jsonb_path_ops" }),
     btree("search_trgm_idx", "list --search (text in description or error)", [
       `(${SEARCH_TEXT})`,
     ], { method: "gin", opclass: "gin_trgm_ops", trgm: true }),
   ];
+}
+
+/**
+ * The table where seedtask dispatchers register themselves (`seedtask workers`), created by
+ * `migrate` next to the task table (in its schema). One row per running dispatcher of a task
+ * table: written at start, refreshed with its heartbeat, deleted on a clean stop. A row whose
+ * `last_seen_at` is older than its `lease_ms` belongs to a dispatcher that died.
+ */
+export const WORKERS_TABLE = "seedtask_workers";
+
+/** The columns of {@link WORKERS_TABLE}, as CREATE TABLE takes them. */
+export const WORKER_COLUMNS: readonly string[] = [
+  "table_name text not null",
+  "name text not null",
+  "host text",
+  "pid integer",
+  "version text",
+  "started_at timestamptz not null default now()",
+  "last_seen_at timestamptz not null default now()",
+  "concurrency integer",
+  "types text[]",
+  "lease_ms integer",
+  "in_flight integer not null default 0",
+  "claimed bigint not null default 0",
+  "completed bigint not null default 0",
+  "retried bigint not null default 0",
+  "failed bigint not null default 0",
+  "primary key (table_name, name)",
+];
+
+/** `seedtask_workers`, qualified with the task table's schema when it has one. */
+export function workersTableName(schema: string | undefined): string {
+  return schema ? `${schema}.${WORKERS_TABLE}` : WORKERS_TABLE;
 }

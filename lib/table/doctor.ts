@@ -55,6 +55,14 @@ const INVARIANTS: Array<
     where: (sql) => sql`attempts < 0`,
   },
   {
+    // The reaper of a live dispatcher returns these within half a lease: one that stays
+    // means no seedtask dispatcher is running, or the owner died and nobody reaps.
+    name: "expired_lease",
+    message: "running tasks whose lease expired (their dispatcher stopped renewing it: " +
+      "`seedtask leases` shows them, `seedtask requeue-stale` returns them)",
+    where: (sql) => sql`status = 'running' and lease_expires_at < now()`,
+  },
+  {
     name: "attempts_above_max",
     message: "tasks with more attempts than the maximum",
     where: (sql, max) => sql`attempts > ${max}`,

@@ -21,6 +21,8 @@ import {
   indexDefinition,
   STATUS_TYPE,
   TASK_STATUSES,
+  WORKER_COLUMNS,
+  WORKERS_TABLE,
 } from "./contract.ts";
 
 /** One DDL statement of a migration plan. */
@@ -50,7 +52,11 @@ export interface MigrationResult extends MigrationPlan {
 }
 
 /** Names recorded in `seedtask_migrations` once the contract is in place. */
-export const MIGRATIONS = ["001_task_table_contract", "002_task_indexes"] as const;
+export const MIGRATIONS = [
+  "001_task_table_contract",
+  "002_task_indexes",
+  "003_workers",
+] as const;
 
 /** What the plan depends on: the catalog, and two reads of data. */
 interface DbState {
@@ -199,6 +205,15 @@ function buildPlan(db: Db, { catalog, tableEmpty, recorded }: DbState): Migratio
     const step = { description: `create index ${name} (${idx.purpose})`, sql: create };
     if (concurrently) steps.push({ ...step, transactional: false });
     else tx(step.description, step.sql);
+  }
+
+  if (catalog.workersTable === null) {
+    tx(
+      `create ${WORKERS_TABLE}, where dispatchers register themselves (seedtask workers)`,
+      `create table if not exists ${schemaPrefix}${WORKERS_TABLE} (\n${
+        WORKER_COLUMNS.map((c) => `  ${c}`).join(",\n")
+      }\n)`,
+    );
   }
 
   const pending = MIGRATIONS.filter((m) => !recorded.has(m));
