@@ -6,8 +6,10 @@
  * Bounded cost on a large table: the statuses a queue moves through (created, queued,
  * running, retry) are counted, the finished ones are planner estimates once the table holds
  * more than {@link ESTIMATE_MIN_ROWS} rows; the throughput counts only its open minute when
- * given a warm {@link ThroughputCache}. Two statements per overview.
+ * given a warm {@link ThroughputCache}. One statement per overview (the throughput's count runs
+ * inside it), once the catalog and the planner's figures are read.
  */
+import type postgres from "postgres";
 import { z } from "zod";
 import { type Db, getTableInfo, guard } from "../db.ts";
 import { parseInput, text } from "../input/fields.ts";
@@ -21,7 +23,7 @@ import {
   type TableEstimate,
 } from "./estimate_counts.ts";
 import { claimableStatus, nowFragment, readyAt, stuckCondition } from "./queue_health.ts";
-import { getThroughput, type Throughput, ThroughputCache } from "./throughput.ts";
+import { planThroughput, type Throughput, ThroughputCache } from "./throughput.ts";
 
 /** Options of `getOverview()`, `GET /overview` and `seedtask top` by their query names. */
 export const OverviewOptionsObject = z.strictObject({
@@ -110,7 +112,8 @@ export interface Overview {
 export const STUCK_LISTED = 10;
 
 /**
- * Reads the overview (two statements: the snapshot and the throughput). Pass the same
+ * Reads the overview: one statement once warm (the snapshot, with the throughput's count in
+ * it); the table's catalog and the planner's figures are read first when not cached. Pass the same
  * `throughputCache` on every refresh so closed minutes are counted once.
  *
  * @example
@@ -133,11 +136,14 @@ export async function getOverview(
   return await guard(db, async () => {
     const [{ hasLease }, estimate] = await Promise.all([getTableInfo(db), cachedEstimate(db)]);
     const plan = planCounts(estimate, o.type);
-    const [snapshot, throughput] = await Promise.all([
-      snapshotQuery(db, hasLease, o, plan),
-      getThroughput(db, { type: o.type, minutes: 60, hours: 0, now: o.now }, throughputCache),
-    ]);
-    const r = snapshot[0]!;
+    const history = planThroughput(
+      db,
+      { type: o.type, minutes: 60, hours: 0, now: o.now },
+      throughputCache,
+    );
+    const [r] = await snapshotQuery(db, hasLease, o, plan, history.query);
+    if (!r) throw new TypeError("The overview statement returned no row");
+    const throughput = history.finish(r.throughput as Record<string, unknown>[]);
     const status = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<
       TaskStatus,
       number
@@ -246,6 +252,7 @@ export function snapshotQuery(
   hasLease: boolean,
   o: { type?: string; longRunningMs?: number; now?: Date },
   plan: CountPlan,
+  throughput: postgres.PendingQuery<postgres.Row[]> = db.sql`select 1 where false`,
 ) {
   const sql = db.sql;
   const t = sql(db.table);
@@ -285,6 +292,7 @@ export function snapshotQuery(
         from ${t} where ${stuck} ${type}
         order by ${hasLease ? sql`coalesce(lease_expires_at, locked_at)` : sql`locked_at`}
         limit ${STUCK_LISTED}) s) as stuck_tasks,
+      (select coalesce(json_agg(h), '[]'::json) from (${throughput}) h) as throughput,
       ${now} as now`;
 }
 
