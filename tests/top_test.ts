@@ -13,6 +13,7 @@ import { ThroughputCache } from "../lib/queries/throughput.ts";
 import { createApp } from "../server/app.ts";
 import { EMBEDDED, IDS, insertFixture, TEST_DSN, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
+import { databaseSource, PANEL_TURNS } from "../commands/top.ts";
 
 const NOW = new Date("2026-03-10T12:00:30Z");
 const ESC = "\x1b";
@@ -111,7 +112,7 @@ Deno.test("on a large table top estimates the large statuses and samples a large
   assert.equal(queue.reduce((n, q) => n + q.running, 0), 2, "at most 2 running read");
 });
 
-Deno.test("a top frame costs at most 5 statements (1 once warm)", async () => {
+Deno.test("a top frame costs at most 5 statements (the overview 1 once warm, and one panel)", async () => {
   await using t = await testSchema();
   await insertFixture(t, NOW);
   const statements: string[] = [];
@@ -119,16 +120,22 @@ Deno.test("a top frame costs at most 5 statements (1 once warm)", async () => {
     resolveConfig({ dsn: TEST_DSN, table: t.table, maxConnections: EMBEDDED ? 1 : 3 }, {}),
     { onQuery: (q) => statements.push(q) },
   );
-  const cache = new ThroughputCache();
-  await getOverview(db, {}, cache);
+  const source = databaseSource(db, {});
   // The driver's own lookup of array types, once per pool, is not the frame's.
-  const own = statements.filter((q) => !q.includes("pg_catalog.pg_type"));
-  assert.ok(own.length <= 5, `first frame: ${own.length} statements:\n${own.join("\n---\n")}`);
-  for (let i = 0; i < 3; i++) {
+  const own = () => statements.filter((q) => !q.includes("pg_catalog.pg_type"));
+  for (let frame = 0; frame < 6; frame++) {
     statements.length = 0;
-    await getOverview(db, {}, cache);
-    assert.equal(statements.length, 1, statements.join("\n---\n"));
+    const kind = PANEL_TURNS[frame % PANEL_TURNS.length]!;
+    const [, panel] = await Promise.all([source.overview(null), source.panel(kind, null)]);
+    assert.ok(panel, kind);
+    assert.ok(
+      own().length <= 5,
+      `frame ${frame} (${kind}): ${own().length} statements:\n${own().join("\n---\n")}`,
+    );
   }
+  statements.length = 0;
+  await source.overview(null);
+  assert.equal(own().length, 1, own().join("\n---\n"));
 });
 
 Deno.test("renderTopFrame() fits the terminal, and has no escape codes without colour", async () => {
@@ -182,6 +189,14 @@ Deno.test("top --once prints one plain frame; bad flags are usage errors", async
   assert.ok(!r.stdout.includes(ESC));
   assert.match(r.stdout, /queued 3 {2}/);
   assert.match(r.stdout, /QUEUE BY TYPE/);
+  // The fixture's failure of the last hour (failedRecent), and the owners of running tasks.
+  assert.match(r.stdout, /FAILURE GROUPS {2}\d+ failed or retrying in 1h/);
+  assert.match(
+    r.stdout,
+    /graph_embed +connection reset by organism +15m/,
+  );
+  assert.match(r.stdout, /WORKERS {2}\d+ live, \d+ silent/);
+  assert.match(r.stdout, /disp-dead .* SILENT/);
   assert.match(r.stdout, /generated \d\d:\d\d:\d\d UTC\n$/);
   for (const l of r.stdout.split("\n")) assert.ok([...l].length <= 100, l);
 
@@ -223,6 +238,8 @@ Deno.test("top --url reads GET /overview of a running serve, with its token", as
   assert.match(r.stdout, /queued 3 {2}/);
   assert.match(r.stdout, new RegExp(`top of ${url}`));
   assert.match(r.stdout, new RegExp(IDS.runningStuck.slice(0, 8)));
+  assert.match(r.stdout, /FAILURE GROUPS {2}3 failed or retrying/, "GET /failures");
+  assert.match(r.stdout, /disp-dead .* SILENT/, "GET /workers");
   assert.ok(!r.stdout.includes(token));
 
   const fromEnv = await runMain(["top", "--once", "--url", url], {
