@@ -63,7 +63,7 @@ async function measure(
     await repeat(async () => {
       const items = await listTasks(db, filter);
       return await pageTotal(db, filter, items, { exact: true });
-    }, { reps: 20, budgetMs: exactBudgetMs, minReps: 3, warmup: 1 }),
+    }, { reps: 20, budgetMs: exactBudgetMs, minReps: 2, warmup: 1 }),
   );
   const first = await listTasks(db, filter);
   const t = await pageTotal(db, filter, first);
@@ -103,7 +103,7 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
       for (const [name, filter] of FILTERS) {
         const r = {
           name,
-          ...(await measure(db, filter, ctx, rows >= 10_000_000 ? 60_000 : 20_000)),
+          ...(await measure(db, filter, ctx, rows >= 10_000_000 ? 20_000 : 10_000)),
         };
         results.push(r);
         say(
