@@ -8,11 +8,11 @@ import type { CliResult } from "./helpers.ts";
 /**
  * Runs seedtask in this process with `env` as its whole environment — plus NO_COLOR, and PATH
  * and HOME from the test process, as `runCli()` gives its child — and returns its exit code and
- * output, like `runCli()`.
+ * output, like `runCli()`; `stdin` is its standard input.
  */
 export async function runMain(
   args: string[],
-  options: { env?: Record<string, string>; isTTY?: boolean } = {},
+  options: { env?: Record<string, string>; isTTY?: boolean; stdin?: string } = {},
 ): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
@@ -26,6 +26,9 @@ export async function runMain(
     stdout: (text) => void (stdout += text),
     stderr: (text) => void (stderr += text),
     isTTY: options.isTTY ?? false,
+    stdin: options.stdin === undefined
+      ? undefined
+      : new Blob([options.stdin]).stream() as ReadableStream<Uint8Array>,
   });
   return { code, stdout, stderr };
 }
