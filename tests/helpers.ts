@@ -325,6 +325,21 @@ export function fixtureCounts(): Record<string, number> {
  */
 export const MIN_WAIT_MS = Number(Deno.env.get("SEEDTASK_TEST_WAIT_MS") ?? 180_000);
 
+/** `work`'s result, or a failure naming `what` when it takes longer than `ms`: a hang's net. */
+export async function within<T>(work: Promise<T>, what: string, ms = MIN_WAIT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms}ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A CLI process left running (dispatch), with its output collected as it arrives. */
 export interface RunningCli {
   child: Deno.ChildProcess;

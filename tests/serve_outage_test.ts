@@ -9,27 +9,9 @@ import { connect } from "../lib/db.ts";
 import { ConnectionError, DatabaseError, TaskNotFoundError } from "../lib/errors.ts";
 import { createApp } from "../server/app.ts";
 import { DbGate, SERVE_CONNECT_OPTIONS, ShedError } from "../server/db_gate.ts";
-import { eventually, MIN_WAIT_MS, spawnCli } from "./helpers.ts";
+import { eventually, spawnCli, within } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 import { HAS_PG_BIN, privateCluster } from "./private_pg.ts";
-
-/** `answers`, or a failure when they have not all come after MIN_WAIT_MS (a hang). */
-async function answeredWithin(answers: Promise<Answer[]>): Promise<Answer[]> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      answers,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("requests waited for the database")),
-          MIN_WAIT_MS,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Answer {
   path: string;
@@ -101,8 +83,8 @@ Deno.test({
       await pg.stop();
       const stoppedAt = performance.now();
       // The first wave meets the failure; the second arrives when it is known.
-      const first = await answeredWithin(wave(base, 64));
-      const second = await answeredWithin(wave(base, 64));
+      const first = await within(wave(base, 64), "requests during the outage");
+      const second = await within(wave(base, 64), "requests during the outage");
       const health = await call(base, "/health");
       const restartedAt = performance.now();
       await pg.start();

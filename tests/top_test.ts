@@ -9,7 +9,6 @@ import {
   planCounts,
   snapshotQuery,
 } from "../lib/queries/overview.ts";
-import { ThroughputCache } from "../lib/queries/throughput.ts";
 import { createApp } from "../server/app.ts";
 import { EMBEDDED, IDS, insertFixture, TEST_DSN, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";

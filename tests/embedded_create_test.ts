@@ -1,0 +1,134 @@
+/**
+ * `--embedded [DIR]`: which commands create a database, and the demo (each creates one: PGlite's
+ * initdb, seconds of CPU). A file of its own, so that `--parallel` runs it beside embedded_test.ts.
+ */
+import assert from "node:assert/strict";
+import { runCli, spawnCli } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
+import { tempDir, tree } from "./embedded_dirs.ts";
+
+Deno.test("demo and migrate --embedded work from another directory (no asset read relative to the cwd)", async () => {
+  const cwd = await tempDir();
+  try {
+    const demo = await runCli(["demo", "--tasks", "12"], { cwd });
+    assert.equal(demo.code, 0, demo.stderr);
+    const out = demo.stdout;
+    assert.match(out, /^Embedded PostgreSQL \(PGlite\) in memory\n/);
+    assert.match(out, /Enqueued 12 tasks/);
+    assert.match(out, /\[QueueDispatcher\] Processing task [0-9a-f-]{36} \(type=graph_embed/);
+    assert.match(out, /\[QueueDispatcher\] Task [0-9a-f-]{36} completed successfully/);
+    assert.match(
+      out,
+      /\[QueueDispatcher\] Task [0-9a-f-]{36} failed \(attempt 1\/3\), retrying in/,
+    );
+    assert.match(
+      out,
+      /\[QueueDispatcher\] Task [0-9a-f-]{36} failed permanently after 3\/3 attempts: source document is malformed/,
+    );
+    assert.match(out, /TASK STATISTICS/);
+    assert.match(out, /^ {3}total\s+12$/m);
+    assert.match(out, /Latest tasks:\n\nID\s+Status\s+Type/);
+    assert.match(out, /A failed task:\n\n=+\nTASK [0-9a-f-]{36}\n/);
+    assert.match(out, /ERROR\n {3}Max attempts \(3\) exceeded: source document is malformed/);
+    // The failure group of the malformed documents, and the way to it.
+    assert.match(out, /Why tasks failed \(seedtask failures\):\n\n\d+ failures? in the last 24h/);
+    assert.match(
+      out,
+      /group [0-9a-f]{12} {2}fact_ingest .*\n {4}source document is malformed: front matter missing '<str>'\n/,
+    );
+    assert.match(out, /^ {2}seedtask failures +why tasks fail/m);
+    assert.equal(demo.stderr, "");
+
+    const migrate = await runCli(["migrate", "--embedded", "data"], { cwd });
+    assert.equal(migrate.code, 0, migrate.stderr);
+    assert.ok((await Deno.stat(`${cwd}/data/PG_VERSION`)).isFile, "relative DIR is the cwd's");
+    const entries = [];
+    for await (const e of Deno.readDir(cwd)) entries.push(e.name);
+    assert.deepEqual(entries.sort(), ["data", "data.lock"]);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("read commands on a DIR with no database exit 1 and create nothing; migrate, enqueue, serve and demo create it", async () => {
+  const root = await tempDir();
+  try {
+    const missing = `${root}/nowhere/db`;
+    await Deno.mkdir(`${root}/empty`);
+    const reads = [
+      ["list"],
+      ["show", "aaaa1111"],
+      ["stats", "--json"],
+      ["check"],
+      ["doctor"],
+    ];
+    for (const dir of [missing, `${root}/empty`]) {
+      const why = dir === missing ? "the directory does not exist" : "the directory is empty";
+      for (const args of reads) {
+        for (const how of ["flag", "env"]) {
+          const r = how === "flag"
+            ? await runMain(["--embedded", dir, ...args])
+            : await runMain(args, { env: { SEEDTASK_EMBEDDED: dir } });
+          const message = `no embedded database in "${dir}": ${why}`;
+          const hint = `create one with \`seedtask --embedded ${dir} migrate\``;
+          if (args[0] === "check") {
+            // a monitoring check reports every failure as UNKNOWN (3), on stdout
+            assert.equal(r.code, 3, `${how}: ${r.stderr}`);
+            assert.equal(r.stdout, `SEEDTASK UNKNOWN - N${message.slice(1)} (${hint})\n`);
+          } else {
+            assert.equal(r.code, 1, `${args[0]} (${how}): ${r.stderr}`);
+            assert.equal(r.stdout, "", args[0]);
+            assert.equal(r.stderr, `error: ${message} — ${hint}\n`, `${args[0]} (${how})`);
+          }
+          assert.deepEqual(await tree(root), ["empty"], `${args[0]} (${how}) created nothing`);
+        }
+      }
+    }
+    // other commands that only change existing tasks do not create one either
+    for (
+      const args of [["cancel", "aaaa1111"], ["purge", "--older-than", "1d"], [
+        "dispatch",
+        "--exec",
+        "true",
+      ]]
+    ) {
+      const r = await runMain(["--embedded", missing, ...args]);
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: no embedded database in /, args[0]);
+    }
+    assert.deepEqual(await tree(root), ["empty"]);
+
+    // the four commands that may create a database do
+    const fresh = await runMain(["--embedded", `${root}/e/db`, "enqueue", "--type", "graph_embed"]);
+    assert.equal(fresh.code, 1, "the new database has no table yet");
+    assert.match(fresh.stderr, /table "tasks" does not exist .* run `seedtask migrate`/);
+    assert.ok((await Deno.stat(`${root}/e/db/PG_VERSION`)).isFile, "enqueue created it");
+    assert.equal((await runMain(["--embedded", `${root}/e/db`, "migrate"])).code, 0);
+    const enq = await runMain(["--embedded", `${root}/e/db`, "enqueue", "--type", "graph_embed"]);
+    assert.equal(enq.code, 0, enq.stderr);
+    const list = await runMain(["--embedded", `${root}/e/db`, "list", "--json"]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(JSON.parse(list.stdout).items.map((t: { id: string }) => t.id), [
+      enq.stdout.trim(),
+    ]);
+
+    const migrate = await runMain(["--embedded", `${root}/empty`, "migrate"]);
+    assert.equal(migrate.code, 0, migrate.stderr);
+    assert.ok((await Deno.stat(`${root}/empty/PG_VERSION`)).isFile);
+
+    const serve = spawnCli(["--embedded", `${root}/s/db`, "serve", "--port", "0"]);
+    try {
+      await serve.waitFor(/listening on/);
+    } finally {
+      serve.child.kill("SIGTERM");
+      await serve.exit();
+    }
+    assert.ok((await Deno.stat(`${root}/s/db/PG_VERSION`)).isFile);
+
+    const demo = await runMain(["demo", "--dir", `${root}/d/db`, "--tasks", "3", "--seconds", "2"]);
+    assert.equal(demo.code, 0, demo.stderr);
+    assert.ok((await Deno.stat(`${root}/d/db/PG_VERSION`)).isFile);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
