@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { NOTIFY_CHANNEL } from "../lib/ops/enqueue_task.ts";
 import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
 import { createApp } from "../server/app.ts";
-import { EMBEDDED, type TestSchema, testSchema } from "./helpers.ts";
+import { EMBEDDED, eventually, type TestSchema, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 
 const TOKEN = "bulk-token-1234";
@@ -41,10 +41,7 @@ async function notificationsDuring(t: TestSchema, fn: () => Promise<void>): Prom
     await fn();
     const marker = `marker-${crypto.randomUUID()}`;
     await t.sql`select pg_notify(${NOTIFY_CHANNEL}, ${marker})`;
-    for (let i = 0; i < 400 && !payloads.includes(marker); i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    assert.ok(payloads.includes(marker), "our own notification arrived");
+    await eventually(() => Promise.resolve(payloads.includes(marker)), 0, "our own notification");
   } finally {
     await sub.unlisten();
   }
