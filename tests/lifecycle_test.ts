@@ -62,6 +62,7 @@ Deno.test("seedtask enqueue inserts a queued task, prints its id and notifies ta
     }
     if (!EMBEDDED) assert.deepEqual(notified, [id]);
 
+    const before = Date.now();
     const later = await runMain([
       ...t.args,
       "enqueue",
@@ -71,9 +72,16 @@ Deno.test("seedtask enqueue inserts a queued task, prints its id and notifies ta
       "10m",
       "--json",
     ]);
+    const after = Date.now();
     const doc = JSON.parse(later.stdout);
-    const delta = new Date(doc.run_after).getTime() - Date.now();
-    assert.ok(delta > 590_000 && delta <= 600_000, `run_after in 10m, got ${delta}`);
+    // 10 minutes after some moment of the command, however long it took (1s for rounding)
+    const runAfter = new Date(doc.run_after).getTime();
+    assert.ok(
+      runAfter >= before + 600_000 - 1000 && runAfter <= after + 600_000 + 1000,
+      `run_after in 10m: ${runAfter - before}ms after the start, ${
+        runAfter - after
+      }ms after the end`,
+    );
     const staged = await runMain([...t.args, "enqueue", "--type", "x", "--created", "--json"]);
     assert.equal(JSON.parse(staged.stdout).status, "created");
     const at = await runMain([
