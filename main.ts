@@ -15,6 +15,7 @@ import { registerDoctor } from "./commands/doctor.ts";
 import { registerEnqueue } from "./commands/enqueue.ts";
 import { registerList } from "./commands/list.ts";
 import { registerMigrate } from "./commands/migrate.ts";
+import { registerPause, registerPaused, registerResume } from "./commands/pauses.ts";
 import { registerPurge } from "./commands/purge.ts";
 import { registerRequeueStale } from "./commands/requeue_stale.ts";
 import { registerServe } from "./commands/serve.ts";
@@ -98,6 +99,9 @@ export function buildProgram(
   registerCancel(program, ctx);
   registerRetry(program, ctx);
   registerRelease(program, ctx);
+  registerPause(program, ctx);
+  registerResume(program, ctx);
+  registerPaused(program, ctx);
   registerRequeueStale(program, ctx);
   registerPurge(program, ctx);
   registerDispatch(program, ctx);

@@ -61,6 +61,16 @@ export {
   type TaskFilter,
   type TransitionReport,
 } from "./ops/task_transitions.ts";
+export {
+  listPauses,
+  MAX_WAITING_COUNT,
+  pauseQueue,
+  type PauseRequest,
+  PausesNotMigratedError,
+  type PauseTarget,
+  type QueuePause,
+  resumeQueue,
+} from "./ops/queue_pauses.ts";
 export { type RequeuedTask, type RequeueOptions, requeueStale } from "./ops/requeue_stale.ts";
 export { previewPurge, type PurgeOptions, purgeTasks } from "./ops/purge_tasks.ts";
 export { type ClaimOptions, claimTasks } from "./dispatch/claim_tasks.ts";

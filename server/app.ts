@@ -14,6 +14,7 @@ import { checkHealth } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
 import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
+import { listPauses, pauseQueue, resumeQueue } from "../lib/ops/queue_pauses.ts";
 import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
 import { shown, usageError } from "../lib/input/fields.ts";
 import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
@@ -298,6 +299,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return undefined;
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
+  for (const path of ["/pause", "/resume", "/paused"]) app.use(path, gated(true));
   for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
 
   // Every route validates its query and body with its operation's schema (server/api.ts) and
@@ -401,6 +403,20 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       ) as never;
     }, requestHook(route));
   }
+
+  app.openapi(ROUTES.pause, async (c) => {
+    const { by, ...request } = c.req.valid("json");
+    return c.json(await pauseQueue(db, { ...request, by: by ?? "http" }), 200);
+  }, requestHook(ROUTES.pause));
+  app.openapi(
+    ROUTES.resume,
+    async (c) => c.json({ resumed: await resumeQueue(db, c.req.valid("json")) }, 200),
+    requestHook(ROUTES.resume),
+  );
+  app.openapi(
+    ROUTES.paused,
+    async (c) => c.json({ paused: await listPauses(db, { waiting: true }) }, 200),
+  );
 
   app.openapi(
     ROUTES.stats,

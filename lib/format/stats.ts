@@ -5,6 +5,7 @@ import type { TaskStatistics } from "../queries/task_stats.ts";
 import { TASK_STATUSES } from "../table/contract.ts";
 import { shortId } from "../queries/task_id.ts";
 import type { DisplayOptions } from "./tasks.ts";
+import { formatPauses } from "./pauses.ts";
 
 function pct(rate: number | null): string {
   return rate === null ? "-" : `${(rate * 100).toFixed(1)}%`;
@@ -88,6 +89,12 @@ export function formatStatistics(stats: TaskStatistics, options: DisplayOptions 
       ],
     ]),
   );
+
+  if (stats.paused.length > 0) {
+    // Paused work is left out of the health numbers above: say where it is.
+    out.push("", `${e("⏸️")}PAUSED (not claimed; not counted in ready, lag or overdue)`);
+    out.push(...formatPauses(stats.paused, stats.generated_at, "   "));
+  }
 
   const attempts = Object.entries(stats.attempts_distribution);
   if (attempts.length > 0) {

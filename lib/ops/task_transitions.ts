@@ -19,7 +19,9 @@ export interface RefusedTransition {
 
 /** What a transition by ids changed (rows after the change) and what it refused. */
 export interface TransitionReport {
+  /** Exactly the rows this call changed, as they are now, in the order the ids were given. */
   changed: Task[];
+  /** The tasks it did not change, each with why. */
   refused: RefusedTransition[];
 }
 

@@ -7,6 +7,7 @@ import {
   type StatsOptions,
 } from "../input/stats_options.ts";
 import { getQueueHealth, nowFragment, type QueueHealth } from "./queue_health.ts";
+import type { QueuePause } from "../ops/queue_pauses.ts";
 import {
   ESTIMATE_MIN_ROWS,
   ESTIMATE_MIN_STATUS,
@@ -69,6 +70,11 @@ export interface TaskStatistics {
     overdue: number;
   };
   stuck_running: number;
+  /**
+   * Paused types (`seedtask pause`), with the claimable tasks each holds back; that work is not
+   * in `queue` (it waits on purpose).
+   */
+  paused: QueuePause[];
   throughput: {
     completed_last_hour: number;
     failed_last_hour: number;
@@ -405,6 +411,7 @@ export async function getTaskStatistics(
         overdue: health.overdue,
       },
       stuck_running: health.stuck,
+      paused: health.paused,
       throughput: {
         completed_last_hour: health.completed_last_hour,
         failed_last_hour: health.failed_last_hour,
