@@ -13,8 +13,20 @@ export interface Context {
   err(text: string): Promise<void>;
   /** stdout is a terminal. */
   isTTY: boolean;
+  /** The terminal's width in columns, when stdout is one. */
+  columns?: number;
   /** Standard input (`enqueue --file -`); the process's when not given. */
   stdin?: ReadableStream<Uint8Array>;
+}
+
+/**
+ * The width a table must fit: `COLUMNS` when set (as `ls` and `ps` read it), else the
+ * terminal's; undefined when stdout is not a terminal (a pipe or file gets every column).
+ */
+export function outputWidth(ctx: Context): number | undefined {
+  const env = Number(ctx.env.COLUMNS);
+  if (Number.isInteger(env) && env > 0) return env;
+  return ctx.isTTY ? ctx.columns : undefined;
 }
 
 /** Options every command accepts (declared once on the program). */

@@ -44,6 +44,7 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
     .option("--type <type>", "filter: this task type")
     .option("--domain <domain>", "filter: this domain")
     .option("--older-than <duration>", "filter: not updated for this long, e.g. 1h")
+    .option("--group <id>", "filter: this failure group (its id, from seedtask failures)")
     .option("--yes", "apply a filter (without it a filter is a dry run)")
     .option("--json", "print the result as JSON");
   if (force) cmd.option("--force", "also cancel running tasks (their result will be refused)");

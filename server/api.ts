@@ -7,7 +7,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { InvalidInputError } from "../lib/errors.ts";
-import { flag, withDefault } from "../lib/input/fields.ts";
+import { flag, parsed, shown, withDefault } from "../lib/input/fields.ts";
 import {
   ListFilterObject,
   pageSize,
@@ -19,10 +19,19 @@ import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { PauseSchema, ResumeSchema } from "../lib/input/queue_pause.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
 import {
+  FailureGroupParam,
+  FailureGroupsSchema,
+  GroupActionSchema,
+  LeasesSchema,
+  WorkersSchema,
+} from "../lib/input/insight.ts";
+import {
   CancelFilterSchema,
   FilterTransitionSchema,
   TransitionObject,
 } from "../lib/input/transition.ts";
+import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../lib/input/history_options.ts";
+import { OverviewOptionsSchema } from "../lib/queries/overview.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
@@ -69,7 +78,12 @@ const Task = z.object({
 const TaskPage = z.strictObject({
   items: z.array(Task),
   next_cursor: z.string().nullable().meta({ description: "Pass as `after` for the next page" }),
-  total: z.number().int().optional().meta({ description: "Every match, with total=true" }),
+  total: z.number().int().optional()
+    .meta({ description: "How many match (with total=true or total=auto)" }),
+  total_exact: z.boolean().optional()
+    .meta({ description: "The total was counted (false: the planner's estimate)" }),
+  total_note: z.string().nullable().optional()
+    .meta({ description: "Why the total is an estimate (null when counted)" }),
 }).meta({ id: "TaskPage" });
 
 const Refused = z.strictObject({
@@ -113,6 +127,46 @@ const Pause = z.strictObject({
 }).meta({ id: "Pause" });
 
 const counts = z.record(z.string(), z.number());
+
+const Bucket = z.strictObject({
+  start: instant,
+  completed: z.number().int(),
+  failed: z.number().int(),
+  open: z.boolean().meta({ description: "The current minute or hour, still filling" }),
+});
+
+const Throughput = z.strictObject({
+  type: z.string().nullable(),
+  minutes: z.array(Bucket).meta({ description: "Per minute, oldest first; the last is open" }),
+  hours: z.array(Bucket).meta({ description: "Per hour, oldest first; the last is open" }),
+  generated_at: instant,
+}).meta({ id: "Throughput", description: "Tasks completed and failed per minute and per hour" });
+
+const Percentiles = z.strictObject({
+  p50: z.number().nullable(),
+  p95: z.number().nullable(),
+  p99: z.number().nullable(),
+  max: z.number().nullable(),
+});
+
+const TypeLatency = z.strictObject({
+  type: z.string().nullable().meta({ description: "null: every type together" }),
+  finished: z.number().int(),
+  completed: z.number().int(),
+  failed: z.number().int(),
+  wait_seconds: Percentiles.meta({ description: "Ready (created, or run_after) to claimed" }),
+  run_seconds: Percentiles.meta({ description: "Claimed to finished" }),
+});
+
+const Latency = z.strictObject({
+  window_seconds: z.number(),
+  type: z.string().nullable(),
+  sample_limit: z.number().int(),
+  sampled: z.boolean().meta({ description: "More finishes than the limit: the newest measured" }),
+  all: TypeLatency,
+  types: z.array(TypeLatency),
+  generated_at: instant,
+}).meta({ id: "Latency", description: "Wait and run time percentiles of finished tasks" });
 
 const Statistics = z.strictObject({
   status_counts: counts,
@@ -176,7 +230,42 @@ const Statistics = z.strictObject({
   }),
   version: z.string(),
   generated_at: instant,
+  throughput_history: Throughput,
+  latency: Latency,
 }).meta({ id: "Statistics", description: "What `seedtask stats --json` prints" });
+
+const TypeQueue = z.strictObject({
+  type: z.string(),
+  ready: z.number().int(),
+  queued: z.number().int(),
+  retry: z.number().int(),
+  running: z.number().int(),
+  oldest_ready_at: nullableInstant,
+  lag_seconds: z.number().nullable(),
+});
+
+const Overview = z.strictObject({
+  type: z.string().nullable(),
+  status_counts: counts,
+  estimated: z.array(z.enum(TASK_STATUSES))
+    .meta({ description: "Statuses whose count is a planner estimate (a large table)" }),
+  queue: z.array(TypeQueue).meta({ description: "Per type, worst lag first" }),
+  queue_sample: z.number().int().nullable().meta({
+    description: "null: every queued, retry and running task counted; else the queue per type " +
+      "read only the oldest this many claimable and this many running tasks (a large backlog)",
+  }),
+  stuck: z.number().int(),
+  stuck_tasks: z.array(z.strictObject({
+    id: z.string(),
+    type: z.string(),
+    locked_by: z.string().nullable(),
+    locked_at: nullableInstant,
+    lease_expires_at: nullableInstant,
+    attempts: z.number().int(),
+  })),
+  throughput: Throughput,
+  generated_at: instant,
+}).meta({ id: "Overview", description: "What `seedtask top` shows in one frame" });
 
 const CHECK_STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"] as const;
 
@@ -214,6 +303,134 @@ const Health = z.strictObject({
   error: ErrorBody.shape.error.optional(),
 });
 
+const FailureGroups = z.strictObject({
+  groups: z.array(z.strictObject({
+    id: z.string().meta({ description: "The group's id: what the group actions take" }),
+    type: z.string(),
+    fingerprint: z.string().meta({ description: "The error's first line, normalised" }),
+    count: z.number().int().meta({ description: "Failures of the group among those grouped" }),
+    share: z.number(),
+    estimated_total: z.number().int()
+      .meta({ description: "count scaled to the window's total when sampled" }),
+    statuses: counts,
+    first_seen: instant,
+    last_seen: instant,
+    trend: z.strictObject({
+      this_hour: z.number().int(),
+      previous_hour: z.number().int(),
+      complete: z.boolean(),
+    }),
+    domains: z.array(z.strictObject({ domain: z.string().nullable(), count: z.number().int() })),
+    attempts: z.strictObject({ min: z.number().int(), max: z.number().int() }),
+    sample_ids: z.array(z.string()),
+    example_error: z.string().nullable(),
+  })),
+  group_count: z.number().int(),
+  total: z.number().int().meta({ description: "Failures in the window (exact)" }),
+  analyzed: z.number().int().meta({ description: "Failures grouped" }),
+  sampled: z.boolean().meta({ description: "Only the newest `sample_limit` were grouped" }),
+  sample_limit: z.number().int().nullable(),
+  analyzed_from: nullableInstant,
+  window: z.strictObject({ since: instant, until: instant }),
+  filter: z.strictObject({
+    statuses: z.array(z.enum(TASK_STATUSES)),
+    type: z.string().nullable(),
+    domain: z.string().nullable(),
+  }),
+  generated_at: instant,
+}).meta({ id: "FailureGroups", description: "What `seedtask failures --json` prints" });
+
+const GroupAction = z.union([
+  z.strictObject({
+    dry_run: z.literal(true),
+    count: z.number().int().meta({ description: "Tasks the action would change" }),
+    sample: z.array(Task).meta({ description: "The ten most recently updated of them" }),
+  }),
+  z.strictObject({
+    dry_run: z.literal(false),
+    changed: z.array(Task),
+    refused: z.array(Refused),
+  }),
+]).meta({ id: "GroupAction", description: "What the group action would change, or changed" });
+
+const LeaseReport = z.strictObject({
+  tasks: z.array(z.strictObject({
+    id: z.string(),
+    type: z.string(),
+    domain: z.string().nullable(),
+    owner: z.string().nullable(),
+    attempts: z.number().int(),
+    locked_at: nullableInstant,
+    lease_expires_at: nullableInstant,
+    last_heartbeat: nullableInstant,
+    state: z.enum(["expired", "heartbeat_stale", "no_lease"]),
+    requeue: z.enum(["retry", "failed"]).nullable()
+      .meta({ description: "What requeue-stale would do to it now; null: nothing yet" }),
+  })),
+  total: z.number().int(),
+  owners: z.array(z.strictObject({
+    owner: z.string().nullable(),
+    stuck: z.number().int(),
+    expired: z.number().int(),
+    running: z.number().int(),
+    last_heard_at: nullableInstant,
+    last_heard_seconds: z.number().nullable(),
+    registered: z.boolean(),
+  })),
+  requeue_stale: z.strictObject({ retry: z.number().int(), failed: z.number().int() }),
+  has_lease: z.boolean(),
+  thresholds: z.strictObject({
+    stale_after_seconds: z.number(),
+    older_than_seconds: z.number(),
+    max_attempts: z.number().int(),
+  }),
+  generated_at: instant,
+}).meta({ id: "LeaseReport", description: "What `seedtask leases --json` prints" });
+
+const WorkerList = z.strictObject({
+  workers: z.array(z.strictObject({
+    name: z.string(),
+    registered: z.boolean(),
+    host: z.string().nullable(),
+    pid: z.number().int().nullable(),
+    version: z.string().nullable(),
+    started_at: nullableInstant,
+    concurrency: z.number().int().nullable(),
+    types: z.array(z.string()).nullable(),
+    lease_ms: z.number().int().nullable(),
+    last_seen_at: nullableInstant,
+    last_seen_seconds: z.number().nullable(),
+    silent: z.boolean(),
+    running: z.number().int(),
+    expired_leases: z.number().int(),
+    counts: z.strictObject({
+      claimed: z.number().int(),
+      completed: z.number().int(),
+      retried: z.number().int(),
+      failed: z.number().int(),
+    }).nullable(),
+    in_flight: z.number().int().nullable(),
+  })),
+  registry: z.boolean(),
+  hidden: z.number().int(),
+  generated_at: instant,
+}).meta({ id: "WorkerList", description: "What `seedtask workers --json` prints" });
+
+// ---- requests -----------------------------------------------------------------------------
+
+/** How `GET /tasks` counts its total: not at all, every match, or as `seedtask list` does. */
+export type TotalMode = "none" | "exact" | "auto";
+
+/** `total`: `true` counts every match (as before), `auto` as `seedtask list`, `false` none. */
+const totalMode = parsed(z.union([z.boolean(), z.string()]), (value): TotalMode => {
+  if (value === "auto") return "auto";
+  if (value === true || ["true", "1", "", "exact"].includes(value as string)) return "exact";
+  if (value === false || ["false", "0"].includes(value as string)) return "none";
+  throw new InvalidInputError(
+    `Invalid total "${shown(String(value))}": expected true (count every match), auto ` +
+      `(counted when cheap, else estimated) or false`,
+  );
+}, { anyOf: [{ type: "boolean" }, { type: "string", enum: ["true", "false", "auto"] }] });
 const EnqueueResult = z.strictObject({
   enqueued: z.number().int().meta({ description: "Tasks written (valid, with dry_run)" }),
   batches: z.number().int(),
@@ -244,8 +461,11 @@ const BatchQuery = z.strictObject({
 /** `GET /tasks`: the list filter with the server's page-size cap, and `total`. */
 const ListQuery = ListFilterObject.extend({
   limit: pageSize(1, MAX_HTTP_LIMIT),
-  total: withDefault(flag("total"), false).meta({ description: "Also count every match" }),
-}).transform((o, ctx): { filter: ResolvedListFilter; total: boolean } => {
+  total: withDefault(totalMode, false).meta({
+    description: "Also say how many match: true counts every match; auto counts when cheap " +
+      "and otherwise gives the planner's estimate (as seedtask list)",
+  }),
+}).transform((o, ctx): { filter: ResolvedListFilter; total: TotalMode } => {
   const { total, ...fields } = o;
   return { filter: toListFilter(fields, ctx), total };
 });
@@ -480,6 +700,27 @@ export const ROUTES = {
     request: { query: StatsOptionsSchema },
     responses: { 200: json(Statistics, "Statistics"), ...errors(400, 401, 503) },
   }),
+  throughput: createRoute({
+    method: "get",
+    path: "/throughput",
+    summary: "Completed and failed per minute and per hour; closed buckets are counted once",
+    request: { query: ThroughputOptionsSchema },
+    responses: { 200: json(Throughput, "Throughput history"), ...errors(400, 401, 503) },
+  }),
+  latency: createRoute({
+    method: "get",
+    path: "/latency",
+    summary: "Wait and run time percentiles per type of the tasks finished in a window",
+    request: { query: LatencyOptionsSchema },
+    responses: { 200: json(Latency, "Latency percentiles"), ...errors(400, 401, 503) },
+  }),
+  overview: createRoute({
+    method: "get",
+    path: "/overview",
+    summary: "Counts, queue lag per type, stuck tasks and throughput: one frame of seedtask top",
+    request: { query: OverviewOptionsSchema },
+    responses: { 200: json(Overview, "The overview"), ...errors(400, 401, 503) },
+  }),
   check: createRoute({
     method: "get",
     path: "/check",
@@ -493,6 +734,60 @@ export const ROUTES = {
         "CRITICAL (the check's result), or the database is unavailable (an error)",
       ),
     },
+  }),
+  failures: createRoute({
+    method: "get",
+    path: "/failures",
+    summary: "Failures grouped by type and error fingerprint (seedtask failures --json)",
+    request: { query: FailureGroupsSchema },
+    responses: { 200: json(FailureGroups, "Failure groups"), ...errors(400, 401, 503) },
+  }),
+  retryFailureGroup: createRoute({
+    method: "post",
+    path: "/failures/{group}/retry",
+    summary: "Retry the failed and cancelled tasks of a failure group (retry --group); " +
+      'a dry run unless the body says {"dry_run": false}',
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      params: FailureGroupParam,
+      body: { required: false, content: { "application/json": { schema: GroupActionSchema } } },
+    },
+    responses: {
+      200: json(GroupAction, "What would change (dry run) or what changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  }),
+  cancelFailureGroup: createRoute({
+    method: "post",
+    path: "/failures/{group}/cancel",
+    summary: "Cancel the tasks of a failure group still waiting to retry (cancel --group); " +
+      'a dry run unless the body says {"dry_run": false}',
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      params: FailureGroupParam,
+      body: { required: false, content: { "application/json": { schema: GroupActionSchema } } },
+    },
+    responses: {
+      200: json(GroupAction, "What would change (dry run) or what changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  }),
+  leases: createRoute({
+    method: "get",
+    path: "/leases",
+    summary:
+      "Stuck running tasks by owner, and what requeue-stale would do (seedtask leases --json)",
+    request: { query: LeasesSchema },
+    responses: { 200: json(LeaseReport, "Stuck tasks"), ...errors(400, 401, 503) },
+  }),
+  workers: createRoute({
+    method: "get",
+    path: "/workers",
+    summary: "Dispatchers, live and silent, with their running tasks (seedtask workers --json)",
+    request: { query: WorkersSchema },
+    responses: { 200: json(WorkerList, "Workers"), ...errors(400, 401, 503) },
   }),
   health: createRoute({
     method: "get",

@@ -79,6 +79,7 @@ Deno.test("migrate() creates the whole contract on an empty schema", async () =>
     "tasks_claim_idx",
     "tasks_created_idx",
     "tasks_domain_updated_idx",
+    "tasks_params_idx",
     "tasks_pkey",
     "tasks_running_idx",
     "tasks_search_trgm_idx",

@@ -1,7 +1,8 @@
-import Table from "cli-table3";
 import { formatDuration } from "../duration.ts";
-import { formatRelative, formatUtc, formatUtcRelative } from "./time.ts";
-import { CONTRACT_COLUMNS, LEASE_COLUMNS, type Task, type TaskStatus } from "../table/contract.ts";
+import type { ListTotal } from "../queries/list_total.ts";
+import { displayWidth, oneLine, renderTable } from "./table.ts";
+import { formatAge, formatUtc, formatUtcRelative } from "./time.ts";
+import { CONTRACT_COLUMNS, type Task, type TaskStatus } from "../table/contract.ts";
 import { shortId } from "../queries/task_id.ts";
 
 /** How a human-facing formatter decorates its output. */
@@ -10,12 +11,6 @@ export interface DisplayOptions {
   emoji?: boolean;
   /** Reference instant for relative times. Default: now. */
   now?: Date;
-}
-
-function truncate(text: string | null | undefined, max: number): string {
-  if (!text) return "-";
-  const flat = text.replace(/\s+/g, " ");
-  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
 }
 
 /** The emoji the seed's helper shows next to each status (TTY only). */
@@ -35,55 +30,135 @@ export function formatStatus(status: string, emoji = false): string {
   return emoji && e ? `${e} ${status}` : status;
 }
 
-/** Borderless table chars: plain text that stays readable when piped or logged. */
-const PLAIN_CHARS = {
-  top: "",
-  "top-mid": "",
-  "top-left": "",
-  "top-right": "",
-  bottom: "",
-  "bottom-mid": "",
-  "bottom-left": "",
-  "bottom-right": "",
-  left: "",
-  "left-mid": "",
-  mid: "",
-  "mid-mid": "",
-  right: "",
-  "right-mid": "",
-  middle: "  ",
-};
+/** How `seedtask list` lays out its table. */
+export interface TaskTableOptions extends DisplayOptions {
+  /** Full ids instead of the 8-character short ones. */
+  fullId?: boolean;
+  /** The sort the page came in: its time column is shown. */
+  sort?: "updated" | "created";
+  /**
+   * Fit this many terminal columns: description and domain are narrowed, then dropped, before
+   * anything else. Undefined (a pipe, a file): every column at full width.
+   */
+  width?: number;
+  /** Every column at full width, whatever `width` says (`--wide`). */
+  wide?: boolean;
+  /** How many tasks match (the footer says "50 of 348"). */
+  total?: ListTotal;
+  /** The cursor of the next page, if there is one. */
+  nextCursor?: string | null;
+}
+
+/** A column of the task table, and how far it may be narrowed. */
+interface Column {
+  key: "id" | "status" | "type" | "domain" | "attempts" | "time" | "description" | "error";
+  head: string;
+  cells: string[];
+  width: number;
+  align?: "right";
+}
+
+/** Statuses whose error says why the task is not done (shown in the Error column). */
+const ERROR_STATUSES: readonly string[] = ["failed", "retry"];
+
+/** A number as people read it: `348`, `12,400`, `9.8M`. */
+export function formatCount(n: number, approximate = false): string {
+  if (!approximate) return n.toLocaleString("en-US");
+  // Two significant digits: more would claim a precision the planner does not have.
+  const rounded = Number(n.toPrecision(2));
+  if (rounded >= 1_000_000) return `~${Number((rounded / 1e6).toPrecision(2))}M`;
+  return `~${rounded.toLocaleString("en-US")}`;
+}
+
+/** "50 of 348 tasks", "50 of ~9.8M tasks (estimated: …)", "3 tasks". */
+export function formatTotalLine(shown: number, total: ListTotal | undefined): string {
+  const plural = (n: number) => `task${n === 1 ? "" : "s"}`;
+  if (!total) return `Found ${shown} ${plural(shown)}`;
+  if (total.exact && total.total === shown) return `Found ${shown} ${plural(shown)}`;
+  const of = `${formatCount(total.total, !total.exact)} ${plural(total.total)}`;
+  const why = total.exact
+    ? ""
+    : ` (estimated: ${total.note ?? "the planner's estimate"}; --exact counts them)`;
+  return `Showing ${shown} of ${of}${why}`;
+}
 
 /**
- * The `seedtask list` table: short id, status, type, description, domain, attempts,
- * updated, followed by "Found N tasks".
+ * The `seedtask list` table — short id, status, type, domain, attempts, age, description and,
+ * for failed and retry tasks, the first line of the error — with a footer saying how many
+ * match. Fitted to `options.width` when given.
  */
-export function formatTaskTable(
-  tasks: readonly Task[],
-  options: DisplayOptions & { fullId?: boolean; sort?: "updated" | "created" } = {},
-): string {
+export function formatTaskTable(tasks: readonly Task[], options: TaskTableOptions = {}): string {
   if (tasks.length === 0) return "No tasks found matching the criteria.\n";
   const now = options.now ?? new Date();
-  const timeColumn = options.sort === "created" ? "Created" : "Updated";
-  const table = new Table({
-    head: ["ID", "Status", "Type", "Description", "Domain", "Attempts", timeColumn],
-    chars: PLAIN_CHARS,
-    style: { head: [], border: [], "padding-left": 0, "padding-right": 0 },
+  const created = options.sort === "created";
+  const full = options.wide || options.width === undefined;
+  const errors = tasks.map((t) =>
+    ERROR_STATUSES.includes(t.status) && t.error ? oneLine(t.error.split("\n")[0]!) : ""
+  );
+  const column = (key: Column["key"], head: string, cells: string[], align?: "right"): Column => ({
+    key,
+    head,
+    cells,
+    width: Math.max(displayWidth(head), ...cells.map(displayWidth)),
+    align,
   });
-  for (const t of tasks) {
-    const time = options.sort === "created" ? t.created_at : t.updated_at;
-    table.push([
-      options.fullId ? t.id : shortId(t.id),
-      formatStatus(t.status, options.emoji),
-      truncate(t.type, 24),
-      truncate(t.description, 40),
-      truncate(t.domain, 16),
-      String(t.attempts),
-      `${formatUtc(time)} (${formatRelative(time, now)})`,
-    ]);
-  }
-  const lines = table.toString().split("\n").map((l) => l.trimEnd()).filter((l) => l !== "");
-  return `${lines.join("\n")}\n\nFound ${tasks.length} task${tasks.length === 1 ? "" : "s"}\n`;
+  let columns: Column[] = [
+    column("id", "ID", tasks.map((t) => options.fullId ? t.id : shortId(t.id))),
+    column("status", "Status", tasks.map((t) => formatStatus(t.status, options.emoji))),
+    column("type", "Type", tasks.map((t) => oneLine(t.type))),
+    column("domain", "Domain", tasks.map((t) => t.domain ? oneLine(t.domain) : "-")),
+    column("attempts", full ? "Attempts" : "Att", tasks.map((t) => String(t.attempts)), "right"),
+    column(
+      "time",
+      `${created ? "Created" : "Updated"}${full ? " (UTC)" : ""}`,
+      tasks.map((t) => {
+        const time = created ? t.created_at : t.updated_at;
+        const age = formatAge(time, now);
+        return full ? `${formatUtc(time).slice(0, -4)} (${age})` : age;
+      }),
+    ),
+    column("description", "Description", tasks.map((t) => oneLine(t.description ?? "-"))),
+  ];
+  if (errors.some((e) => e !== "")) columns.push(column("error", "Error", errors));
+  if (!full) columns = fit(columns, options.width!);
+  const lines = renderTable(columns[0]!.cells.map((_, i) => columns.map((c) => c.cells[i]!)), {
+    head: columns.map((c) => c.head),
+    align: columns.map((c) => c.align ?? "left"),
+    widths: columns.map((c) => c.width),
+  });
+  let text = `${lines.join("\n")}\n\n${formatTotalLine(tasks.length, options.total)}\n`;
+  if (options.nextCursor) text += `More: add --after ${options.nextCursor}\n`;
+  return text;
+}
+
+/**
+ * Narrows, then drops, columns until the table fits `width`: description and domain first,
+ * the error only as far as it stays readable, identity and status never.
+ */
+function fit(columns: Column[], width: number): Column[] {
+  let cols = [...columns];
+  const total = () => cols.reduce((sum, c) => sum + c.width, 0) + 2 * (cols.length - 1);
+  const narrow = (key: Column["key"], min: number) => {
+    const c = cols.find((x) => x.key === key);
+    const excess = total() - width;
+    if (c && excess > 0 && c.width > min) c.width -= Math.min(excess, c.width - min);
+  };
+  const drop = (key: Column["key"]) => {
+    if (total() > width) cols = cols.filter((c) => c.key !== key);
+  };
+  cols = cols.map((c) => ({ ...c }));
+  narrow("description", 32);
+  narrow("error", 60);
+  narrow("description", 16);
+  narrow("domain", 10);
+  narrow("error", 40);
+  drop("description");
+  drop("domain");
+  narrow("type", 16);
+  narrow("error", 24);
+  narrow("type", 12);
+  narrow("error", 10);
+  return cols;
 }
 
 function pretty(value: unknown): string {
@@ -172,9 +247,6 @@ export function formatTaskDetails(task: Task, options: DisplayOptions = {}): str
   return out.join("\n") + "\n";
 }
 
-/** The contract's columns without the lease ones (those are dispatcher internals). */
-const CSV_COLUMNS = CONTRACT_COLUMNS.filter((c) => !LEASE_COLUMNS.includes(c));
-
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return "";
   const text = value instanceof Date
@@ -185,14 +257,17 @@ function csvCell(value: unknown): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** The CSV header line (RFC 4180). */
-export function csvHeader(): string {
-  return CSV_COLUMNS.join(",") + "\n";
+/**
+ * The CSV header line (RFC 4180): the table's columns, in its order — the keys of every
+ * ndjson line, so both exports carry the same columns.
+ */
+export function csvHeader(columns: readonly string[]): string {
+  return columns.map(csvCell).join(",") + "\n";
 }
 
-/** CSV lines of tasks; params and result as JSON text. */
-export function formatCsvRows(tasks: readonly Task[]): string {
-  return tasks.map((t) => CSV_COLUMNS.map((c) => csvCell(t[c])).join(",") + "\n").join("");
+/** CSV lines of tasks, one cell per column of `columns`; params and result as JSON text. */
+export function formatCsvRows(tasks: readonly Task[], columns: readonly string[]): string {
+  return tasks.map((t) => columns.map((c) => csvCell(t[c])).join(",") + "\n").join("");
 }
 
 /** One JSON document per line. */

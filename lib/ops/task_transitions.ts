@@ -5,6 +5,7 @@ import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
 import type { Task, TaskStatus } from "../table/contract.ts";
 import { parseTaskIdArg } from "../queries/task_id.ts";
 import { resolveTaskFilter, type TaskFilter } from "../input/transition.ts";
+import { groupIdSql } from "../queries/fingerprint.ts";
 
 export type { TaskFilter };
 
@@ -12,8 +13,11 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** A transition that did not happen, and why. */
 export interface RefusedTransition {
+  /** The task's full id. */
   id: string;
+  /** Its status, which the transition does not apply to. */
   status: TaskStatus;
+  /** Why it was refused, one line. */
   message: string;
 }
 
@@ -21,7 +25,7 @@ export interface RefusedTransition {
 export interface TransitionReport {
   /** Exactly the rows this call changed, as they are now, in the order the ids were given. */
   changed: Task[];
-  /** The tasks it did not change, each with why. */
+  /** The tasks that were left alone, each with the reason. */
   refused: RefusedTransition[];
 }
 
@@ -199,6 +203,9 @@ function filterCondition(db: Db, t: Transition, given: TaskFilter): Fragment {
   if (filter.olderThanMs !== undefined) {
     parts.push(sql`updated_at < now() - ${filter.olderThanMs} * interval '1 millisecond'`);
   }
+  // The group's id computed by the very expression that grouped it (lib/queries/fingerprint.ts):
+  // the filter selects exactly the tasks `seedtask failures` counted in the group.
+  if (filter.group !== undefined) parts.push(sql`${groupIdSql(db)} = ${filter.group}`);
   return parts.reduce((acc, p) => sql`${acc} and ${p}`);
 }
 
@@ -235,6 +242,12 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
 /**
  * Cancels tasks by id or unique prefix: created, queued and retry tasks (and running ones with
  * `force`). Returns the changed rows and, per task, each refused transition.
+ *
+ * @example
+ * ```ts
+ * const { changed, refused } = await cancelTasks(db, ["1a2b3c4d"]);
+ * for (const r of refused) console.log(`${r.id}: ${r.message}`);
+ * ```
  */
 export function cancelTasks(
   db: Db,
@@ -278,6 +291,12 @@ export function previewRetryWhere(db: Db, filter: TaskFilter): Promise<FilterPre
 /**
  * Retries every task matching the filter: failed and cancelled ones by default; `retry` ones
  * (run now) when the filter's statuses name them. Returns the changed rows.
+ *
+ * @example
+ * ```ts
+ * const preview = await previewRetryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * if (preview.count < 100) await retryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * ```
  */
 export function retryWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
   return transitionFilter(db, RETRY, filter);

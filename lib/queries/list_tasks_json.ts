@@ -1,7 +1,11 @@
 import { type Db, guard, quoteIdent } from "../db.ts";
 import { type Catalog, getCatalog, getIndexSupport, tableInfo } from "../table/catalog.ts";
 import { encodeCursor } from "../input/cursor.ts";
-import { type ListFilter, resolveListFilter } from "../input/list_filter.ts";
+import {
+  type ListFilter,
+  type ResolvedListFilter,
+  resolveListFilter,
+} from "../input/list_filter.ts";
 import { listTasksQuery } from "./list_tasks.ts";
 
 /** ISO 8601 in UTC with milliseconds: what `JSON.stringify` prints for a JS Date. */
@@ -83,7 +87,10 @@ async function jsonSelectList(db: Db): Promise<string | null> {
  * (dates as ISO 8601 UTC with milliseconds, int8 and numeric as strings). Resolves to null
  * when the table has a column type without a rule here; the caller then uses listTasks().
  */
-export async function listTasksJson(db: Db, filter: ListFilter = {}): Promise<string | null> {
+export async function listTasksJson(
+  db: Db,
+  filter: ListFilter | ResolvedListFilter = {},
+): Promise<string | null> {
   const resolved = resolveListFilter(filter);
   const limit = resolved.limit;
   return await guard(db, async () => {

@@ -104,6 +104,8 @@ export interface Catalog {
   migrationsTable: string | null;
   /** `seedtask_pauses` next to the table (regclass text), null when it does not exist. */
   pausesTable: string | null;
+  /** `seedtask_workers` next to the table (regclass text), null when it does not exist. */
+  workersTable: string | null;
   /** Names of relations in the table's schema that begin with `<table>_` (index names taken). */
   takenNames: string[];
 }
@@ -120,6 +122,7 @@ interface CatalogRow {
   trgm_available: boolean;
   migrations_table: string | null;
   pauses_table: string | null;
+  workers_table: string | null;
   taken_names: string[] | null;
 }
 
@@ -223,6 +226,7 @@ export async function readCatalog(
       (select to_regclass(t.prefix || 'seedtask_migrations')::text from target t)
         as migrations_table,
       (select to_regclass(t.prefix || ${PAUSES_TABLE})::text from target t) as pauses_table,
+      (select to_regclass(t.prefix || 'seedtask_workers')::text from target t) as workers_table,
       (select json_agg(c.relname) from pg_class c join ns on c.relnamespace = ns.oid, target t
        where left(c.relname::text, length(t.name) + 1) = t.name || '_') as taken_names`;
   const r = row!;
@@ -241,6 +245,7 @@ export async function readCatalog(
     trgmAvailable: r.trgm_available,
     migrationsTable: r.migrations_table,
     pausesTable: r.pauses_table,
+    workersTable: r.workers_table,
     takenNames: r.taken_names ?? [],
   };
 }

@@ -24,12 +24,15 @@ import {
   PAUSES_TABLE,
   STATUS_TYPE,
   TASK_STATUSES,
+  WORKER_COLUMNS,
+  WORKERS_TABLE,
 } from "./contract.ts";
 
 /** One DDL statement of a migration plan. */
 export interface MigrationStep {
   /** What the statement does, for humans. */
   description: string;
+  /** The statement. */
   sql: string;
   /**
    * False for statements PostgreSQL refuses inside a transaction block (CREATE INDEX
@@ -38,7 +41,9 @@ export interface MigrationStep {
   transactional: boolean;
 }
 
+/** What {@link migrate} has to do to bring a table up to the contract. */
 export interface MigrationPlan {
+  /** The statements, in order. */
   steps: MigrationStep[];
   /**
    * What migrate did otherwise than planned, or chose not to do, and why: the search index
@@ -48,7 +53,9 @@ export interface MigrationPlan {
   notes: string[];
 }
 
+/** What {@link migrate} did, or would do in a dry run. */
 export interface MigrationResult extends MigrationPlan {
+  /** True when nothing was changed (`--dry-run`). */
   dryRun: boolean;
 }
 
@@ -56,7 +63,8 @@ export interface MigrationResult extends MigrationPlan {
 export const MIGRATIONS = [
   "001_task_table_contract",
   "002_task_indexes",
-  "003_queue_pauses",
+  "003_workers",
+  "004_queue_pauses",
 ] as const;
 
 /** What the plan depends on: the catalog, and two reads of data. */
@@ -208,6 +216,15 @@ function buildPlan(db: Db, { catalog, tableEmpty, recorded }: DbState): Migratio
     else tx(step.description, step.sql);
   }
 
+  if (catalog.workersTable === null) {
+    tx(
+      `create ${WORKERS_TABLE}, where dispatchers register themselves (seedtask workers)`,
+      `create table if not exists ${schemaPrefix}${WORKERS_TABLE} (\n${
+        WORKER_COLUMNS.map((c) => `  ${c}`).join(",\n")
+      }\n)`,
+    );
+  }
+
   if (catalog.pausesTable === null) {
     const pauses = `${schemaPrefix}${PAUSES_TABLE}`;
     tx(
@@ -332,6 +349,12 @@ async function withMigrateLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
  * transaction pooler. Consecutive transactional steps run as one transaction; CREATE INDEX
  * CONCURRENTLY and ALTER TYPE ... ADD VALUE on their own, outside a transaction and without
  * the statement timeout (see {@link runUntimed}).
+ *
+ * @example
+ * ```ts
+ * console.log(migrationScript(await planMigration(db))); // what it would run
+ * await migrate(db);
+ * ```
  */
 export async function migrate(
   db: Db,
