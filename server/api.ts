@@ -626,13 +626,14 @@ export const ROUTES = {
   retryTask: createRoute({
     method: "post",
     path: "/tasks/{id}/retry",
-    summary: "Put a failed or cancelled task back in the queue (seedtask retry --json)",
+    summary: "Put a failed or cancelled task back in the queue, or run a retry task waiting on " +
+      "its backoff now (seedtask retry --json)",
     security: write,
     request: { params: TaskIdParam },
     responses: {
       200: json(TransitionReport, "Requeued"),
       ...errors(400, 401, 403, 404, 503),
-      409: refused("Not failed or cancelled, or an ambiguous prefix"),
+      409: refused("Not failed, cancelled or retry, or an ambiguous prefix"),
     },
   }),
   releaseTask: createRoute({
