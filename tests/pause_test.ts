@@ -251,6 +251,11 @@ Deno.test("stats, check and /stats show paused types and keep their waiting work
   await t.sql`insert into ${t.sql(t.table)} (type, status, created_at)
     select 'held', 'queued', now() - interval '2 hours' from generate_series(1, 5)`;
   await enqueue(t, "fresh", 2);
+  // Paused in one domain only: its tasks without a domain, or in another, are still ready.
+  await enqueue(t, "split", 1);
+  await enqueue(t, "split", 1, { domain: "d2" });
+  await enqueue(t, "split", 1, { domain: "d1" });
+  await pauseQueue(t.db, { type: "split", domain: "d1", by: "ops" });
   const before = await runMain([...t.args, "check", "--max-lag", "10m:1h"]);
   assert.equal(before.code, 2, before.stdout);
   await runMain([...t.args, "pause", "--type", "held", "--by", "ops"]);
@@ -259,11 +264,15 @@ Deno.test("stats, check and /stats show paused types and keep their waiting work
   assert.equal(check.code, 0, check.stdout);
   assert.match(
     check.stdout,
-    /^SEEDTASK OK - .*; paused: held \(5 waiting, by ops (just now|\d+s ago)\) \|/,
+    /^SEEDTASK OK - .*; paused: split \(domain d1\) \(1 waiting, by ops .*\); held \(5 waiting, by ops (just now|\d+s ago)\) \|/,
   );
   const checkJson = JSON.parse((await runMain([...t.args, "check", "--json"])).stdout);
-  assert.equal(checkJson.health.ready, 2, "paused work is not ready");
-  assert.deepEqual(checkJson.health.paused.map((p: { type: string }) => p.type), ["held"]);
+  assert.equal(checkJson.health.ready, 4, "paused work is not ready: fresh x2, split x2");
+  assert.equal(checkJson.health.queued, 4);
+  assert.deepEqual(checkJson.health.paused.map((p: { type: string }) => p.type), [
+    "split",
+    "held",
+  ]);
 
   const stats = await runMain([...t.args, "stats"]);
   assert.match(
@@ -272,14 +281,14 @@ Deno.test("stats, check and /stats show paused types and keep their waiting work
   );
   assert.match(stats.stdout, /\n +held +\(all\) +5 +ops /);
   const statsJson = JSON.parse((await runMain([...t.args, "stats", "--json"])).stdout);
-  assert.equal(statsJson.queue.ready, 2);
-  assert.equal(statsJson.paused[0].waiting, 5);
+  assert.equal(statsJson.queue.ready, 4);
+  assert.equal(statsJson.paused[1].waiting, 5);
 
   const app = createApp({ db: t.db });
   const http = await (await app.request("/stats")).json();
-  assert.equal(http.paused[0].type, "held");
+  assert.equal(http.paused[1].type, "held");
   const paused = await (await app.request("/paused")).json();
-  assert.equal(paused.paused[0].paused_by, "ops");
+  assert.equal(paused.paused[1].paused_by, "ops");
 });
 
 Deno.test("POST /pause and /resume need --allow-write and the token; GET /paused lists", async () => {

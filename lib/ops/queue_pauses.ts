@@ -102,7 +102,11 @@ export function notPausedByList(db: Db, pauses: readonly QueuePause[]): Fragment
   const sql = db.sql;
   if (pauses.length === 0) return sql`true`;
   const covered = pauses.map((p) =>
-    p.domain === null ? sql`type = ${p.type}` : sql`(type = ${p.type} and domain = ${p.domain})`
+    // `is not distinct from`: a task without a domain is not in the paused domain (with `=`,
+    // its NULL would make the whole condition NULL, and leave it out as if paused).
+    p.domain === null
+      ? sql`type = ${p.type}`
+      : sql`(type = ${p.type} and domain is not distinct from ${p.domain})`
   ).reduce((acc, c) => sql`${acc} or ${c}`);
   return sql`not (${covered})`;
 }
