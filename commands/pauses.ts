@@ -90,8 +90,9 @@ export function registerResume(program: Command, ctx: Context): void {
           whole
             ? `Nothing resumed: ${target.type} is paused in every domain; resume it with ` +
               `seedtask resume --type ${target.type}\n`
-            : `Nothing to resume: ${pauseScope({ ...target, domain: target.domain ?? null })} ` +
-              "is not paused\n",
+            : `Nothing to resume: type "${target.type}"${
+              target.domain === undefined ? "" : ` in domain "${target.domain}"`
+            } is not paused\n`,
         );
       });
     });

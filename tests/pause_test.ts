@@ -61,7 +61,10 @@ Deno.test("pause, paused and resume from the CLI: who, when, why and what waits"
 
   await runMain([...t.args, "pause", "--type", "embed", "--domain", "user_1"], { env });
   const domainOnly = await runMain([...t.args, "resume", "--type", "other", "--domain", "x"]);
-  assert.equal(domainOnly.stdout, "Nothing to resume: other (domain x) is not paused\n");
+  assert.equal(
+    domainOnly.stdout,
+    'Nothing to resume: type "other" in domain "x" is not paused\n',
+  );
   const resumed = await runMain([...t.args, "resume", "--type", "embed"]);
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(
