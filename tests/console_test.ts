@@ -100,6 +100,11 @@ Deno.test("the overview shows the counts by status and the queue's health", asyn
     assert.match(text, /Queue health/);
     assert.match(text, /Stuck running/);
     assert.match(text, /<svg class="chart"/);
+    // Throughput per minute and per hour, the per-type queue table, the workers.
+    assert.match(text, /Last hour, per minute/);
+    assert.match(text, /Last 48 hours, per hour/);
+    assert.match(text, /id="p-queues"[^]*?href="\/ui\/tasks\?type=graph_embed"/);
+    assert.match(text, /id="p-workers"[^]*?disp-dead/);
   });
 });
 
