@@ -67,6 +67,11 @@ import { type ListTotal, type TaskQuery, TasksPage } from "./pages/tasks.tsx";
 import { TaskPage } from "./pages/task.tsx";
 import { href, type View } from "./view.tsx";
 
+/** What the action middleware hands the handlers: the form it checked. */
+export interface ConsoleEnv {
+  Variables: { form: Record<string, unknown> };
+}
+
 /** Where the console is mounted inside the app. */
 export const CONSOLE_PATH = "/ui";
 
@@ -157,7 +162,7 @@ function describeFilter(f: Record<string, unknown>): string {
 }
 
 /** Builds the console's routes (mounted by server/app.ts at {@link CONSOLE_PATH}). */
-export function createConsole(deps: ConsoleDeps): Hono {
+export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   const { db } = deps;
   const root = `${deps.basePath}${CONSOLE_PATH}`;
   const keys = deps.token ? ConsoleKeys.derive(deps.token) : Promise.resolve(undefined);
@@ -167,7 +172,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     }
   });
   const defaultStats = resolveStatsOptions({});
-  const app = new Hono();
+  const app = new Hono<ConsoleEnv>();
 
   const viewOf = async (c: Context): Promise<View> => {
     const k = await keys;
@@ -262,7 +267,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
       if (!sameText(String(form.csrf ?? ""), k!.csrf)) {
         return fail(c, 403, "Refused: the form's CSRF token is missing or wrong");
       }
-      c.set("form" as never, form as never);
+      c.set("form", form);
       return await next();
     }
     if (deps.requireTokenForReads && !isIn) {
@@ -490,7 +495,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
 
   app.post("/tasks/:id/:verb", async (c) => {
     const verb = verbOf(c);
-    const form = c.get("form" as never) as Record<string, unknown>;
+    const form = c.get("form");
     const id = c.req.param("id");
     const report = await deps.run(() => VERBS[verb].one(id, form.force === "1"));
     deps.invalidate();
@@ -550,7 +555,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
 
   app.post("/actions/:verb", async (c) => {
     const verb = verbOf(c);
-    const form = c.get("form" as never) as Record<string, unknown>;
+    const form = c.get("form");
     const fields = groupFields(form);
     const filter = parseGroupFilter(fields);
     const changed = await deps.run(() => VERBS[verb].where(filter));
