@@ -622,6 +622,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       basePath,
       cache,
       stats,
+      throughputCache,
       run: (fn) => gate.run(fn),
       invalidate: () => singleFlight.clear(),
       refreshSeconds: deps.consoleRefreshSeconds,
