@@ -101,8 +101,9 @@ export function getFailureGroups(
     const inWindow = (status: Fragment) =>
       sql`${status} and updated_at >= ${since} and updated_at <= ${now}${narrow}`;
     // Only the part of the error the fingerprint reads travels through the statement.
-    const columns = sql`id, type, domain, attempts, status::text as status, updated_at,
-      ${sql.unsafe(firstLineExpression("error"))} as line`;
+    // Collation "C" for the keys grouped and joined on: byte comparisons, not the locale's.
+    const columns = sql`id, type collate "C" as type, domain, attempts, status::text as status,
+      updated_at, ${sql.unsafe(firstLineExpression("error"))} collate "C" as line`;
     // Per status, the newest N by the (status, updated_at) index; then the newest N of those.
     const source = o.exact
       ? sql`select ${columns} from ${t} where ${inWindow(sql`status in ${sql(o.statuses)}`)}`
