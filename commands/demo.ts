@@ -35,7 +35,10 @@ export function registerDemo(program: Command, ctx: Context): void {
     .option("--dir <dir>", "keep the embedded database in this directory (default: in memory)")
     .option("--tasks <n>", "how many tasks to enqueue", "40")
     .option("--seconds <n>", "longest time the dispatcher runs", "12")
-    .option("--serve", "then keep the HTTP API running on the demo data until Ctrl-C")
+    .option(
+      "--serve",
+      "then keep the web console and HTTP API running on the demo data until Ctrl-C",
+    )
     .option("--port <port>", "port for --serve", "8080")
     .action(async (opts: DemoFlags, cmd: Command) => {
       const count = parseIntFlag(opts.tasks, "tasks", 1, 100_000);
@@ -129,8 +132,9 @@ export function registerDemo(program: Command, ctx: Context): void {
               signal: stop.signal,
               onListen: ({ port }) =>
                 void say(
-                  `\nHTTP API on the demo data: http://127.0.0.1:${port}/tasks  /stats  /failures  ` +
-                    "/workers  /metrics (Ctrl-C to stop)\n" +
+                  `\nWeb console on the demo data: http://127.0.0.1:${port}/ui\n` +
+                    `HTTP API: http://127.0.0.1:${port}/tasks  /stats  /failures  /workers  ` +
+                    "/metrics  /openapi.json (Ctrl-C to stop)\n" +
                     `Watch it live from another terminal: seedtask top --url http://127.0.0.1:${port}\n`,
                 ),
             }, app.fetch);
