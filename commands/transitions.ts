@@ -44,10 +44,16 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
     const options = { force };
     await withDb(ctx, c, async (db) => {
       if (given) {
-        const report = await spec.byIds(db, given, options);
+        // A filter beside ids guards them (only the given tasks it matches change).
+        const report = await spec.byIds(db, given, { ...options, where: filter });
         if (opts.json) await json(ctx, report);
         else await ctx.out(formatTransitionReport(report, spec.past));
-        for (const r of report.refused) await ctx.err(`error: ${r.message}\n`);
+        for (const r of report.refused) {
+          const hint = force === false && spec.name === "cancel" && r.status === "running"
+            ? " (pass --force to cancel a running task)"
+            : "";
+          await ctx.err(`error: ${r.message}${hint}\n`);
+        }
         if (report.refused.length > 0) throw new ExitError(1);
         return;
       }
@@ -92,7 +98,7 @@ export function registerRetry(program: Command, ctx: Context): void {
     past: "requeued",
     description:
       "Put failed or cancelled tasks back in the queue (attempts reset, run_after cleared)",
-    byIds: (db, ids) => retryTasks(db, ids),
+    byIds: (db, ids, options) => retryTasks(db, ids, { where: options?.where }),
     preview: (db, f) => previewRetryWhere(db, f),
     where: (db, f) => retryWhere(db, f),
   }, false);

@@ -361,7 +361,7 @@ serverTest(
       await eventually(async () => (await count(t)).completed === 1, 10_000, "picked up");
       const latency = Date.now() - enqueuedAt;
       assert.ok(latency < 3000, `picked up after ${latency}ms with a 30s poll`);
-      await p.waitFor(new RegExp(`Task ${id} completed successfully`));
+      await p.waitFor(new RegExp(`Task ${id.slice(0, 8)} completed successfully`));
     } finally {
       p.child.kill("SIGTERM");
       await p.exit();

@@ -203,25 +203,34 @@ export function formatTaskDetails(task: Task, options: DisplayOptions = {}): str
   }
   field("Run after", task.run_after ? formatUtcRelative(task.run_after, now) : "-");
 
-  out.push("", `${e("🔒")}LOCK AND LEASE`);
-  field("Locked by", task.locked_by ?? "-");
-  field("Locked at", formatUtcRelative(task.locked_at, now));
-  if ("owner_id" in task || "lease_expires_at" in task) {
-    field("Lease owner", task.owner_id ?? "-");
-    const lease = task.lease_expires_at;
-    field(
-      "Lease expires",
-      lease
-        ? `${formatUtc(lease)} (${
-          lease.getTime() < now.getTime()
-            ? `expired ${formatDuration(now.getTime() - lease.getTime())} ago`
-            : `in ${formatDuration(lease.getTime() - now.getTime())}`
-        })`
-        : "-",
-    );
-    field("Last heartbeat", formatUtcRelative(task.last_heartbeat, now));
-  } else {
-    field("Lease", "no lease columns (run `seedtask migrate`)");
+  if (task.status === "running") {
+    out.push("", `${e("🔒")}LOCK AND LEASE`);
+    field("Locked by", task.locked_by ?? "-");
+    field("Locked at", formatUtcRelative(task.locked_at, now));
+    if ("owner_id" in task || "lease_expires_at" in task) {
+      field("Lease owner", task.owner_id ?? "-");
+      const lease = task.lease_expires_at;
+      field(
+        "Lease expires",
+        lease
+          ? `${formatUtc(lease)} (${
+            lease.getTime() < now.getTime()
+              ? `expired ${formatDuration(now.getTime() - lease.getTime())} ago`
+              : `in ${formatDuration(lease.getTime() - now.getTime())}`
+          })`
+          : "-",
+      );
+      field("Last heartbeat", formatUtcRelative(task.last_heartbeat, now));
+    } else {
+      field("Lease", "no lease columns (run `seedtask migrate`)");
+    }
+  } else if (task.locked_by || task.locked_at) {
+    // Not running: the lock columns are what is left of its last run (seedtask keeps who ran
+    // it), not a lock anyone holds now.
+    out.push("", `${e("🔒")}LAST RUN`);
+    field("Ran on", task.locked_by ?? "-");
+    field("Claimed at", formatUtcRelative(task.locked_at, now));
+    if (task.last_heartbeat) field("Last heartbeat", formatUtcRelative(task.last_heartbeat, now));
   }
 
   out.push("", `${e("⚙️")}PARAMS`, indent(pretty(task.params)));

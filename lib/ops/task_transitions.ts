@@ -51,10 +51,8 @@ function cancelTransition(force: boolean): Transition {
         ? db.sql`status = 'cancelled', lease_expires_at = null, owner_id = null`
         : db.sql`status = 'cancelled'`,
     notify: false,
-    refusal: (status) =>
-      status === "running"
-        ? `it is "running" (pass --force to cancel a running task)`
-        : `it is "${status}"`,
+    // Bare: each surface names its own way to force (--force, {"force": true}, force: true).
+    refusal: (status) => `it is "${status}"`,
   };
 }
 
@@ -114,7 +112,10 @@ async function transitionIds(
   db: Db,
   t: Transition,
   args: readonly string[],
+  where?: TaskFilter,
 ): Promise<TransitionReport> {
+  // A filter beside ids guards them: only those it matches change (checked before connecting).
+  const guardCond = where ? filterCondition(db, t, where) : undefined;
   const ids = await resolveTaskIds(db, args);
   return await guard(db, async () => {
     const { hasLease } = await getTableInfo(db);
@@ -125,7 +126,9 @@ async function transitionIds(
     const changed = await sql<Task[]>`
       with changed as (
         update ${table} set ${t.set(db, hasLease)}
-        where id = any(${ids}::uuid[]) and status in ${sql(t.from as string[])}
+        where id = any(${ids}::uuid[]) and status in ${sql(t.from as string[])}${
+      guardCond ? sql` and ${guardCond}` : sql``
+    }
         returning *
       )
       select changed.*${
@@ -140,11 +143,10 @@ async function transitionIds(
       changed: changed.map(({ __notified: _, ...task }) => task as Task),
       refused: rest.map((id) => {
         const status = byId.get(id) ?? ("deleted" as TaskStatus);
-        return {
-          id,
-          status,
-          message: `Cannot ${t.verb} task "${id.slice(0, 8)}": ${t.refusal(status)}`,
-        };
+        const why = guardCond && t.from.includes(status)
+          ? `it is "${status}" and does not match the given filter`
+          : t.refusal(status);
+        return { id, status, message: `Cannot ${t.verb} task "${id.slice(0, 8)}": ${why}` };
       }),
     };
   });
@@ -202,19 +204,27 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
 
 /**
  * Cancels tasks by id or unique prefix: created, queued and retry tasks (and running ones with
- * `force`). Returns the changed rows and, per task, each refused transition.
+ * `force`). `where` guards the ids: a task it does not match is refused. Returns the changed
+ * rows and, per task, each refused transition.
  */
 export function cancelTasks(
   db: Db,
   ids: readonly string[],
-  options: { force?: boolean } = {},
+  options: { force?: boolean; where?: TaskFilter } = {},
 ): Promise<TransitionReport> {
-  return transitionIds(db, cancelTransition(!!options.force), ids);
+  return transitionIds(db, cancelTransition(!!options.force), ids, options.where);
 }
 
-/** Moves failed or cancelled tasks back to queued (attempts reset, run_after cleared). */
-export function retryTasks(db: Db, ids: readonly string[]): Promise<TransitionReport> {
-  return transitionIds(db, RETRY, ids);
+/**
+ * Moves failed or cancelled tasks back to queued (attempts reset, run_after cleared).
+ * `where` guards the ids: a task it does not match is refused.
+ */
+export function retryTasks(
+  db: Db,
+  ids: readonly string[],
+  options: { where?: TaskFilter } = {},
+): Promise<TransitionReport> {
+  return transitionIds(db, RETRY, ids, options.where);
 }
 
 /** What `cancelWhere` would change: count and a sample. Changes nothing. */
