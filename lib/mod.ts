@@ -78,7 +78,12 @@ export {
   type TaskPayload,
 } from "./dispatch/executors.ts";
 export { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./dispatch/backoff.ts";
-export { formatTaskDetails, formatTaskTable } from "./format/tasks.ts";
+export {
+  type DisplayOptions,
+  formatTaskDetails,
+  formatTaskTable,
+  type TaskTableOptions,
+} from "./format/tasks.ts";
 export { formatStatistics } from "./format/stats.ts";
 export { parseDuration } from "./duration.ts";
 export { type Naming, parseInput } from "./input/fields.ts";
