@@ -161,6 +161,7 @@ Deno.test("seedtask list shows why tasks failed, fitted to the terminal", async 
   assert.doesNotMatch(narrow.stdout, /stack line/, "only the first line of the error");
   const retry = lines.find((l) => l.startsWith(IDS.retryReady.slice(0, 8)))!;
   assert.match(retry, /transient 503$/);
+  assert.equal(lines.at(-1), "(cut to fit 80 columns; --wide shows every column in full)");
   const cancelled = lines.find((l) => l.startsWith(IDS.cancelled1.slice(0, 8)))!;
   assert.doesNotMatch(cancelled, /error|Max/);
 
@@ -188,6 +189,7 @@ Deno.test("seedtask list shows why tasks failed, fitted to the terminal", async 
       /broken embed\s+Max attempts \(3\) exceeded: connection reset by organism\n/,
     );
     assert.match(r.stdout, / \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(15m ago\) /);
+    assert.doesNotMatch(r.stdout, /cut to fit/);
   }
 });
 

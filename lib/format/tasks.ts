@@ -120,13 +120,16 @@ export function formatTaskTable(tasks: readonly Task[], options: TaskTableOption
     column("description", "Description", tasks.map((t) => oneLine(t.description ?? "-"))),
   ];
   if (errors.some((e) => e !== "")) columns.push(column("error", "Error", errors));
+  const natural = columns.map((c) => c.width).join();
   if (!full) columns = fit(columns, options.width!);
+  const cut = columns.map((c) => c.width).join() !== natural;
   const lines = renderTable(columns[0]!.cells.map((_, i) => columns.map((c) => c.cells[i]!)), {
     head: columns.map((c) => c.head),
     align: columns.map((c) => c.align ?? "left"),
     widths: columns.map((c) => c.width),
   });
   let text = `${lines.join("\n")}\n\n${formatTotalLine(tasks.length, options.total)}\n`;
+  if (cut) text += `(cut to fit ${options.width} columns; --wide shows every column in full)\n`;
   if (options.nextCursor) text += `More: add --after ${options.nextCursor}\n`;
   return text;
 }
