@@ -82,7 +82,7 @@ Deno.test("seedtask list prints the table with short ids and the count", async (
   );
   assert.match(
     lines[1]!,
-    /^cccc1000\s+running\s+graph_embed\s+user_1\s+1\s+20\d\d-\d\d-\d\d [\d:]+ \(\d+s ago\)\s+running embed$/,
+    /^cccc1000\s+running\s+graph_embed\s+user_1\s+1\s+20\d\d-\d\d-\d\d [\d:]+ \(\d+[sm] ago\)\s+running embed$/,
   );
   assert.match(lines[2]!, /^cccc3000\s+running\s+fact_search\s+user_3\s+2\s+.*stuck search$/);
   assert.match(lines[3]!, /^cccc2000\s+running\s+graph_rag_query\s+user_2\s+1\s+.*long rag query$/);
