@@ -13,6 +13,8 @@ import { registerDemo } from "./commands/demo.ts";
 import { registerDispatch } from "./commands/dispatch.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerEnqueue } from "./commands/enqueue.ts";
+import { registerFailures } from "./commands/failures.ts";
+import { registerLeases } from "./commands/leases.ts";
 import { registerList } from "./commands/list.ts";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerPurge } from "./commands/purge.ts";
@@ -20,7 +22,9 @@ import { registerRequeueStale } from "./commands/requeue_stale.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerStats } from "./commands/stats.ts";
-import { registerCancel, registerRetry } from "./commands/transitions.ts";
+import { registerCancel, registerRelease, registerRetry } from "./commands/transitions.ts";
+import { registerWorkers } from "./commands/workers.ts";
+import { registerTop } from "./commands/top.ts";
 import { dsnSecrets, scrubSecrets } from "./lib/config.ts";
 import { oneLine, SeedtaskError, UsageError } from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
@@ -92,11 +96,16 @@ export function buildProgram(
   registerList(program, ctx);
   registerShow(program, ctx);
   registerStats(program, ctx);
+  registerTop(program, ctx);
   registerCheck(program, ctx);
   registerDoctor(program, ctx);
+  registerFailures(program, ctx);
+  registerLeases(program, ctx);
+  registerWorkers(program, ctx);
   registerEnqueue(program, ctx);
   registerCancel(program, ctx);
   registerRetry(program, ctx);
+  registerRelease(program, ctx);
   registerRequeueStale(program, ctx);
   registerPurge(program, ctx);
   registerDispatch(program, ctx);
@@ -179,6 +188,17 @@ export interface MainContext {
   isTTY?: boolean;
   /** Width of that terminal in columns (default: the process's, when stdout is a terminal). */
   columns?: number;
+  /** Standard input (default: the process's). */
+  stdin?: ReadableStream<Uint8Array>;
+}
+
+/** The width of the terminal stdout is on, if it is on one. */
+function terminalColumns(): number | undefined {
+  try {
+    return Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -190,15 +210,6 @@ export interface MainContext {
  * const code = await main(["--version"], { stdout: (t) => void (out += t) });
  * ```
  */
-/** The width of the terminal stdout is on, if it is on one. */
-function terminalColumns(): number | undefined {
-  try {
-    return Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function main(rawArgs: string[], context: MainContext = {}): Promise<number> {
   const stdout = context.stdout;
   const stderr = context.stderr;
@@ -208,6 +219,7 @@ export async function main(rawArgs: string[], context: MainContext = {}): Promis
     err: stderr ? async (text) => await stderr(text) : writer(Deno.stderr),
     isTTY: context.isTTY ?? (stdout ? false : Deno.stdout.isTerminal()),
     columns: context.columns ?? (stdout ? undefined : terminalColumns()),
+    stdin: context.stdin,
   };
   const program = buildProgram(ctx, {
     out: stdout ? (s) => void stdout(s) : (s) => writeSync(Deno.stdout, s),

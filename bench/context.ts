@@ -60,14 +60,14 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     serveRows: 10_000_000,
     serveSeconds: 15,
     dispatchTasks: 100_000,
-    execTasks: 10_000,
+    execTasks: 3_000,
     inProcessReps: 1000,
-    inProcessBudgetMs: 30_000,
-    processReps: 20,
-    pgbenchSeconds: 10,
+    inProcessBudgetMs: 15_000,
+    processReps: 10,
+    pgbenchSeconds: 5,
     tuned: [[32, 16], [64, 32], [128, 64]],
     listenSamples: 200,
-    startupRuns: 50,
+    startupRuns: 20,
   },
 };
 
@@ -83,6 +83,8 @@ export interface BenchContext {
   tmp: string;
   /** The filled table of `rows` tasks (built on first use, then shared). */
   filled(rows: number): Promise<FilledTable>;
+  /** Records in RESULTS.md how a filled table came to be (filled now, or reused). */
+  noteFill(f: FilledTable): void;
   /** Schemas created by this run, dropped at the end unless --keep. */
   schemas: Set<string>;
 }

@@ -8,11 +8,16 @@
  * deno run -A bench/run.ts --rows 20000 --tasks 2000 --seconds 2   # a smoke run ("custom")
  * ```
  *
- * Options: `--suite queries|seedcore|serve|dispatch|startup` (repeatable or comma-separated; default
- * all), `--keep` (keep the filled tables and reuse them next time), `--rows N[,N]`,
+ * Options: `--suite NAME` (repeatable or comma-separated; default all, see {@link SUITES}),
+ * `--keep` (keep the filled tables and reuse them next time; a table reused from an earlier
+ * --keep run is never dropped), `--rows N[,N]`,
  * `--tasks N`, `--exec-tasks N`, `--seconds S` (override the profile; the results are then
  * recorded under mode "custom", in bench/.cache/RESULTS-custom.md), `--results PATH` (default
- * bench/RESULTS.md), `--no-write`.
+ * bench/RESULTS.md for a run of every suite, bench/.cache/RESULTS-partial.md for some),
+ * `--no-write`.
+ *
+ * One run of a mode writes that mode's whole block of RESULTS.md (bench/results_md.ts), after
+ * every suite, so the block never mixes sections of different runs.
  * `SEEDTASK_BENCH_DSN` selects the server (default
  * postgres://postgres@127.0.0.1:5432/seedtask_bench; the database is created if missing).
  *
@@ -31,23 +36,48 @@ import {
 import { dispatchSuite } from "./dispatch_suite.ts";
 import { cacheDir } from "./externals.ts";
 import { queriesSuite } from "./queries_suite.ts";
-import { type SuiteReport, targetLine, writeResults } from "./results_md.ts";
+import {
+  type RunRecord,
+  type SuiteOutcome,
+  type SuiteReport,
+  targetLine,
+  writeRun,
+} from "./results_md.ts";
 import { seedcoreSuite } from "./seedcore_suite.ts";
 import { serveSuite } from "./serve_suite.ts";
 import { startupSuite } from "./startup_suite.ts";
+import { listTotalSuite } from "./list_total_suite.ts";
+import { bulkEnqueueSuite } from "./bulk_enqueue_suite.ts";
+import { topSuite } from "./top_suite.ts";
 
+/**
+ * Every suite, in run order. `top` runs last of those on the shared filled tables: its writer
+ * adds and deletes rows there (then vacuums).
+ */
 const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   queries: queriesSuite,
+  list_total: listTotalSuite,
   seedcore: seedcoreSuite,
   serve: serveSuite,
+  bulk_enqueue: bulkEnqueueSuite,
   dispatch: dispatchSuite,
   startup: startupSuite,
+  top: topSuite,
 };
 
 const USAGE = `usage: deno run -A bench/run.ts [--quick | --full] [--suite NAME]... [--keep]
                  [--rows N[,N]] [--tasks N] [--exec-tasks N] [--seconds S]
                  [--results PATH] [--no-write]
 suites: ${Object.keys(SUITES).join(", ")} (default: all, in that order)`;
+
+/** The host's 1-minute load average, as /proc/loadavg says it ("?" elsewhere). */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0]!;
+  } catch {
+    return "?";
+  }
+}
 
 function positiveInt(value: string, flag: string): number {
   const n = Number(value.replaceAll("_", ""));
@@ -106,9 +136,16 @@ async function main(): Promise<number> {
   for (const s of suites) {
     if (!SUITES[s]) throw new TypeError(`Unknown suite "${s}"\n${USAGE}`);
   }
-  // Custom sizes are for trying the harness out: keep them out of the committed results.
+  // Custom sizes are for trying the harness out, and a run of some suites would leave the
+  // mode's block with sections of different runs: keep both out of the committed results.
+  const partial = values.suite !== undefined &&
+    Object.keys(SUITES).some((s) => !suites.includes(s));
   const resultsPath = values.results ??
-    (mode === "custom" ? `${cacheDir()}/RESULTS-custom.md` : `${BENCH_DIR}/RESULTS.md`);
+    (mode === "custom"
+      ? `${cacheDir()}/RESULTS-custom.md`
+      : partial
+      ? `${cacheDir()}/RESULTS-partial.md`
+      : `${BENCH_DIR}/RESULTS.md`);
   const dsn = Deno.env.get("SEEDTASK_BENCH_DSN") ?? DEFAULT_BENCH_DSN;
   const command = mode === "custom"
     ? `deno run -A bench/run.ts ${Deno.args.join(" ")}`
@@ -120,6 +157,34 @@ async function main(): Promise<number> {
   const machine = await describeMachine(sql);
   const tmp = await Deno.makeTempDir({ prefix: "seedtask_bench_" });
   const tables = new Map<number, Promise<FilledTable>>();
+  const record: RunRecord = {
+    mode,
+    only: partial ? suites : null,
+    command,
+    machine,
+    started: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    seconds: null,
+    suites: suites.map((suite): SuiteOutcome => ({ suite, state: "pending" })),
+    notes: [],
+  };
+  let current = "";
+  function noteFill(f: FilledTable): void {
+    const what = `${f.table} (${f.rows.toLocaleString("en-US")} rows)`;
+    const t = f.timings;
+    record.notes.push(
+      f.reused
+        ? `Table ${what}: reused from an earlier --keep run${
+          f.upgraded && f.upgraded.length > 0
+            ? `, brought up to the current contract in this run: ${f.upgraded.join("; ")}`
+            : ""
+        }`
+        : `Table ${what}: filled in this run, ${
+          (t.insert + t.indexes + t.vacuum).toFixed(0)
+        } s (insert ${t.insert.toFixed(0)} s, indexes ${t.indexes.toFixed(0)} s, VACUUM ANALYZE ${
+          t.vacuum.toFixed(0)
+        } s), counted in the ${current} suite's duration`,
+    );
+  }
   const ctx: BenchContext = {
     dsn,
     sql,
@@ -128,11 +193,14 @@ async function main(): Promise<number> {
     machine,
     tmp,
     schemas: new Set(),
+    noteFill,
     filled(rows) {
       let t = tables.get(rows);
       if (!t) {
         t = prepareFilledTable(sql, dsn, rows).then((f) => {
-          ctx.schemas.add(f.schema);
+          // A table kept by an earlier --keep run is not this run's to drop.
+          if (!f.reused) ctx.schemas.add(f.schema);
+          noteFill(f);
           return f;
         });
         tables.set(rows, t);
@@ -171,24 +239,41 @@ async function main(): Promise<number> {
   const reports: SuiteReport[] = [];
   let failed = 0;
   try {
-    for (const name of suites) {
+    for (const [i, name] of suites.entries()) {
       if (interrupted) break;
       const t0 = performance.now();
+      const loadStart = loadAverage();
+      current = name;
       say(`\n=== ${name} ===`);
       try {
         const report = await SUITES[name]!(ctx);
         reports.push(report);
         say(`\n${report.body.trim()}\n`);
         for (const t of report.targets) say(targetLine(t));
-        if (!values["no-write"]) {
-          await writeResults(resultsPath, report, mode, machine, command);
-          say(`(written to ${resultsPath})`);
-        }
+        record.suites[i] = {
+          suite: name,
+          state: "done",
+          report,
+          seconds: (performance.now() - t0) / 1000,
+          load: `load ${loadStart} → ${loadAverage()}`,
+        };
       } catch (err) {
         if (interrupted) break;
         failed++;
         say(`suite ${name} failed: ${(err as Error).stack ?? err}`);
+        record.suites[i] = {
+          suite: name,
+          state: "failed",
+          error: String((err as Error).stack ?? err),
+          seconds: (performance.now() - t0) / 1000,
+          load: `load ${loadStart} → ${loadAverage()}`,
+        };
         await killChildren();
+      }
+      if (i === suites.length - 1) record.seconds = (performance.now() - started) / 1000;
+      if (!values["no-write"]) {
+        await writeRun(resultsPath, record);
+        say(`(written to ${resultsPath})`);
       }
       say(`=== ${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s ===`);
     }

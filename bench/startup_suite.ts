@@ -198,8 +198,9 @@ export async function startupSuite(ctx: BenchContext): Promise<SuiteReport> {
     const small = streams[i]!;
     const all = streams[i + 1]!;
     targets.push({
-      name: `${all.name}: streams in bounded memory (peak within ${BOUNDED_SLACK_MIB} MiB of ` +
-        `the one-type slice's)`,
+      name: `${all.name}: streams in bounded memory (peak RSS of the process exporting every ` +
+        `row within ${BOUNDED_SLACK_MIB} MiB of the same export of one task type, a twelfth ` +
+        `of the rows)`,
       met: all.peakMiB <= small.peakMiB + BOUNDED_SLACK_MIB,
       detail:
         `${all.peakMiB.toFixed(0)} MiB for ${int(all.rows)} rows vs ${

@@ -15,6 +15,8 @@ export interface Context {
   isTTY: boolean;
   /** The terminal's width in columns, when stdout is one. */
   columns?: number;
+  /** Standard input (`enqueue --file -`); the process's when not given. */
+  stdin?: ReadableStream<Uint8Array>;
 }
 
 /**

@@ -191,7 +191,19 @@ export function registerDispatch(program: Command, ctx: Context): void {
               {
                 port: metricsPort,
                 hostname: opts.metricsHost,
-                onListen: () => {},
+                // The bound port, which --metrics-port 0 lets the system choose.
+                onListen: ({ hostname, port }) =>
+                  log(formatEvent(
+                    {
+                      event: "metrics",
+                      dispatcher: settings.name,
+                      url: `http://${
+                        hostname.includes(":") ? `[${hostname}]` : hostname
+                      }:${port}/metrics`,
+                    },
+                    format,
+                    { emoji },
+                  )),
               },
               async (req) =>
                 new URL(req.url).pathname === "/metrics"

@@ -5,10 +5,14 @@ import {
   cancelTasks,
   cancelWhere,
   previewCancelWhere,
+  previewReleaseWhere,
   previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
   retryTasks,
   retryWhere,
 } from "../lib/ops/task_transitions.ts";
+import type { Task } from "../lib/table/contract.ts";
 import { type Context, ExitError, json, useEmoji, withDb } from "./context.ts";
 import { collect, parseFlags } from "./options.ts";
 
@@ -19,8 +23,12 @@ interface TransitionFlags {
 }
 
 interface Spec {
-  name: "cancel" | "retry";
+  name: "cancel" | "retry" | "release";
   past: string;
+  /** The word for one changed task, when it depends on the task. */
+  pastOf?: (task: Task) => string;
+  /** More help after the options. */
+  help?: string;
   description: string;
   byIds: typeof cancelTasks;
   preview: typeof previewCancelWhere;
@@ -36,9 +44,11 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
     .option("--type <type>", "filter: this task type")
     .option("--domain <domain>", "filter: this domain")
     .option("--older-than <duration>", "filter: not updated for this long, e.g. 1h")
+    .option("--group <id>", "filter: this failure group (its id, from seedtask failures)")
     .option("--yes", "apply a filter (without it a filter is a dry run)")
     .option("--json", "print the result as JSON");
   if (force) cmd.option("--force", "also cancel running tasks (their result will be refused)");
+  if (spec.help) cmd.addHelpText("after", spec.help);
   cmd.action(async (ids: string[], opts: TransitionFlags, c: Command) => {
     const { ids: given, filter, force } = parseFlags(TransitionSchema, { ...opts, ids });
     const options = { force };
@@ -47,8 +57,9 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
         // A filter beside ids guards them (only the given tasks it matches change).
         const report = await spec.byIds(db, given, { ...options, where: filter });
         if (opts.json) await json(ctx, report);
-        else await ctx.out(formatTransitionReport(report, spec.past));
+        else await ctx.out(formatTransitionReport(report, spec.pastOf ?? spec.past));
         for (const r of report.refused) {
+          // The way to force is the CLI's flag here (the HTTP API names its body field).
           const hint = force === false && spec.name === "cancel" && r.status === "running"
             ? " (pass --force to cancel a running task)"
             : "";
@@ -70,7 +81,7 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
       const changed = await spec.where(db, filter!, options);
       if (opts.json) await json(ctx, { dry_run: false, changed, refused: [] });
       else {
-        await ctx.out(formatTransitionReport({ changed, refused: [] }, spec.past));
+        await ctx.out(formatTransitionReport({ changed, refused: [] }, spec.pastOf ?? spec.past));
         await ctx.out(
           `${spec.past[0]!.toUpperCase()}${spec.past.slice(1)} ${changed.length} task${
             changed.length === 1 ? "" : "s"
@@ -96,10 +107,35 @@ export function registerRetry(program: Command, ctx: Context): void {
   register(program, ctx, {
     name: "retry",
     past: "requeued",
-    description:
-      "Put failed or cancelled tasks back in the queue (attempts reset, run_after cleared)",
+    pastOf: (task) => task.status === "retry" ? "due now" : "requeued",
+    description: "Put failed or cancelled tasks back in the queue (attempts reset, run_after " +
+      "cleared); run retry tasks waiting on their backoff now",
+    help: `
+Failed and cancelled tasks start afresh: queued, attempts 0, error and result cleared.
+A task in "retry" (waiting on its backoff) runs now: its run_after becomes now, its attempts
+and error are kept. A filter picks failed and cancelled tasks unless --status says otherwise:
+  seedtask retry --status retry --type graph_embed --yes    # every backoff of a type, now
+`,
     byIds: (db, ids, options) => retryTasks(db, ids, { where: options?.where }),
     preview: (db, f) => previewRetryWhere(db, f),
     where: (db, f) => retryWhere(db, f),
+  }, false);
+}
+
+export function registerRelease(program: Command, ctx: Context): void {
+  register(program, ctx, {
+    name: "release",
+    past: "released",
+    description: "Move staged (created) tasks to queued, so dispatchers claim them",
+    help: `
+Tasks enqueued with --created (or status "created") wait until released. A run_after they
+have still holds. Dispatchers listening for new tasks are woken.
+  seedtask release 1a2b3c4d
+  seedtask release --type graph_embed            # dry run: what would be released
+  seedtask release --type graph_embed --yes
+`,
+    byIds: (db, ids, options) => releaseCreatedTasks(db, ids, { where: options?.where }),
+    preview: (db, f) => previewReleaseWhere(db, f),
+    where: (db, f) => releaseCreatedWhere(db, f),
   }, false);
 }

@@ -7,21 +7,37 @@ import { createRoute } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { InvalidInputError } from "../lib/errors.ts";
-import { parsed, shown, withDefault } from "../lib/input/fields.ts";
+import { flag, parsed, shown, withDefault } from "../lib/input/fields.ts";
 import {
   ListFilterObject,
   pageSize,
   type ResolvedListFilter,
   toListFilter,
 } from "../lib/input/list_filter.ts";
-import { NewTaskSchema } from "../lib/input/new_task.ts";
+import { NewTaskObject, NewTaskSchema } from "../lib/input/new_task.ts";
 import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
-import { TransitionObject } from "../lib/input/transition.ts";
+import {
+  FailureGroupParam,
+  FailureGroupsSchema,
+  GroupActionSchema,
+  LeasesSchema,
+  WorkersSchema,
+} from "../lib/input/insight.ts";
+import {
+  CancelFilterSchema,
+  FilterTransitionSchema,
+  TransitionObject,
+} from "../lib/input/transition.ts";
+import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../lib/input/history_options.ts";
+import { OverviewOptionsSchema } from "../lib/queries/overview.ts";
 import { TASK_STATUSES } from "../lib/table/contract.ts";
 
 /** Largest page a client may ask for. */
 export const MAX_HTTP_LIMIT = 1000;
+
+/** Most tasks one `POST /tasks/batch` takes: one batch, so a request is all or nothing. */
+export const MAX_HTTP_BATCH = 1000;
 
 // ---- responses ----------------------------------------------------------------------------
 
@@ -85,7 +101,60 @@ const RefusedTransition = ErrorBody.extend({
   refused: z.array(Refused),
 }).meta({ id: "RefusedTransition", description: "The error, and what changed and what not" });
 
+const FilterResult = z.union([
+  z.strictObject({
+    dry_run: z.literal(true),
+    count: z.number().int().meta({ description: "Tasks the filter would change" }),
+    sample: z.array(Task).meta({ description: "The 10 most recently updated of them" }),
+  }),
+  z.strictObject({
+    dry_run: z.literal(false),
+    changed: z.array(Task).meta({ description: "Exactly the rows this request changed" }),
+    refused: z.array(Refused),
+  }),
+]).meta({ id: "FilterTransitionResult", description: "A dry run, or what was changed" });
+
 const counts = z.record(z.string(), z.number());
+
+const Bucket = z.strictObject({
+  start: instant,
+  completed: z.number().int(),
+  failed: z.number().int(),
+  open: z.boolean().meta({ description: "The current minute or hour, still filling" }),
+});
+
+const Throughput = z.strictObject({
+  type: z.string().nullable(),
+  minutes: z.array(Bucket).meta({ description: "Per minute, oldest first; the last is open" }),
+  hours: z.array(Bucket).meta({ description: "Per hour, oldest first; the last is open" }),
+  generated_at: instant,
+}).meta({ id: "Throughput", description: "Tasks completed and failed per minute and per hour" });
+
+const Percentiles = z.strictObject({
+  p50: z.number().nullable(),
+  p95: z.number().nullable(),
+  p99: z.number().nullable(),
+  max: z.number().nullable(),
+});
+
+const TypeLatency = z.strictObject({
+  type: z.string().nullable().meta({ description: "null: every type together" }),
+  finished: z.number().int(),
+  completed: z.number().int(),
+  failed: z.number().int(),
+  wait_seconds: Percentiles.meta({ description: "Ready (created, or run_after) to claimed" }),
+  run_seconds: Percentiles.meta({ description: "Claimed to finished" }),
+});
+
+const Latency = z.strictObject({
+  window_seconds: z.number(),
+  type: z.string().nullable(),
+  sample_limit: z.number().int(),
+  sampled: z.boolean().meta({ description: "More finishes than the limit: the newest measured" }),
+  all: TypeLatency,
+  types: z.array(TypeLatency),
+  generated_at: instant,
+}).meta({ id: "Latency", description: "Wait and run time percentiles of finished tasks" });
 
 const Statistics = z.strictObject({
   status_counts: counts,
@@ -154,7 +223,42 @@ const Statistics = z.strictObject({
   }),
   version: z.string(),
   generated_at: instant,
+  throughput_history: Throughput,
+  latency: Latency,
 }).meta({ id: "Statistics", description: "What `seedtask stats --json` prints" });
+
+const TypeQueue = z.strictObject({
+  type: z.string(),
+  ready: z.number().int(),
+  queued: z.number().int(),
+  retry: z.number().int(),
+  running: z.number().int(),
+  oldest_ready_at: nullableInstant,
+  lag_seconds: z.number().nullable(),
+});
+
+const Overview = z.strictObject({
+  type: z.string().nullable(),
+  status_counts: counts,
+  estimated: z.array(z.enum(TASK_STATUSES))
+    .meta({ description: "Statuses whose count is a planner estimate (a large table)" }),
+  queue: z.array(TypeQueue).meta({ description: "Per type, worst lag first" }),
+  queue_sample: z.number().int().nullable().meta({
+    description: "null: every queued, retry and running task counted; else the queue per type " +
+      "read only the oldest this many claimable and this many running tasks (a large backlog)",
+  }),
+  stuck: z.number().int(),
+  stuck_tasks: z.array(z.strictObject({
+    id: z.string(),
+    type: z.string(),
+    locked_by: z.string().nullable(),
+    locked_at: nullableInstant,
+    lease_expires_at: nullableInstant,
+    attempts: z.number().int(),
+  })),
+  throughput: Throughput,
+  generated_at: instant,
+}).meta({ id: "Overview", description: "What `seedtask top` shows in one frame" });
 
 const CHECK_STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"] as const;
 
@@ -191,6 +295,119 @@ const Health = z.strictObject({
   error: ErrorBody.shape.error.optional(),
 });
 
+const FailureGroups = z.strictObject({
+  groups: z.array(z.strictObject({
+    id: z.string().meta({ description: "The group's id: what the group actions take" }),
+    type: z.string(),
+    fingerprint: z.string().meta({ description: "The error's first line, normalised" }),
+    count: z.number().int().meta({ description: "Failures of the group among those grouped" }),
+    share: z.number(),
+    estimated_total: z.number().int()
+      .meta({ description: "count scaled to the window's total when sampled" }),
+    statuses: counts,
+    first_seen: instant,
+    last_seen: instant,
+    trend: z.strictObject({
+      this_hour: z.number().int(),
+      previous_hour: z.number().int(),
+      complete: z.boolean(),
+    }),
+    domains: z.array(z.strictObject({ domain: z.string().nullable(), count: z.number().int() })),
+    attempts: z.strictObject({ min: z.number().int(), max: z.number().int() }),
+    sample_ids: z.array(z.string()),
+    example_error: z.string().nullable(),
+  })),
+  group_count: z.number().int(),
+  total: z.number().int().meta({ description: "Failures in the window (exact)" }),
+  analyzed: z.number().int().meta({ description: "Failures grouped" }),
+  sampled: z.boolean().meta({ description: "Only the newest `sample_limit` were grouped" }),
+  sample_limit: z.number().int().nullable(),
+  analyzed_from: nullableInstant,
+  window: z.strictObject({ since: instant, until: instant }),
+  filter: z.strictObject({
+    statuses: z.array(z.enum(TASK_STATUSES)),
+    type: z.string().nullable(),
+    domain: z.string().nullable(),
+  }),
+  generated_at: instant,
+}).meta({ id: "FailureGroups", description: "What `seedtask failures --json` prints" });
+
+const GroupAction = z.union([
+  z.strictObject({
+    dry_run: z.literal(true),
+    count: z.number().int().meta({ description: "Tasks the action would change" }),
+    sample: z.array(Task).meta({ description: "The ten most recently updated of them" }),
+  }),
+  z.strictObject({
+    dry_run: z.literal(false),
+    changed: z.array(Task),
+    refused: z.array(Refused),
+  }),
+]).meta({ id: "GroupAction", description: "What the group action would change, or changed" });
+
+const LeaseReport = z.strictObject({
+  tasks: z.array(z.strictObject({
+    id: z.string(),
+    type: z.string(),
+    domain: z.string().nullable(),
+    owner: z.string().nullable(),
+    attempts: z.number().int(),
+    locked_at: nullableInstant,
+    lease_expires_at: nullableInstant,
+    last_heartbeat: nullableInstant,
+    state: z.enum(["expired", "heartbeat_stale", "no_lease"]),
+    requeue: z.enum(["retry", "failed"]).nullable()
+      .meta({ description: "What requeue-stale would do to it now; null: nothing yet" }),
+  })),
+  total: z.number().int(),
+  owners: z.array(z.strictObject({
+    owner: z.string().nullable(),
+    stuck: z.number().int(),
+    expired: z.number().int(),
+    running: z.number().int(),
+    last_heard_at: nullableInstant,
+    last_heard_seconds: z.number().nullable(),
+    registered: z.boolean(),
+  })),
+  requeue_stale: z.strictObject({ retry: z.number().int(), failed: z.number().int() }),
+  has_lease: z.boolean(),
+  thresholds: z.strictObject({
+    stale_after_seconds: z.number(),
+    older_than_seconds: z.number(),
+    max_attempts: z.number().int(),
+  }),
+  generated_at: instant,
+}).meta({ id: "LeaseReport", description: "What `seedtask leases --json` prints" });
+
+const WorkerList = z.strictObject({
+  workers: z.array(z.strictObject({
+    name: z.string(),
+    registered: z.boolean(),
+    host: z.string().nullable(),
+    pid: z.number().int().nullable(),
+    version: z.string().nullable(),
+    started_at: nullableInstant,
+    concurrency: z.number().int().nullable(),
+    types: z.array(z.string()).nullable(),
+    lease_ms: z.number().int().nullable(),
+    last_seen_at: nullableInstant,
+    last_seen_seconds: z.number().nullable(),
+    silent: z.boolean(),
+    running: z.number().int(),
+    expired_leases: z.number().int(),
+    counts: z.strictObject({
+      claimed: z.number().int(),
+      completed: z.number().int(),
+      retried: z.number().int(),
+      failed: z.number().int(),
+    }).nullable(),
+    in_flight: z.number().int().nullable(),
+  })),
+  registry: z.boolean(),
+  hidden: z.number().int(),
+  generated_at: instant,
+}).meta({ id: "WorkerList", description: "What `seedtask workers --json` prints" });
+
 // ---- requests -----------------------------------------------------------------------------
 
 /** How `GET /tasks` counts its total: not at all, every match, or as `seedtask list` does. */
@@ -206,6 +423,32 @@ const totalMode = parsed(z.union([z.boolean(), z.string()]), (value): TotalMode 
       `(counted when cheap, else estimated) or false`,
   );
 }, { anyOf: [{ type: "boolean" }, { type: "string", enum: ["true", "false", "auto"] }] });
+const EnqueueResult = z.strictObject({
+  enqueued: z.number().int().meta({ description: "Tasks written (valid, with dry_run)" }),
+  batches: z.number().int(),
+  dry_run: z.boolean(),
+  ids: z.array(z.string().meta({ format: "uuid" })).optional()
+    .meta({ description: "The new ids, in the order of the request's array" }),
+}).meta({ id: "EnqueueResult", description: "What `seedtask enqueue --file --json` prints" });
+
+const BatchError = ErrorBody.extend({
+  error: ErrorBody.shape.error.extend({
+    at: z.string().optional().meta({ description: "The bad element: [index]" }),
+    enqueued: z.number().int().optional().meta({ description: "0: nothing was written" }),
+  }),
+}).meta({ id: "BatchError" });
+
+// ---- requests -----------------------------------------------------------------------------
+
+/** `POST /tasks/batch`'s body: an array of {@link NewTaskObject}. */
+const NewTaskBatch = z.array(NewTaskObject).max(MAX_HTTP_BATCH).meta({
+  description: `At most ${MAX_HTTP_BATCH} tasks, each as POST /tasks takes it`,
+});
+
+const BatchQuery = z.strictObject({
+  dry_run: withDefault(flag("dry_run"), false)
+    .meta({ description: "Check every task, write nothing" }),
+});
 
 /** `GET /tasks`: the list filter with the server's page-size cap, and `total`. */
 const ListQuery = ListFilterObject.extend({
@@ -282,6 +525,31 @@ const refused = (description: string) => json(z.union([RefusedTransition, ErrorB
 
 const write = [{ bearer: [] as string[] }];
 
+/** `POST /tasks/{verb}`: a transition of every task a filter selects, a dry run by default. */
+function filterRoute<S extends typeof FilterTransitionSchema | typeof CancelFilterSchema>(
+  verb: "cancel" | "retry" | "release",
+  schema: S,
+) {
+  return createRoute({
+    method: "post",
+    path: `/tasks/${verb}`,
+    summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every task a filter selects ` +
+      `(seedtask ${verb} with a filter, --json)`,
+    description: 'A dry run unless the body says `"yes": true`' +
+      (verb === "cancel" ? '; `"force": true` also cancels running tasks' : "") +
+      (verb === "retry" ? "; failed and cancelled tasks unless `status` names retry" : ""),
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      body: { required: true, content: { "application/json": { schema } } },
+    },
+    responses: {
+      200: json(FilterResult, "The dry run, or exactly the rows changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  });
+}
+
 /** The routes of the API, by name; server/app.ts gives each its handler. */
 export const ROUTES = {
   listTasks: createRoute({
@@ -312,6 +580,25 @@ export const ROUTES = {
       ...errors(400, 401, 403, 413, 503),
     },
   }),
+  enqueueTasks: createRoute({
+    method: "post",
+    path: "/tasks/batch",
+    summary: "Enqueue many tasks at once, all or none (seedtask enqueue --file --json)",
+    description: `One INSERT and one NOTIFY for the whole array (at most ${MAX_HTTP_BATCH} ` +
+      "tasks): a bad element, named by its index in `at`, means nothing was written.",
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      query: BatchQuery,
+      body: { required: true, content: { "application/json": { schema: NewTaskBatch } } },
+    },
+    responses: {
+      201: json(EnqueueResult, "Enqueued (or, with dry_run, all valid)"),
+      400: json(BatchError, "A bad element (`at` names it) or a bad query value"),
+      ...errors(401, 403, 503),
+      413: json(ErrorBody, `Body larger than 1 MiB, or more than ${MAX_HTTP_BATCH} tasks`),
+    },
+  }),
   cancelTask: createRoute({
     method: "post",
     path: "/tasks/{id}/cancel",
@@ -340,12 +627,48 @@ export const ROUTES = {
       409: refused("Not failed or cancelled, or an ambiguous prefix"),
     },
   }),
+  releaseTask: createRoute({
+    method: "post",
+    path: "/tasks/{id}/release",
+    summary: "Move a staged (created) task to queued (seedtask release --json)",
+    security: write,
+    request: { params: TaskIdParam },
+    responses: {
+      200: json(TransitionReport, "Released"),
+      ...errors(400, 401, 403, 404, 503),
+      409: refused("Not created, or an ambiguous prefix"),
+    },
+  }),
+  cancelWhere: filterRoute("cancel", CancelFilterSchema),
+  retryWhere: filterRoute("retry", FilterTransitionSchema),
+  releaseWhere: filterRoute("release", FilterTransitionSchema),
   stats: createRoute({
     method: "get",
     path: "/stats",
     summary: "Statistics and health (seedtask stats --json)",
     request: { query: StatsOptionsSchema },
     responses: { 200: json(Statistics, "Statistics"), ...errors(400, 401, 503) },
+  }),
+  throughput: createRoute({
+    method: "get",
+    path: "/throughput",
+    summary: "Completed and failed per minute and per hour; closed buckets are counted once",
+    request: { query: ThroughputOptionsSchema },
+    responses: { 200: json(Throughput, "Throughput history"), ...errors(400, 401, 503) },
+  }),
+  latency: createRoute({
+    method: "get",
+    path: "/latency",
+    summary: "Wait and run time percentiles per type of the tasks finished in a window",
+    request: { query: LatencyOptionsSchema },
+    responses: { 200: json(Latency, "Latency percentiles"), ...errors(400, 401, 503) },
+  }),
+  overview: createRoute({
+    method: "get",
+    path: "/overview",
+    summary: "Counts, queue lag per type, stuck tasks and throughput: one frame of seedtask top",
+    request: { query: OverviewOptionsSchema },
+    responses: { 200: json(Overview, "The overview"), ...errors(400, 401, 503) },
   }),
   check: createRoute({
     method: "get",
@@ -360,6 +683,60 @@ export const ROUTES = {
         "CRITICAL (the check's result), or the database is unavailable (an error)",
       ),
     },
+  }),
+  failures: createRoute({
+    method: "get",
+    path: "/failures",
+    summary: "Failures grouped by type and error fingerprint (seedtask failures --json)",
+    request: { query: FailureGroupsSchema },
+    responses: { 200: json(FailureGroups, "Failure groups"), ...errors(400, 401, 503) },
+  }),
+  retryFailureGroup: createRoute({
+    method: "post",
+    path: "/failures/{group}/retry",
+    summary: "Retry the failed and cancelled tasks of a failure group (retry --group); " +
+      'a dry run unless the body says {"dry_run": false}',
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      params: FailureGroupParam,
+      body: { required: false, content: { "application/json": { schema: GroupActionSchema } } },
+    },
+    responses: {
+      200: json(GroupAction, "What would change (dry run) or what changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  }),
+  cancelFailureGroup: createRoute({
+    method: "post",
+    path: "/failures/{group}/cancel",
+    summary: "Cancel the tasks of a failure group still waiting to retry (cancel --group); " +
+      'a dry run unless the body says {"dry_run": false}',
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      params: FailureGroupParam,
+      body: { required: false, content: { "application/json": { schema: GroupActionSchema } } },
+    },
+    responses: {
+      200: json(GroupAction, "What would change (dry run) or what changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  }),
+  leases: createRoute({
+    method: "get",
+    path: "/leases",
+    summary:
+      "Stuck running tasks by owner, and what requeue-stale would do (seedtask leases --json)",
+    request: { query: LeasesSchema },
+    responses: { 200: json(LeaseReport, "Stuck tasks"), ...errors(400, 401, 503) },
+  }),
+  workers: createRoute({
+    method: "get",
+    path: "/workers",
+    summary: "Dispatchers, live and silent, with their running tasks (seedtask workers --json)",
+    request: { query: WorkersSchema },
+    responses: { 200: json(WorkerList, "Workers"), ...errors(400, 401, 503) },
   }),
   health: createRoute({
     method: "get",

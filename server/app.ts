@@ -13,6 +13,7 @@ import { z } from "zod";
 import { checkHealth } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
+import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
 import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
 import { shown, usageError } from "../lib/input/fields.ts";
 import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
@@ -21,13 +22,39 @@ import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
 import { pageTotal } from "../lib/queries/list_total.ts";
 import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
-import { cancelTasks, retryTasks, type TransitionReport } from "../lib/ops/task_transitions.ts";
+import { getFailureGroups } from "../lib/queries/failure_groups.ts";
+import { getLeases } from "../lib/queries/leases.ts";
+import { listWorkers } from "../lib/queries/workers.ts";
+import {
+  cancelTasks,
+  cancelWhere,
+  type FilterPreview,
+  previewCancelWhere,
+  previewReleaseWhere,
+  previewRetryWhere,
+  releaseCreatedTasks,
+  releaseCreatedWhere,
+  retryTasks,
+  retryWhere,
+  type TaskFilter,
+  type TransitionReport,
+} from "../lib/ops/task_transitions.ts";
+import type { Task } from "../lib/table/contract.ts";
 import { VERSION } from "../lib/version.ts";
-import { MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
+import { MAX_HTTP_BATCH, MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { SingleFlightCache } from "./single_flight.ts";
+import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
+
+/** Whether a path belongs to the web console, which checks its own sign-in (console/auth.ts). */
+function isConsolePath(path: string): boolean {
+  return path === "/" || path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`);
+}
+import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
+import { getLatency } from "../lib/queries/latency.ts";
+import { getOverview } from "../lib/queries/overview.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -46,8 +73,22 @@ export interface AppDeps {
   logCounters?: LogCounters;
   /** Limits of database work (server/db_gate.ts); the concurrency defaults to the pool size. */
   shedding?: Partial<Omit<GateOptions, "probe">>;
+  /**
+   * The path prefix a reverse proxy serves the app under (e.g. `/seedtask`), for the
+   * console's links and cookie; requests reach the app with it already removed
+   * (see server/base_path.ts). Default "".
+   */
+  basePath?: string;
+  /** Seconds between the console's live refreshes (default 5). */
+  consoleRefreshSeconds?: number;
+  /** Told the key of every shared computation that runs (benchmarks count them per TTL). */
+  onComputation?: (key: string) => void;
   /** Replaces getTaskStatistics (tests count the loads through it). */
-  loadStats?: (db: Db, options: ResolvedStatsOptions) => Promise<TaskStatistics>;
+  loadStats?: (
+    db: Db,
+    options: ResolvedStatsOptions,
+    throughput: ThroughputCache,
+  ) => Promise<TaskStatistics>;
 }
 
 export { MAX_HTTP_LIMIT };
@@ -112,6 +153,45 @@ function requestHook(route: { request?: unknown }) {
   };
 }
 
+/**
+ * `POST /tasks/batch`'s answer to a body that fails its schema: a bad element is named by its
+ * index (`at`), as `enqueue --file` names a line; an array over the cap is a 413.
+ */
+function batchHook(route: { request?: unknown }) {
+  const general = requestHook(route);
+  return (
+    result: { success: boolean; target: string; error?: z.ZodError },
+    c: Context,
+  ): undefined => {
+    if (result.success || result.target !== "json") return general(result, c);
+    const issue = result.error!.issues[0]!;
+    if (issue.path.length === 0 && issue.code === "too_big") {
+      throw refusal(
+        413,
+        "too_many_tasks",
+        `Too many tasks: at most ${MAX_HTTP_BATCH} per request (split the array)`,
+      );
+    }
+    const index = issue.path[0];
+    if (typeof index !== "number") return general(result, c);
+    const err = usageError(result.error!, undefined, {
+      label: (key) => key,
+      describe: (i) => {
+        const field = i.path.slice(1).join(".");
+        return `Invalid ${field === "" ? "task" : `"${field}"`}: ${i.message}`;
+      },
+    });
+    const reason = /^[A-Z][a-z]/.test(err.message)
+      ? err.message[0]!.toLowerCase() + err.message.slice(1)
+      : err.message;
+    throw new BulkEnqueueError(`[${index}]`, reason, {
+      enqueued: 0,
+      writtenThrough: null,
+      dryRun: false,
+    });
+  };
+}
+
 /** /health's database check: `select 1`, at most 2 s. */
 const PING_TIMEOUT_MS = 2000;
 
@@ -145,11 +225,16 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const singleFlight = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
   // A computation shared by many requests is one unit of database work, not one per request.
   const cache = <T>(key: string, load: () => Promise<T>) =>
-    singleFlight.get(key, () => gate.run(load)) as Promise<T>;
+    singleFlight.get(key, () => {
+      deps.onComputation?.(key);
+      return gate.run(load);
+    }) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
+  // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
+  const throughputCache = new ThroughputCache();
   const stats = (options: ResolvedStatsOptions) =>
-    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options));
+    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options, throughputCache));
 
   const app = new OpenAPIHono();
 
@@ -178,6 +263,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     invalidToken: { message: unauthorized },
   });
   app.use("*", async (c, next) => {
+    if (isConsolePath(c.req.path)) return await next();
     const write = c.req.method !== "GET" && c.req.method !== "HEAD";
     if (write && !deps.allowWrite) {
       throw refusal(403, "read_only", "This server is read-only: start it with --allow-write");
@@ -245,7 +331,22 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return undefined;
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
-  for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
+  app.use("/failures/*", gated(true)); // the group actions
+  for (
+    const path of [
+      "/stats",
+      "/metrics",
+      "/check",
+      "/failures",
+      "/leases",
+      "/workers",
+      "/throughput",
+      "/latency",
+      "/overview",
+    ]
+  ) {
+    app.use(path, gated(false));
+  }
 
   // Every route validates its query and body with its operation's schema (server/api.ts) and
   // calls the same lib function as the CLI command, answering with the same JSON as --json.
@@ -280,6 +381,16 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     requestHook(enqueueRoute),
   );
 
+  app.openapi(ROUTES.enqueueTasks, async (c) => {
+    const tasks = c.req.valid("json").map((task, i) => ({ at: `[${i}]`, task }));
+    const result = await enqueueTasks(db, tasks, {
+      batchSize: MAX_HTTP_BATCH,
+      dryRun: c.req.valid("query").dry_run,
+      returnIds: true,
+    });
+    return c.json(result, 201);
+  }, batchHook(ROUTES.enqueueTasks));
+
   const transitionAnswer = (c: Context, report: TransitionReport, forced?: boolean) => {
     const first = report.refused[0];
     if (!first) return c.json(report, 200);
@@ -307,10 +418,84 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   );
 
   app.openapi(
+    ROUTES.releaseTask,
+    async (c) => transitionAnswer(c, await releaseCreatedTasks(db, [c.req.valid("param").id])),
+    requestHook(ROUTES.releaseTask),
+  );
+
+  // The filter forms: a dry run (count and sample) unless `yes`, as the CLI without --yes.
+  const filterAnswer = async (
+    c: Context,
+    apply: boolean,
+    preview: () => Promise<FilterPreview>,
+    change: () => Promise<Task[]>,
+  ) =>
+    c.json(
+      apply
+        ? { dry_run: false, changed: await change(), refused: [] }
+        : { dry_run: true, ...(await preview()) },
+      200,
+    );
+  const filterTransitions: Record<
+    "cancelWhere" | "retryWhere" | "releaseWhere",
+    {
+      preview: (f: TaskFilter, force: boolean) => Promise<FilterPreview>;
+      change: (f: TaskFilter, force: boolean) => Promise<Task[]>;
+    }
+  > = {
+    cancelWhere: {
+      preview: (f, force) => previewCancelWhere(db, f, { force }),
+      change: (f, force) => cancelWhere(db, f, { force }),
+    },
+    retryWhere: { preview: (f) => previewRetryWhere(db, f), change: (f) => retryWhere(db, f) },
+    releaseWhere: {
+      preview: (f) => previewReleaseWhere(db, f),
+      change: (f) => releaseCreatedWhere(db, f),
+    },
+  };
+  for (const [name, ops] of Object.entries(filterTransitions)) {
+    const route = ROUTES[name as keyof typeof filterTransitions];
+    app.openapi(route, async (c) => {
+      const { filter, force, apply } = c.req.valid("json");
+      return await filterAnswer(
+        c,
+        apply,
+        () => ops.preview(filter, force),
+        () => ops.change(filter, force),
+      ) as never;
+    }, requestHook(route));
+  }
+
+  app.openapi(
     ROUTES.stats,
     async (c) => c.json(await stats(c.req.valid("query")), 200),
     requestHook(ROUTES.stats),
   );
+
+  app.openapi(ROUTES.throughput, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(
+      `throughput:${JSON.stringify(options)}`,
+      () => getThroughput(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.throughput));
+
+  app.openapi(ROUTES.latency, async (c) => {
+    const options = c.req.valid("query");
+    const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
+    return c.json(body, 200);
+  }, requestHook(ROUTES.latency));
+
+  app.openapi(ROUTES.overview, async (c) => {
+    const options = c.req.valid("query");
+    // Every viewer's top refreshes through here: one computation per TTL, however many.
+    const body = await cache(
+      `overview:${JSON.stringify(options)}`,
+      () => getOverview(db, options, throughputCache),
+    );
+    return c.json(body, 200);
+  }, requestHook(ROUTES.overview));
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");
@@ -321,6 +506,54 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     );
     return c.json(result, result.state === "CRITICAL" ? 503 : 200);
   }, requestHook(ROUTES.check));
+
+  // The incident questions: shared by identical requests (single-flight, TTL), like /stats.
+  app.openapi(ROUTES.failures, async (c) => {
+    const options = c.req.valid("query");
+    const groups = await cache(
+      `failures:${JSON.stringify(options)}`,
+      () => getFailureGroups(db, options),
+    );
+    return c.json(groups, 200) as never;
+  }, requestHook(ROUTES.failures));
+  app.openapi(ROUTES.leases, async (c) => {
+    const options = c.req.valid("query");
+    const report = await cache(`leases:${JSON.stringify(options)}`, () => getLeases(db, options));
+    return c.json(report, 200) as never;
+  }, requestHook(ROUTES.leases));
+  app.openapi(ROUTES.workers, async (c) => {
+    const options = c.req.valid("query");
+    const list = await cache(`workers:${JSON.stringify(options)}`, () => listWorkers(db, options));
+    return c.json(list, 200) as never;
+  }, requestHook(ROUTES.workers));
+  // The group actions: the same filter transitions as `retry|cancel --group`, dry run first.
+  const groupAction = async (verb: "retry" | "cancel", group: string, dryRun: boolean) => {
+    const filter = { group };
+    if (dryRun) {
+      const preview = verb === "retry"
+        ? await previewRetryWhere(db, filter)
+        : await previewCancelWhere(db, filter);
+      return { dry_run: true as const, ...preview };
+    }
+    const changed = verb === "retry" ? await retryWhere(db, filter) : await cancelWhere(db, filter);
+    return { dry_run: false as const, changed, refused: [] };
+  };
+  app.openapi(ROUTES.retryFailureGroup, async (c) => {
+    const answer = await groupAction(
+      "retry",
+      c.req.valid("param").group,
+      c.req.valid("json").dry_run,
+    );
+    return c.json(answer, 200) as never;
+  }, requestHook(ROUTES.retryFailureGroup));
+  app.openapi(ROUTES.cancelFailureGroup, async (c) => {
+    const answer = await groupAction(
+      "cancel",
+      c.req.valid("param").group,
+      c.req.valid("json").dry_run,
+    );
+    return c.json(answer, 200) as never;
+  }, requestHook(ROUTES.cancelFailureGroup));
 
   app.openapi(ROUTES.health, async (c) => {
     // Always a real ping, whatever the gate believes; its answer also informs the gate (a ping
@@ -366,6 +599,27 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     });
     return c.json(document, 200);
   });
+
+  // The web console (server/console/): pages over the same computations as the routes above.
+  const basePath = deps.basePath ?? "";
+  app.get("/", (c) => c.redirect(`${basePath}${CONSOLE_PATH}`, 302));
+  app.get(`${CONSOLE_PATH}/`, (c) => c.redirect(`${basePath}${CONSOLE_PATH}`, 301));
+  app.route(
+    CONSOLE_PATH,
+    createConsole({
+      db,
+      allowWrite: !!deps.allowWrite,
+      token: deps.token,
+      requireTokenForReads: !!deps.requireTokenForReads,
+      basePath,
+      cache,
+      stats,
+      run: (fn) => gate.run(fn),
+      invalidate: () => singleFlight.clear(),
+      refreshSeconds: deps.consoleRefreshSeconds,
+      log: deps.log,
+    }),
+  );
 
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404)

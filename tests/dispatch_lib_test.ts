@@ -278,6 +278,8 @@ Deno.test("the HTTP executor posts the payload and maps every answer to an outco
   await using t = await testSchema();
   const tbl = t.sql(t.table);
   const received: unknown[] = [];
+  let answerAtLast!: () => void;
+  const unanswered = new Promise<void>((r) => (answerAtLast = r));
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const body = await req.json();
     received.push(body);
@@ -291,7 +293,8 @@ Deno.test("the HTTP executor posts the payload and maps every answer to an outco
       case "garbage":
         return new Response("<html>");
       default:
-        await new Promise((r) => setTimeout(r, 2000));
+        // never answers: only the executor's timeout ends the request
+        await unanswered;
         return Response.json({ success: true });
     }
   });
@@ -301,14 +304,25 @@ Deno.test("the HTTP executor posts the payload and maps every answer to an outco
       ('crash', 'queued', '{}', null, 0), ('garbage', 'queued', '{}', null, 0),
       ('slow', 'queued', '{}', null, 0)`;
     const { httpExecutor } = await import("../lib/dispatch/executors.ts");
-    const dispatcher = createDispatcher({
+    const url = `http://127.0.0.1:${server.addr.port}/run`;
+    // The answers arrive long before a generous timeout, however loaded the machine; the
+    // request that is never answered meets a short one.
+    await createDispatcher({
       db: t.db,
       name: "http-test",
       once: true,
       maxAttempts: 1,
-      executor: httpExecutor(`http://127.0.0.1:${server.addr.port}/run`, { timeoutMs: 300 }),
-    });
-    await dispatcher.run();
+      types: ["ok", "refuse", "crash", "garbage"],
+      executor: httpExecutor(url, { timeoutMs: 60_000 }),
+    }).run();
+    await createDispatcher({
+      db: t.db,
+      name: "http-test",
+      once: true,
+      maxAttempts: 1,
+      types: ["slow"],
+      executor: httpExecutor(url, { timeoutMs: 300 }),
+    }).run();
     const rows = await t.sql`select type, status, result, error from ${tbl} order by type`;
     assert.deepEqual(rows.map((r) => ({ ...r })), [
       {
@@ -352,6 +366,7 @@ Deno.test("the HTTP executor posts the payload and maps every answer to an outco
     assert.equal(ok.domain, "user_9");
     assert.equal(ok.drift_score, 0.5);
   } finally {
+    answerAtLast();
     await server.shutdown();
   }
 });
@@ -364,6 +379,12 @@ Deno.test("concurrency bounds running handlers while several claim lanes drain a
   let running = 0;
   let peak = 0;
   const seen: number[] = [];
+  // The first handlers hold their slots until all five are taken: the dispatcher must fill
+  // every slot (however slowly the machine runs) and never a sixth. Then the backlog drains.
+  let open!: () => void;
+  const allSlotsTaken = new Promise<void>((r) => (open = r));
+  let claimedWhenFull: number | undefined;
+  const safetyNet = setTimeout(open, 60_000); // a bug must fail the test, not hang it
   // concurrency 5 with batch 2: three claim lanes, each claiming at most the free slots
   const dispatcher = createDispatcher({
     db: t.db,
@@ -377,17 +398,84 @@ Deno.test("concurrency bounds running handlers while several claim lanes drain a
         running++;
         peak = Math.max(peak, running);
         seen.push((task.params as { i: number }).i);
-        await new Promise((r) => setTimeout(r, 5 + (seen.length % 4) * 3));
+        if (running === 5 && claimedWhenFull === undefined) {
+          // All slots busy: no claim may be in flight, so the table holds exactly five
+          // claimed tasks, none finished yet.
+          const [{ n }] = await t.sql`select count(*)::int as n from ${tbl}
+            where status <> 'queued'` as unknown as [{ n: number }];
+          claimedWhenFull = n;
+          open();
+        }
+        await allSlotsTaken;
         running--;
         return null;
       },
     },
   });
   const stats = await dispatcher.run();
+  clearTimeout(safetyNet);
   assert.equal(peak, 5, "the slots were all used, and never more");
+  assert.equal(claimedWhenFull, 5, "claims never took more tasks than free slots");
   assert.equal(stats.completed, 60);
   assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i + 1));
   const [row] = await t.sql`select count(*) filter (where status = 'completed')::int as done,
     max(attempts)::int as attempts from ${tbl}`;
   assert.deepEqual({ ...row }, { done: 60, attempts: 1 });
 });
+
+serverTest(
+  "stop() during a claim ends the run at once, whatever the poll interval",
+  "needs a second real session holding a table lock",
+  async () => {
+    await using t = await testSchema();
+    const tbl = t.sql(t.table);
+    await t.sql`insert into ${tbl} (type, status) values ('x', 'queued')`;
+    // four claim lanes, and a poll no test waits for
+    const dispatcher = createDispatcher({
+      db: t.db,
+      name: "stop-test",
+      concurrency: 4,
+      batch: 1,
+      pollMs: 3_600_000,
+      handlers: { x: () => null },
+    });
+    const run = dispatcher.run();
+    await eventually(
+      async () => (await t.sql`select 1 from ${tbl} where status = 'completed'`).length === 1,
+      30_000,
+      "the first task done",
+    );
+    // The next claim waits for a lock held by another session: stop() arrives mid-claim.
+    const blocker = await t.sql.reserve();
+    await blocker`begin`;
+    await blocker`lock table ${tbl} in exclusive mode`;
+    try {
+      dispatcher.wake();
+      await eventually(
+        async () => {
+          const [{ n }] = await t.sql`select count(*)::int as n from pg_stat_activity
+            where wait_event_type = 'Lock' and query like ${`%${t.schema}%`}
+              and pid <> pg_backend_pid()` as unknown as [{ n: number }];
+          return n > 0;
+        },
+        30_000,
+        "a claim waiting for the lock",
+      );
+      dispatcher.stop("test");
+    } finally {
+      await blocker`rollback`;
+      blocker.release();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      run.then(() => "stopped"),
+      new Promise((r) => (timer = setTimeout(() => r("still running"), 30_000))),
+    ]);
+    clearTimeout(timer);
+    if (outcome !== "stopped") {
+      dispatcher.wake(); // let it end before the schema goes
+      await run;
+    }
+    assert.equal(outcome, "stopped", "the stop was not lost while the claim ran");
+  },
+);

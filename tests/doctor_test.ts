@@ -42,18 +42,19 @@ Deno.test("runDoctor() names each broken data invariant with counts and examples
     "invariant.retry_without_run_after": [2, 2],
     "invariant.completed_with_error": [1, 1],
     "invariant.negative_attempts": [1, 1],
+    "invariant.expired_lease": [1, 1], // runningStuck: its owner disp-dead is gone
     "invariant.attempts_above_max": [1, 1], // failed2d has 5 attempts
   });
-  assert.equal(report.problems, 5);
+  assert.equal(report.problems, 6);
 
   const r = await runCli([...t.args, "doctor"]);
   assert.equal(r.code, 1);
   assert.match(r.stdout, /^FAIL 2 retry tasks without run_after \(no backoff recorded\)$/m);
   assert.match(r.stdout, new RegExp(`^ {5}e\\.g\\. ${IDS.runningHealthy}$`, "m"));
   assert.match(r.stdout, /^FAIL 1 tasks with more attempts than the maximum \(3\)$/m);
-  assert.match(r.stdout, /^5 problems found\.$/m);
+  assert.match(r.stdout, /^6 problems found\.$/m);
   const lenient = await runCli([...t.args, "doctor", "--max-attempts", "5", "--json"]);
-  assert.equal(JSON.parse(lenient.stdout).problems, 4);
+  assert.equal(JSON.parse(lenient.stdout).problems, 5);
 });
 
 Deno.test("seedtask doctor reports missing columns, indexes, trigger and a missing table", async () => {

@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { describeDsn } from "../lib/config.ts";
+import { VERSION } from "../lib/version.ts";
 import { runCli, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 function oneLine(stderr: string): void {
   assert.equal(stderr.trimEnd().split("\n").length, 1, `expected one line:\n${stderr}`);
@@ -36,7 +38,7 @@ Deno.test("an unreachable server is exit 1 with a connection hint and no passwor
 });
 
 Deno.test("the seed's default DSN is used when nothing is configured, and said so", async () => {
-  const r = await runCli(["list"]);
+  const r = await runMain(["list"]);
   assert.equal(r.code, 1);
   assert.match(
     r.stderr,
@@ -50,7 +52,7 @@ serverTest(
   "PGlite has no roles or databases to refuse",
   async () => {
     const url = new URL(TEST_DSN);
-    const auth = await runCli([
+    const auth = await runMain([
       "--dsn",
       `postgres://no_such_role_x:topsecret@${url.host}${url.pathname}`,
       "list",
@@ -63,7 +65,7 @@ serverTest(
     assert.doesNotMatch(auth.stderr, /topsecret/);
     oneLine(auth.stderr);
 
-    const db = await runCli([
+    const db = await runMain([
       "--dsn",
       `postgres://postgres@${url.host}/no_such_db_x`,
       "show",
@@ -81,7 +83,7 @@ serverTest(
 Deno.test("a missing table is exit 1 with the migrate hint, for every read command", async () => {
   await using t = await testSchema({ migrated: false });
   for (const cmd of [["list"], ["show", "abcd"], ["stats"], ["stats", "--json"]]) {
-    const r = await runCli([...t.args, ...cmd]);
+    const r = await runMain([...t.args, ...cmd]);
     assert.equal(r.code, 1, cmd.join(" "));
     assert.equal(r.stdout, "");
     assert.equal(
@@ -107,26 +109,27 @@ Deno.test("usage errors are exit 2 with the help hint; -h is exit 0 on stdout", 
     [["list", "--bogus"], /^error: unknown option '--bogus'/],
   ];
   for (const [args, message] of cases) {
-    const r = await runCli(args, { env: { PG_DSN: "postgres://postgres@127.0.0.1:1/x" } });
+    const r = await runMain(args, { env: { PG_DSN: "postgres://postgres@127.0.0.1:1/x" } });
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, message);
     assert.match(r.stderr, /\(run with --help for usage\)\n$/);
     oneLine(r.stderr);
   }
-  const help = await runCli(["list", "-h"]);
+  const help = await runCli(["list", "-h"]); // a real process: commander writes help itself
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: seedtask list \[options\]/);
   assert.equal(help.stderr, "");
   const version = await runCli(["--version"]);
-  assert.equal(version.stdout, "0.1.0\n");
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout, `${VERSION}\n`);
 });
 
 Deno.test("--verbose adds the stack trace; without it there is none", async () => {
   const env = { PG_DSN: "postgres://postgres@127.0.0.1:1/x" };
-  const plain = await runCli(["list"], { env });
+  const plain = await runMain(["list"], { env });
   oneLine(plain.stderr);
-  const verbose = await runCli(["list", "--verbose"], { env });
+  const verbose = await runMain(["list", "--verbose"], { env });
   assert.equal(verbose.code, 1);
   assert.match(verbose.stderr, /\n\s+at /);
 });
@@ -141,7 +144,7 @@ serverTest(
     await reserved`begin`;
     await reserved`lock table ${t.sql(t.table)} in access exclusive mode`;
     try {
-      const r = await runCli([...t.args, "--statement-timeout", "300ms", "list"]);
+      const r = await runMain([...t.args, "--statement-timeout", "300ms", "list"]);
       assert.equal(r.code, 1);
       assert.equal(
         r.stderr,

@@ -82,22 +82,64 @@ export interface TestSchema extends AsyncDisposable {
 
 /** Creates a fresh schema; with `migrated` (default) the task table contract is in place. */
 export async function testSchema(options: { migrated?: boolean } = {}): Promise<TestSchema> {
+  return await schemaIn(TEST_DSN, options);
+}
+
+async function schemaIn(dsn: string, options: { migrated?: boolean }): Promise<TestSchema> {
   const schema = `st_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const sql = adminSql();
+  const sql = postgres(dsn, { max: EMBEDDED ? 1 : 2, onnotice: () => {} });
   await sql`create schema ${sql(schema)}`;
   const table = `${schema}.tasks`;
-  const db = connect(resolveConfig({ dsn: TEST_DSN, table, maxConnections: EMBEDDED ? 2 : 4 }, {}));
+  const db = connect(resolveConfig({ dsn, table, maxConnections: EMBEDDED ? 2 : 4 }, {}));
   if (options.migrated ?? true) await migrate(db);
   return {
     schema,
     table,
     db,
     sql,
-    args: ["--dsn", TEST_DSN, "--table", table],
+    args: ["--dsn", dsn, "--table", table],
     async [Symbol.asyncDispose]() {
       await db.close();
       await sql`drop schema ${sql(schema)} cascade`;
       await sql.end();
+    },
+  };
+}
+
+/**
+ * Like {@link testSchema}, in a database of its own that is dropped afterwards: for tests that
+ * need VACUUM to see no other session's snapshot (plans that count on all-visible pages).
+ * On the embedded fallback (one session anyway) it is a schema.
+ */
+export async function testDatabase(options: { migrated?: boolean } = {}): Promise<TestSchema> {
+  if (EMBEDDED) return await testSchema(options);
+  const name = `st_db_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const admin = adminSql();
+  try {
+    await admin`create database ${admin(name)}`;
+  } catch (err) {
+    await admin.end();
+    throw err;
+  }
+  const url = new URL(TEST_DSN);
+  url.pathname = `/${name}`;
+  let inner: TestSchema;
+  try {
+    inner = await schemaIn(url.toString(), options);
+  } catch (err) {
+    await admin`drop database if exists ${admin(name)} with (force)`.catch(() => {});
+    await admin.end();
+    throw err;
+  }
+  return {
+    ...inner,
+    async [Symbol.asyncDispose]() {
+      try {
+        await inner[Symbol.asyncDispose]();
+      } finally {
+        await admin`drop database if exists ${admin(name)} with (force)`;
+        await admin.end();
+      }
     },
   };
 }

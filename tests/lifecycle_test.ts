@@ -95,7 +95,7 @@ Deno.test("seedtask enqueue rejects bad input with exit 2 and inserts nothing", 
   await using t = await testSchema();
   const cases: Array<[string[], RegExp]> = [
     [["--type", "x", "--params", "{not json"], /invalid --params: not JSON/],
-    [["--params", "{}"], /required option '--type <type>' not specified/],
+    [["--params", "{}"], /missing --type \(or --file for many tasks\)/],
     [["--type", "x", "--drift-score", "high"], /invalid --drift-score "high"/],
     [["--type", "x", "--run-after", "soon"], /invalid --run-after "soon"/],
     [["--type", "x", "--run-after", "2030-13-45T99:00:00Z"], /not a valid ISO-8601 time/],
@@ -181,8 +181,8 @@ Deno.test("retry by id: failed and cancelled go back to queued with a fresh star
     assert.equal(row.locked_by, null);
   }
   assert.deepEqual(report.refused.map((r) => r.message), [
-    'Cannot retry task "dddd3000": it is "completed" (only failed or cancelled tasks can be retried)',
-    'Cannot retry task "bbbb1000": it is "queued" (only failed or cancelled tasks can be retried)',
+    'Cannot retry task "dddd3000": it is "completed" (only failed, cancelled or retry tasks can be retried)',
+    'Cannot retry task "bbbb1000": it is "queued" (only failed, cancelled or retry tasks can be retried)',
   ]);
   onlyChanged(before, await snapshot(t), [IDS.failed2d, IDS.cancelled2]);
 });

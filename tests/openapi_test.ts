@@ -7,9 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../server/app.ts";
+import { failureGroupId } from "../lib/queries/fingerprint.ts";
 import { IDS, insertFixture, testSchema } from "./helpers.ts";
 
+/** The fixture's failedRecent: "Max attempts (3) exceeded: connection reset by organism". */
+const GROUP = failureGroupId("graph_embed", "connection reset by organism");
+
 type Schema = Record<string, unknown>;
+
+/** The web console's pages (server/console/): HTML for people, not part of the JSON API. */
+const CONSOLE = /^\/$|^\/ui(\/|$)/;
 interface Parameter {
   name: string;
   in: "query" | "path";
@@ -146,6 +153,15 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     },
     invalid: { path: {}, body: { type: "x", drift_score: "high" }, status: 400 },
   },
+  "POST /tasks/batch": {
+    valid: {
+      path: {},
+      query: { dry_run: "false" },
+      body: [{ type: "graph_embed", params: { n: 1 } }, { type: "x", status: "created" }],
+      status: 201,
+    },
+    invalid: { path: {}, body: [{ type: "x" }, { type: "" }], status: 400 },
+  },
   "POST /tasks/{id}/cancel": {
     valid: { path: { id: IDS.queuedOld }, body: { force: false }, status: 200 },
     invalid: { path: { id: IDS.queuedRecent }, body: { force: "yes" }, status: 400 },
@@ -153,6 +169,22 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
   "POST /tasks/{id}/retry": {
     valid: { path: { id: IDS.failed2d }, status: 200 },
     invalid: { path: { id: "not-hex" }, status: 400 },
+  },
+  "POST /tasks/{id}/release": {
+    valid: { path: { id: IDS.created1 }, status: 200 },
+    invalid: { path: { id: "zz" }, status: 400 },
+  },
+  "POST /tasks/cancel": {
+    valid: { path: {}, body: { type: "fact_search", force: false }, status: 200 },
+    invalid: { path: {}, body: { force: true }, status: 400 },
+  },
+  "POST /tasks/retry": {
+    valid: { path: {}, body: { status: "retry", yes: true }, status: 200 },
+    invalid: { path: {}, body: { status: "bogus" }, status: 400 },
+  },
+  "POST /tasks/release": {
+    valid: { path: {}, body: { domain: "user_1", older_than: "1m", yes: false }, status: 200 },
+    invalid: { path: {}, body: { yes: "maybe", type: "x" }, status: 400 },
   },
   "GET /stats": {
     valid: {
@@ -176,6 +208,53 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     },
     invalid: { path: {}, query: { max_lag: "soon" }, status: 400 },
   },
+  "GET /failures": {
+    valid: {
+      path: {},
+      query: {
+        since: "3d",
+        status: "failed,retry",
+        type: "graph_embed",
+        top: "5",
+        sample: "100",
+        exact: "false",
+      },
+      status: 200,
+    },
+    invalid: { path: {}, query: { since: "forever" }, status: 400 },
+  },
+  "POST /failures/{group}/retry": {
+    valid: { path: { group: GROUP }, body: { dry_run: true }, status: 200 },
+    invalid: { path: { group: "not-a-group" }, status: 400 },
+  },
+  "POST /failures/{group}/cancel": {
+    valid: { path: { group: GROUP }, body: { dry_run: false }, status: 200 },
+    invalid: { path: { group: GROUP }, body: { dry_run: "maybe" }, status: 400 },
+  },
+  "GET /leases": {
+    valid: {
+      path: {},
+      query: { stale_after: "5m", older_than: "10m", max_attempts: "3", limit: "10" },
+      status: 200,
+    },
+    invalid: { path: {}, query: { limit: "0" }, status: 400 },
+  },
+  "GET /workers": {
+    valid: { path: {}, query: { all: "true" }, status: 200 },
+    invalid: { path: {}, query: { all: "sometimes" }, status: 400 },
+  },
+  "GET /throughput": {
+    valid: { path: {}, query: { type: "graph_embed", minutes: "30", hours: "3" }, status: 200 },
+    invalid: { path: {}, query: { minutes: "0" }, status: 400 },
+  },
+  "GET /latency": {
+    valid: { path: {}, query: { type: "graph_embed", window: "2h", sample: "500" }, status: 200 },
+    invalid: { path: {}, query: { window: "soon" }, status: 400 },
+  },
+  "GET /overview": {
+    valid: { path: {}, query: { type: "graph_embed", long_running: "5m" }, status: 200 },
+    invalid: { path: {}, query: { long_running: "0s" }, status: 400 },
+  },
   "GET /health": { valid: { path: {}, status: 200 } },
   "GET /metrics": { valid: { path: {}, status: 200 } },
   "GET /openapi.json": { valid: { path: {}, status: 200 } },
@@ -190,7 +269,11 @@ Deno.test("GET /openapi.json lists exactly the routes the app serves", async () 
     Object.keys(ops).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ":$1")}`)
   ).sort();
   const served = [
-    ...new Set(app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`)),
+    ...new Set(
+      app.routes.filter((r) => r.method !== "ALL" && !CONSOLE.test(r.path)).map((r) =>
+        `${r.method} ${r.path}`
+      ),
+    ),
   ].sort();
   assert.deepEqual(documented, served);
   assert.deepEqual(

@@ -7,11 +7,11 @@ import type { CliResult } from "./helpers.ts";
 
 /**
  * Runs seedtask in this process with `env` as its whole environment (NO_COLOR set, nothing
- * inherited) and returns its exit code and output, like `runCli()`.
+ * inherited) and returns its exit code and output, like `runCli()`; `stdin` is its standard input.
  */
 export async function runMain(
   args: string[],
-  options: { env?: Record<string, string>; isTTY?: boolean } = {},
+  options: { env?: Record<string, string>; isTTY?: boolean; stdin?: string } = {},
 ): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
@@ -20,6 +20,9 @@ export async function runMain(
     stdout: (text) => void (stdout += text),
     stderr: (text) => void (stderr += text),
     isTTY: options.isTTY ?? false,
+    stdin: options.stdin === undefined
+      ? undefined
+      : new Blob([options.stdin]).stream() as ReadableStream<Uint8Array>,
   });
   return { code, stdout, stderr };
 }

@@ -48,14 +48,16 @@ export class ClaimLanes {
   /** The first lane has returned: the others follow. */
   #lanesDone = false;
   #stopping = false;
-  #woken = false;
+  /** Counts wake()s; each lane remembers the count it has seen, so none misses a wake. */
+  #wakes = 0;
+  readonly #seen: number[] = [];
   readonly #waiters = new Set<() => void>();
 
   constructor(private readonly o: ClaimLanesOptions) {}
 
   /** Wakes the waiting lanes (new task notified, a slot freed, a retry became due). */
   wake(): void {
-    this.#woken = true;
+    this.#wakes++;
     for (const waiter of [...this.#waiters]) waiter();
   }
 
@@ -111,7 +113,7 @@ export class ClaimLanes {
             dispatcher: o.owner,
             message: `Claim failed: ${(err as Error).message}`,
           });
-          await this.#waitForWake(lane === 0 ? errorDelay : Infinity);
+          await this.#waitForWake(lane, lane === 0 ? errorDelay : Infinity);
           continue;
         }
         this.#reserved -= wanted;
@@ -133,6 +135,7 @@ export class ClaimLanes {
         this.#executing + this.#reserved < o.concurrency
       ) continue;
       await this.#waitForWake(
+        lane,
         lane > 0
           ? Infinity // the other lanes only follow a backlog; a wake brings them back
           : this.#executing >= o.concurrency || (o.once && claimed === 0)
@@ -142,17 +145,20 @@ export class ClaimLanes {
     }
   }
 
-  /** Resolves on the next wake(), or after `ms` (never, for Infinity). */
-  #waitForWake(ms: number): Promise<void> {
-    if (this.#woken) {
-      this.#woken = false;
+  /**
+   * Resolves on the next wake(), or after `ms` (never, for Infinity) — at once when a wake
+   * came while this lane was busy (a stop during its claim must not wait for the poll).
+   */
+  #waitForWake(lane: number, ms: number): Promise<void> {
+    if ((this.#seen[lane] ?? 0) !== this.#wakes) {
+      this.#seen[lane] = this.#wakes;
       return Promise.resolve();
     }
     return new Promise((resolve) => {
       const done = () => {
         this.o.scope.clear(timer);
         this.#waiters.delete(done);
-        this.#woken = false;
+        this.#seen[lane] = this.#wakes;
         resolve();
       };
       const timer = Number.isFinite(ms) ? this.o.scope.timeout(done, ms) : undefined;

@@ -22,6 +22,7 @@ import { listenForTasks } from "./listen_tasks.ts";
 import { RunScope } from "./run_scope.ts";
 import { countEvent, type DispatcherStats, emptyStats } from "./stats.ts";
 import type { Task } from "../table/contract.ts";
+import { WorkerRegistry } from "./worker_registry.ts";
 
 export type { DispatcherStats } from "./stats.ts";
 
@@ -135,6 +136,7 @@ export class Dispatcher {
   private readonly lanes: ClaimLanes;
   private readonly completer: BatchCompleter;
   private readonly leases: LeaseKeeper;
+  private readonly registry: WorkerRegistry;
   /** Who hears each event, in order: the counters, the metrics, then `onEvent`. */
   private readonly listeners: Array<(event: DispatchEvent) => void>;
 
@@ -175,6 +177,15 @@ export class Dispatcher {
       emit,
     });
     this.completer = new BatchCompleter(this.db, this.name, this.scope, emit);
+    this.registry = new WorkerRegistry({
+      db: this.db,
+      name: this.name,
+      concurrency: this.concurrency,
+      types: this.types,
+      leaseMs: this.leaseMs,
+      stats: () => this.stats,
+      inFlight: () => this.inFlight.size,
+    });
     this.leases = new LeaseKeeper({
       db: this.db,
       owner: this.name,
@@ -184,6 +195,7 @@ export class Dispatcher {
       inFlight: this.inFlight,
       emit,
       wake: () => this.wake(),
+      registry: this.registry,
     });
     const { metrics, onEvent } = options;
     metrics?.watchInFlight(() => this.inFlight.size);
@@ -240,6 +252,13 @@ export class Dispatcher {
 
     let unlisten: (() => Promise<void>) | null = null;
     try {
+      await this.registry.register().catch((err) =>
+        this.emit({
+          event: "error",
+          dispatcher: this.name,
+          message: `Could not register in the worker registry: ${(err as Error).message}`,
+        })
+      );
       if (this.options.listen) {
         unlisten = await listenForTasks({
           db: this.db,
@@ -260,6 +279,14 @@ export class Dispatcher {
       if (unlisten) await unlisten();
       await this.completer.flushNow();
       await this.scope.close();
+      // A clean stop leaves no row behind; a crash leaves one that goes silent.
+      await this.registry.unregister().catch((err) =>
+        this.emit({
+          event: "error",
+          dispatcher: this.name,
+          message: `Could not leave the worker registry: ${(err as Error).message}`,
+        })
+      );
     }
     this.emit({
       event: "stopped",

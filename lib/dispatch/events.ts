@@ -55,6 +55,8 @@ export type DispatchEvent =
   }
   | { event: "error"; dispatcher: string; message: string; task_id?: string }
   | { event: "listening"; dispatcher: string; channel: string; target: string }
+  /** `dispatch --metrics-port` is serving; `url` has the bound port (also for port 0). */
+  | { event: "metrics"; dispatcher: string; url: string }
   | {
     event: "listen_unavailable";
     dispatcher: string;
@@ -135,6 +137,8 @@ export function formatEventText(
     case "listening":
       return `${p} ${i("👂")}Listening for NOTIFY ${e.channel} on ${e.target} ` +
         "(checked: a test notification arrived)";
+    case "metrics":
+      return `${p} ${i("📈")}Prometheus metrics of ${e.dispatcher} at ${e.url}`;
     case "listen_unavailable":
       return `${p} ${i("⚠️")}LISTEN ${e.channel} does not work through ${e.target} ` +
         `(${e.reason}): polling every ${seconds(e.poll_ms)} instead${e.hint ? ` — ${e.hint}` : ""}`;

@@ -3,6 +3,7 @@ import type { DispatchEvent } from "./events.ts";
 import { renewLeases } from "./finish_task.ts";
 import { requeueStale } from "../ops/requeue_stale.ts";
 import type { RunScope } from "./run_scope.ts";
+import type { WorkerRegistry } from "./worker_registry.ts";
 
 /** What the lease keeper sees of an execution in flight. */
 export interface LeasedExecution {
@@ -29,6 +30,8 @@ export interface LeaseKeeperOptions {
   emit(event: DispatchEvent): void;
   /** The reaper made tasks claimable again. */
   wake(): void;
+  /** The dispatcher's row in `seedtask_workers`, refreshed with every heartbeat. */
+  registry?: WorkerRegistry;
 }
 
 /**
@@ -36,7 +39,9 @@ export interface LeaseKeeperOptions {
  * every execution in flight each third of the lease; one that is no longer ours (cancelled
  * with --force, or reaped) is reported once and its execution aborted. The reaper, every half
  * lease (between 1s and 30s), returns running tasks whose lease expired — another dispatcher's
- * that died — to retry, or to failed once they used their attempts.
+ * that died — to retry, or to failed once they used their attempts. Each heartbeat also
+ * refreshes the dispatcher's registry row, in flight or idle: a worker not heard from within
+ * its lease is one that died (`seedtask workers`).
  */
 export class LeaseKeeper {
   #stopTimers: Array<() => void> = [];
@@ -47,7 +52,10 @@ export class LeaseKeeper {
   async start(): Promise<void> {
     const { scope, leaseMs } = this.o;
     this.#stopTimers = [
-      scope.interval(() => scope.spawn(() => this.#heartbeat()), Math.max(leaseMs / 3, 100)),
+      scope.interval(() => {
+        scope.spawn(() => this.#heartbeat());
+        scope.spawn(() => this.#register());
+      }, Math.max(leaseMs / 3, 100)),
       scope.interval(
         () => scope.spawn(() => this.#reap()),
         Math.min(Math.max(leaseMs / 2, 1000), 30_000),
@@ -85,6 +93,18 @@ export class LeaseKeeper {
       entry.lost = true;
       emit({ event: "lease_lost", task_id: id });
       entry.controller.abort();
+    }
+  }
+
+  async #register(): Promise<void> {
+    try {
+      await this.o.registry?.beat();
+    } catch (err) {
+      this.o.emit({
+        event: "error",
+        dispatcher: this.o.owner,
+        message: `Worker registry heartbeat failed: ${(err as Error).message}`,
+      });
     }
   }
 

@@ -1,10 +1,18 @@
 import { formatTaskTable } from "./tasks.ts";
 import type { FilterPreview, TransitionReport } from "../ops/task_transitions.ts";
 import { shortId } from "../queries/task_id.ts";
+import type { Task } from "../table/contract.ts";
 
-/** Per-task lines of a transition by ids: `cancelled 1a2b3c4d  graph_embed`. */
-export function formatTransitionReport(report: TransitionReport, pastTense: string): string {
-  return report.changed.map((t) => `${pastTense} ${shortId(t.id)}  ${t.type}\n`).join("");
+/**
+ * Per-task lines of a transition: `cancelled 1a2b3c4d  graph_embed`. `pastTense` may depend on
+ * the task (`retry` requeues a failed task, but runs a backed-off one now).
+ */
+export function formatTransitionReport(
+  report: TransitionReport,
+  pastTense: string | ((task: Task) => string),
+): string {
+  const said = typeof pastTense === "string" ? () => pastTense : pastTense;
+  return report.changed.map((t) => `${said(t)} ${shortId(t.id)}  ${t.type}\n`).join("");
 }
 
 /** The dry run of a filter: how many would change, and a sample table. */

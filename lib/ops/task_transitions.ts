@@ -5,6 +5,7 @@ import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
 import type { Task, TaskStatus } from "../table/contract.ts";
 import { parseTaskIdArg } from "../queries/task_id.ts";
 import { resolveTaskFilter, type TaskFilter } from "../input/transition.ts";
+import { groupIdSql } from "../queries/fingerprint.ts";
 
 export type { TaskFilter };
 
@@ -12,26 +13,35 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** A transition that did not happen, and why. */
 export interface RefusedTransition {
+  /** The task's full id. */
   id: string;
+  /** Its status, which the transition does not apply to. */
   status: TaskStatus;
+  /** Why it was refused, one line. */
   message: string;
 }
 
 /** What a transition by ids changed (rows after the change) and what it refused. */
 export interface TransitionReport {
+  /** The tasks that changed, as they are after the change. */
   changed: Task[];
+  /** The tasks that were left alone, each with the reason. */
   refused: RefusedTransition[];
 }
 
 /** What a filter would touch: how many tasks, and the ten most recently updated of them. */
 export interface FilterPreview {
+  /** Tasks the filter selects now. */
   count: number;
+  /** The ten most recently updated of them. */
   sample: Task[];
 }
 
 interface Transition {
-  verb: "cancel" | "retry";
+  verb: "cancel" | "retry" | "release";
   from: readonly TaskStatus[];
+  /** What a filter without a status selects (default: every status of `from`). */
+  filterFrom?: readonly TaskStatus[];
   set: (db: Db, hasLease: boolean) => Fragment;
   notify: boolean;
   refusal: (status: TaskStatus) => string;
@@ -56,19 +66,42 @@ function cancelTransition(force: boolean): Transition {
   };
 }
 
+/**
+ * `retry`: failed and cancelled tasks start afresh — queued, attempts from zero, no backoff,
+ * no stale error, result or lock. A `retry` task waiting on its backoff runs now: its
+ * run_after becomes now() if later (the backoff cut short, as Oban's retry_job sets scheduled_at), and
+ * it keeps its attempts and error (the same run, sooner). Not null: a retry task without
+ * run_after is what `doctor` reports as written by something other than a dispatcher.
+ */
 const RETRY: Transition = {
   verb: "retry",
-  from: ["failed", "cancelled"],
-  // A fresh start: attempts from zero, no backoff, no stale error, result or lock.
-  set: (db, hasLease) =>
-    db.sql`status = 'queued', run_after = null, attempts = 0, error = null, result = null,
-      locked_by = null, locked_at = null${
-      hasLease
-        ? db.sql`, owner_id = null, lease_expires_at = null, last_heartbeat = null`
-        : db.sql``
-    }`,
+  from: ["failed", "cancelled", "retry"],
+  // A filter picks the finished tasks unless --status retry says otherwise: bringing backoffs
+  // forward is a choice of its own.
+  filterFrom: ["failed", "cancelled"],
+  set: (db, hasLease) => {
+    const sql = db.sql;
+    const waiting = sql`status = 'retry'`;
+    const keep = (column: string) =>
+      sql`${sql(column)} = case when ${waiting} then ${sql(column)} else null end`;
+    return sql`status = case when ${waiting} then status else 'queued' end,
+      run_after = case when ${waiting} then least(run_after, now()) else null end,
+      attempts = case when ${waiting} then attempts else 0 end,
+      ${keep("error")}, ${keep("result")}, ${keep("locked_by")}, ${keep("locked_at")}${
+      hasLease ? sql`, owner_id = null, lease_expires_at = null, last_heartbeat = null` : sql``
+    }`;
+  },
   notify: true,
-  refusal: (status) => `it is "${status}" (only failed or cancelled tasks can be retried)`,
+  refusal: (status) => `it is "${status}" (only failed, cancelled or retry tasks can be retried)`,
+};
+
+/** `release`: a staged (`created`) task joins the queue; a run_after it has still holds. */
+const RELEASE: Transition = {
+  verb: "release",
+  from: ["created"],
+  set: (db) => db.sql`status = 'queued'`,
+  notify: true,
+  refusal: (status) => `it is "${status}" (only created tasks can be released)`,
 };
 
 /**
@@ -134,6 +167,9 @@ async function transitionIds(
       select changed.*${
       t.notify ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, '')) as "__notified"` : sql``
     } from changed`;
+    // In the order the ids were given, as the report is read.
+    const order = new Map(ids.map((id, i) => [id, i]));
+    changed.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
     const done = new Set(changed.map((r) => r.id));
     const rest = ids.filter((id) => !done.has(id));
     const current = rest.length === 0 ? [] : await sql<{ id: string; status: TaskStatus }[]>`
@@ -155,7 +191,7 @@ async function transitionIds(
 function filterCondition(db: Db, t: Transition, given: TaskFilter): Fragment {
   const sql = db.sql;
   const filter = resolveTaskFilter(given);
-  const statuses = filter.statuses ?? t.from;
+  const statuses = filter.statuses ?? t.filterFrom ?? t.from;
   const bad = statuses.filter((s) => !t.from.includes(s));
   if (bad.length > 0) {
     throw new InvalidInputError(
@@ -169,6 +205,9 @@ function filterCondition(db: Db, t: Transition, given: TaskFilter): Fragment {
   if (filter.olderThanMs !== undefined) {
     parts.push(sql`updated_at < now() - ${filter.olderThanMs} * interval '1 millisecond'`);
   }
+  // The group's id computed by the very expression that grouped it (lib/queries/fingerprint.ts):
+  // the filter selects exactly the tasks `seedtask failures` counted in the group.
+  if (filter.group !== undefined) parts.push(sql`${groupIdSql(db)} = ${filter.group}`);
   return parts.reduce((acc, p) => sql`${acc} and ${p}`);
 }
 
@@ -206,6 +245,12 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
  * Cancels tasks by id or unique prefix: created, queued and retry tasks (and running ones with
  * `force`). `where` guards the ids: a task it does not match is refused. Returns the changed
  * rows and, per task, each refused transition.
+ *
+ * @example
+ * ```ts
+ * const { changed, refused } = await cancelTasks(db, ["1a2b3c4d"]);
+ * for (const r of refused) console.log(`${r.id}: ${r.message}`);
+ * ```
  */
 export function cancelTasks(
   db: Db,
@@ -216,8 +261,9 @@ export function cancelTasks(
 }
 
 /**
- * Moves failed or cancelled tasks back to queued (attempts reset, run_after cleared).
- * `where` guards the ids: a task it does not match is refused.
+ * Moves failed or cancelled tasks back to queued (attempts reset, run_after cleared), and runs
+ * `retry` tasks waiting on their backoff now (run_after set to now, attempts kept). `where`
+ * guards the ids: a task it does not match is refused.
  */
 export function retryTasks(
   db: Db,
@@ -250,7 +296,41 @@ export function previewRetryWhere(db: Db, filter: TaskFilter): Promise<FilterPre
   return previewFilter(db, RETRY, filter);
 }
 
-/** Retries every failed or cancelled task matching the filter; returns them. */
+/**
+ * Retries every task matching the filter: failed and cancelled ones by default; `retry` ones
+ * (run now) when the filter's statuses name them. Returns the changed rows.
+ *
+ * @example
+ * ```ts
+ * const preview = await previewRetryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * if (preview.count < 100) await retryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * ```
+ */
 export function retryWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
   return transitionFilter(db, RETRY, filter);
+}
+
+/**
+ * Releases staged tasks by id or unique prefix: `created` becomes `queued` (claimable once a
+ * run_after it has passes), with a NOTIFY. `where` guards the ids: a task it does not match
+ * is refused. Returns the changed rows and each refusal.
+ *
+ * @example const { changed, refused } = await releaseCreatedTasks(db, ["1a2b3c4d"]);
+ */
+export function releaseCreatedTasks(
+  db: Db,
+  ids: readonly string[],
+  options: { where?: TaskFilter } = {},
+): Promise<TransitionReport> {
+  return transitionIds(db, RELEASE, ids, options.where);
+}
+
+/** What `releaseCreatedWhere` would change: count and a sample. Changes nothing. */
+export function previewReleaseWhere(db: Db, filter: TaskFilter): Promise<FilterPreview> {
+  return previewFilter(db, RELEASE, filter);
+}
+
+/** Releases every `created` task matching the filter; returns the changed rows. */
+export function releaseCreatedWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
+  return transitionFilter(db, RELEASE, filter);
 }

@@ -101,6 +101,8 @@ export interface Catalog {
   trgmAvailable: boolean;
   /** `seedtask_migrations` next to the table (regclass text), null when it does not exist. */
   migrationsTable: string | null;
+  /** `seedtask_workers` next to the table (regclass text), null when it does not exist. */
+  workersTable: string | null;
   /** Names of relations in the table's schema that begin with `<table>_` (index names taken). */
   takenNames: string[];
 }
@@ -116,6 +118,7 @@ interface CatalogRow {
   trgm_schema: string | null;
   trgm_available: boolean;
   migrations_table: string | null;
+  workers_table: string | null;
   taken_names: string[] | null;
 }
 
@@ -218,6 +221,7 @@ export async function readCatalog(
         exists (select 1 from pg_available_extensions where name = 'pg_trgm')) as trgm_available,
       (select to_regclass(t.prefix || 'seedtask_migrations')::text from target t)
         as migrations_table,
+      (select to_regclass(t.prefix || 'seedtask_workers')::text from target t) as workers_table,
       (select json_agg(c.relname) from pg_class c join ns on c.relnamespace = ns.oid, target t
        where left(c.relname::text, length(t.name) + 1) = t.name || '_') as taken_names`;
   const r = row!;
@@ -235,6 +239,7 @@ export async function readCatalog(
     trgmSchema: r.trgm_schema,
     trgmAvailable: r.trgm_available,
     migrationsTable: r.migrations_table,
+    workersTable: r.workers_table,
     takenNames: r.taken_names ?? [],
   };
 }

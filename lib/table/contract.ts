@@ -16,6 +16,7 @@ export const TASK_STATUSES = [
   "retry",
 ] as const;
 
+/** One of {@link TASK_STATUSES}. */
 export type TaskStatus = typeof TASK_STATUSES[number];
 
 /**
@@ -37,28 +38,47 @@ export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", 
 
 /** The contract's columns of a row (see {@link Task} for a row as read). */
 export interface ContractRow {
+  /** The task's uuid. */
   id: string;
+  /** Where it is in its life. */
   status: TaskStatus;
+  /** What kind of work it is; dispatchers pick tasks by type. */
   type: string;
+  /** Free text for humans. */
   description: string | null;
+  /** Whom the work is for, e.g. a user or organisation. */
   domain: string | null;
+  /** SeedCore's drift score. */
   drift_score: number;
+  /** How many times it has been claimed. */
   attempts: number;
+  /** The dispatcher that holds (or last held) it. */
   locked_by: string | null;
+  /** When it was last claimed. */
   locked_at: Date | null;
+  /** Not claimable before this instant (scheduled, or backed off after a failure). */
   run_after: Date | null;
+  /** The task's JSON input. */
   params: unknown;
+  /** The JSON result of a completed task. */
   result: unknown;
+  /** The last failure's message. */
   error: string | null;
+  /** When it was enqueued. */
   created_at: Date;
+  /** When it last changed (maintained by a trigger). */
   updated_at: Date;
+  /** The dispatcher holding the lease (lease columns, added by `migrate`). */
   owner_id?: string | null;
+  /** When the lease runs out unless renewed. */
   lease_expires_at?: Date | null;
+  /** When the holder last renewed the lease. */
   last_heartbeat?: Date | null;
 }
 
 /** One row of the task table. Extra columns of a SeedCore table appear as extra keys. */
 export interface Task extends ContractRow {
+  /** Columns beyond the contract, by name. */
   [extra: string]: unknown;
 }
 
@@ -278,4 +298,37 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
       `(${SEARCH_TEXT})`,
     ], { method: "gin", opclass: "gin_trgm_ops", trgm: true }),
   ];
+}
+
+/**
+ * The table where seedtask dispatchers register themselves (`seedtask workers`), created by
+ * `migrate` next to the task table (in its schema). One row per running dispatcher of a task
+ * table: written at start, refreshed with its heartbeat, deleted on a clean stop. A row whose
+ * `last_seen_at` is older than its `lease_ms` belongs to a dispatcher that died.
+ */
+export const WORKERS_TABLE = "seedtask_workers";
+
+/** The columns of {@link WORKERS_TABLE}, as CREATE TABLE takes them. */
+export const WORKER_COLUMNS: readonly string[] = [
+  "table_name text not null",
+  "name text not null",
+  "host text",
+  "pid integer",
+  "version text",
+  "started_at timestamptz not null default now()",
+  "last_seen_at timestamptz not null default now()",
+  "concurrency integer",
+  "types text[]",
+  "lease_ms integer",
+  "in_flight integer not null default 0",
+  "claimed bigint not null default 0",
+  "completed bigint not null default 0",
+  "retried bigint not null default 0",
+  "failed bigint not null default 0",
+  "primary key (table_name, name)",
+];
+
+/** `seedtask_workers`, qualified with the task table's schema when it has one. */
+export function workersTableName(schema: string | undefined): string {
+  return schema ? `${schema}.${WORKERS_TABLE}` : WORKERS_TABLE;
 }

@@ -8,23 +8,33 @@ import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 export interface DoctorCheck {
   /** Stable identifier, e.g. `connection`, `column.params`, `invariant.retry_without_run_after`. */
   name: string;
+  /** True when the check passed. */
   ok: boolean;
+  /** What was found, one line. */
   message: string;
   /** Up to five example task ids for a data invariant that does not hold. */
   examples?: string[];
+  /** How many tasks break the invariant. */
   count?: number;
 }
 
+/** What {@link runDoctor} found: one entry per check. */
 export interface DoctorReport {
   /** True when every check passed. */
   ok: boolean;
+  /** The database, as `host:port/database`. */
   target: string;
+  /** The task table that was checked. */
   table: string;
+  /** The server's `server_version`, when it could be read. */
   server_version: string | null;
+  /** Every check, passed or not. */
   checks: DoctorCheck[];
+  /** How many checks failed. */
   problems: number;
 }
 
+/** What {@link runDoctor} holds the data to. */
 export interface DoctorOptions {
   /** The dispatchers' --max-attempts; more attempts than this is a problem. Default 3. */
   maxAttempts?: number;
@@ -53,6 +63,14 @@ const INVARIANTS: Array<
     name: "negative_attempts",
     message: "tasks with negative attempts",
     where: (sql) => sql`attempts < 0`,
+  },
+  {
+    // The reaper of a live dispatcher returns these within half a lease: one that stays
+    // means no seedtask dispatcher is running, or the owner died and nobody reaps.
+    name: "expired_lease",
+    message: "running tasks whose lease expired (their dispatcher stopped renewing it: " +
+      "`seedtask leases` shows them, `seedtask requeue-stale` returns them)",
+    where: (sql) => sql`status = 'running' and lease_expires_at < now()`,
   },
   {
     name: "attempts_above_max",

@@ -21,12 +21,15 @@ import {
   indexDefinition,
   STATUS_TYPE,
   TASK_STATUSES,
+  WORKER_COLUMNS,
+  WORKERS_TABLE,
 } from "./contract.ts";
 
 /** One DDL statement of a migration plan. */
 export interface MigrationStep {
   /** What the statement does, for humans. */
   description: string;
+  /** The statement. */
   sql: string;
   /**
    * False for statements PostgreSQL refuses inside a transaction block (CREATE INDEX
@@ -35,7 +38,9 @@ export interface MigrationStep {
   transactional: boolean;
 }
 
+/** What {@link migrate} has to do to bring a table up to the contract. */
 export interface MigrationPlan {
+  /** The statements, in order. */
   steps: MigrationStep[];
   /**
    * What migrate did otherwise than planned, or chose not to do, and why: the search index
@@ -45,12 +50,18 @@ export interface MigrationPlan {
   notes: string[];
 }
 
+/** What {@link migrate} did, or would do in a dry run. */
 export interface MigrationResult extends MigrationPlan {
+  /** True when nothing was changed (`--dry-run`). */
   dryRun: boolean;
 }
 
 /** Names recorded in `seedtask_migrations` once the contract is in place. */
-export const MIGRATIONS = ["001_task_table_contract", "002_task_indexes"] as const;
+export const MIGRATIONS = [
+  "001_task_table_contract",
+  "002_task_indexes",
+  "003_workers",
+] as const;
 
 /** What the plan depends on: the catalog, and two reads of data. */
 interface DbState {
@@ -201,6 +212,15 @@ function buildPlan(db: Db, { catalog, tableEmpty, recorded }: DbState): Migratio
     else tx(step.description, step.sql);
   }
 
+  if (catalog.workersTable === null) {
+    tx(
+      `create ${WORKERS_TABLE}, where dispatchers register themselves (seedtask workers)`,
+      `create table if not exists ${schemaPrefix}${WORKERS_TABLE} (\n${
+        WORKER_COLUMNS.map((c) => `  ${c}`).join(",\n")
+      }\n)`,
+    );
+  }
+
   const pending = MIGRATIONS.filter((m) => !recorded.has(m));
   if (pending.length > 0 || steps.length > 0) {
     tx(
@@ -307,6 +327,12 @@ async function withMigrateLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
  * transaction pooler. Consecutive transactional steps run as one transaction; CREATE INDEX
  * CONCURRENTLY and ALTER TYPE ... ADD VALUE on their own, outside a transaction and without
  * the statement timeout (see {@link runUntimed}).
+ *
+ * @example
+ * ```ts
+ * console.log(migrationScript(await planMigration(db))); // what it would run
+ * await migrate(db);
+ * ```
  */
 export async function migrate(
   db: Db,

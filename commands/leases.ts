@@ -1,0 +1,39 @@
+import type { Command } from "commander";
+import { formatLeases } from "../lib/format/insight.ts";
+import { LEASES_DEFAULTS, LeasesSchema } from "../lib/input/insight.ts";
+import { getLeases } from "../lib/queries/leases.ts";
+import { type Context, json, withDb } from "./context.ts";
+import { parseFlags } from "./options.ts";
+
+export function registerLeases(program: Command, ctx: Context): void {
+  const d = LEASES_DEFAULTS;
+  program
+    .command("leases")
+    .description(
+      "What is stuck: running tasks whose lease expired or whose heartbeat is old, by owner, " +
+        "with when each owner was last heard from and what requeue-stale would do now",
+    )
+    .option(
+      "--stale-after <duration>",
+      `list running tasks without a heartbeat for this long (default: ${d.stale_after})`,
+    )
+    .option(
+      "--older-than <duration>",
+      `requeue-stale's threshold for tasks without a lease (default: ${d.older_than})`,
+    )
+    .option(
+      "--max-attempts <n>",
+      `requeue-stale's --max-attempts (default: ${d.max_attempts})`,
+    )
+    .option("--limit <n>", `tasks listed (default: ${d.limit})`)
+    .option("--full-id", "full task ids")
+    .option("--json", "print the report as one JSON document")
+    .action(async (opts: { json?: boolean; fullId?: boolean }, cmd: Command) => {
+      const options = parseFlags(LeasesSchema, opts);
+      await withDb(ctx, cmd, async (db) => {
+        const report = await getLeases(db, options);
+        if (opts.json) await json(ctx, report);
+        else await ctx.out(formatLeases(report, { fullId: opts.fullId }));
+      });
+    });
+}

@@ -1,0 +1,303 @@
+/**
+ * Bulk enqueue: many tasks in batches, each batch one INSERT statement (all of it or none of
+ * it) and at most one NOTIFY. `seedtask enqueue --file` and `POST /tasks/batch` both call
+ * {@link enqueueTasks}.
+ */
+import { type Db, guard } from "../db.ts";
+import { InvalidInputError, UsageError } from "../errors.ts";
+import { parseInput } from "../input/fields.ts";
+import { NewTaskSchema, type ResolvedNewTask } from "../input/new_task.ts";
+import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
+
+/** Tasks per INSERT when no batch size is given. */
+export const DEFAULT_ENQUEUE_BATCH = 1000;
+
+/** Largest batch: one statement's JSON parameter stays well under PostgreSQL's 1 GB limit. */
+export const MAX_ENQUEUE_BATCH = 10_000;
+
+/** One element of a bulk enqueue: a task in the JSON shape of `POST /tasks`, and where it is. */
+export interface BulkTask {
+  /** The task as `POST /tasks` takes it (`type`, `params`, `drift_score`, `run_after`, …). */
+  task: unknown;
+  /** Where it came from, for messages: `line 17`, `[3]`. */
+  at: string;
+}
+
+/** Options of {@link enqueueTasks}. */
+export interface EnqueueTasksOptions {
+  /** Tasks per INSERT statement, 1..{@link MAX_ENQUEUE_BATCH}. Default {@link DEFAULT_ENQUEUE_BATCH}. */
+  batchSize?: number;
+  /** Validate every task and write nothing. */
+  dryRun?: boolean;
+  /** Return the new ids, in input order (costs memory: meant for bounded inputs). */
+  returnIds?: boolean;
+  /** Called after each written batch with the running total (progress). */
+  onBatch?: (enqueued: number) => void;
+}
+
+/** What {@link enqueueTasks} did. */
+export interface EnqueueTasksResult {
+  /** Tasks written (with `dryRun`, tasks that would be: all of them were valid). */
+  enqueued: number;
+  /** INSERT statements run (0 with `dryRun`). */
+  batches: number;
+  /** Nothing was written: the run only checked. */
+  dry_run: boolean;
+  /** The new ids in input order, with `returnIds`. */
+  ids?: string[];
+}
+
+/**
+ * A bad element stopped a bulk enqueue: nothing of its batch was written; the batches before
+ * it were (`enqueued` tasks, the input up to `writtenThrough`).
+ */
+export class BulkEnqueueError extends InvalidInputError {
+  /** Where the bad element is (`line 17`, `[3]`), or the batch the database refused. */
+  readonly at: string;
+  /** Tasks written by the batches before it. */
+  readonly enqueued: number;
+  /** The last element of the last written batch (`line 1000`); null when none was written. */
+  readonly writtenThrough: string | null;
+  /** `reason` says what is wrong at `at`; `progress`, what was written before. */
+  constructor(
+    at: string,
+    reason: string,
+    progress: { enqueued: number; writtenThrough: string | null; dryRun: boolean },
+  ) {
+    const { enqueued, writtenThrough, dryRun } = progress;
+    super(
+      `${at[0]!.toUpperCase()}${at.slice(1)}: ${reason}`,
+      dryRun
+        ? "dry run: nothing was written"
+        : writtenThrough === null
+        ? "nothing was written"
+        : `earlier batches wrote ${enqueued} task${
+          enqueued === 1 ? "" : "s"
+        }, through ${writtenThrough}; nothing after that was written`,
+    );
+    this.at = at;
+    this.enqueued = enqueued;
+    this.writtenThrough = writtenThrough;
+  }
+
+  /** The HTTP body's `error` object, with `at` and `enqueued`. */
+  override httpError(): { code: string; message: string; at: string; enqueued: number } {
+    return { code: this.code, message: this.message, at: this.at, enqueued: this.enqueued };
+  }
+}
+
+/** Lowercase first letter: a field rule's message continues the `at` prefix. */
+function reasonOf(err: UsageError): string {
+  const m = err.message;
+  return /^[A-Z][a-z]/.test(m) ? m[0]!.toLowerCase() + m.slice(1) : m;
+}
+
+/** `line 3`, `lines 1-1000`, `[0] to [999]`: the elements of a batch. */
+function span(first: string, last: string): string {
+  if (first === last) return first;
+  const a = /^line (\d+)$/.exec(first);
+  const b = /^line (\d+)$/.exec(last);
+  return a && b ? `lines ${a[1]}-${b[1]}` : `${first} to ${last}`;
+}
+
+/** The row as `json_populate_record` reads it: the table's column names. */
+function rowOf(t: ResolvedNewTask): Record<string, unknown> {
+  return {
+    type: t.type,
+    params: t.params,
+    description: t.description ?? null,
+    domain: t.domain ?? null,
+    drift_score: t.driftScore,
+    run_after: t.runAfter?.toISOString() ?? null,
+    status: t.status,
+  };
+}
+
+/**
+ * Enqueues many tasks, in batches: each batch is one INSERT statement, so it is written whole
+ * or not at all, and sends one NOTIFY on {@link NOTIFY_CHANNEL} (its payload one of the batch's
+ * ids) when it holds a task that is claimable now. Elements are checked by the schema of `POST /tasks` ({@link NewTaskSchema});
+ * a bad element (or an error thrown by the iterable itself, such as a line that is not JSON)
+ * stops the run with a {@link BulkEnqueueError}: nothing of its batch is written, the earlier
+ * batches stay (their count is in the error). An input of one batch is therefore all or
+ * nothing. Memory is bounded by one batch (plus the ids with `returnIds`).
+ *
+ * Each batch's rows go to PostgreSQL as one JSON array parameter, read with
+ * `json_populate_record` into the table's own row type: the status enum, jsonb and
+ * timestamptz conversions are the table's, and a SeedCore table's extra columns keep their
+ * defaults.
+ *
+ * @example
+ * const result = await enqueueTasks(db, [
+ *   { at: "[0]", task: { type: "graph_embed", params: { id: 1 } } },
+ *   { at: "[1]", task: { type: "graph_embed", params: { id: 2 }, status: "created" } },
+ * ]);
+ * console.log(result.enqueued); // 2
+ */
+export async function enqueueTasks(
+  db: Db,
+  tasks: Iterable<BulkTask> | AsyncIterable<BulkTask>,
+  options: EnqueueTasksOptions = {},
+): Promise<EnqueueTasksResult> {
+  const size = options.batchSize ?? DEFAULT_ENQUEUE_BATCH;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_ENQUEUE_BATCH) {
+    throw new RangeError(`batchSize must be a whole number from 1 to ${MAX_ENQUEUE_BATCH}`);
+  }
+  const dryRun = options.dryRun ?? false;
+  const ids: string[] | undefined = options.returnIds ? [] : undefined;
+  let enqueued = 0;
+  let batches = 0;
+  let batch: ResolvedNewTask[] = [];
+  let first = "";
+  let last = "";
+  let writtenThrough: string | null = null;
+  const progress = () => ({ enqueued, writtenThrough, dryRun });
+
+  // At most one batch is being written while the next is read and checked: the client's work
+  // (JSON, the schema) overlaps the database's (the insert, index maintenance).
+  let writing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    const rows = batch;
+    batch = [];
+    if (rows.length === 0) return;
+    if (dryRun) {
+      enqueued += rows.length;
+      return;
+    }
+    const where = span(first, last);
+    const end = last;
+    await writing;
+    writing = write(rows, where, end);
+    writing.catch(() => {}); // awaited by the next flush or at the end
+  };
+  const write = async (rows: ResolvedNewTask[], where: string, end: string) => {
+    const now = Date.now();
+    const notify = rows.some((r) =>
+      r.status === "queued" && (r.runAfter === undefined || r.runAfter.getTime() <= now)
+    );
+    let inserted: string[];
+    try {
+      inserted = await insertBatch(db, rows, notify);
+    } catch (err) {
+      if (err instanceof UsageError) {
+        // A value the database refused (see RejectedValueError): somewhere in this batch.
+        throw new BulkEnqueueError(where, reasonOf(err), progress());
+      }
+      throw err;
+    }
+    enqueued += inserted.length;
+    writtenThrough = end;
+    batches++;
+    ids?.push(...inserted);
+    options.onBatch?.(enqueued);
+  };
+
+  let at = "";
+  try {
+    for await (const item of tasks) {
+      at = item.at;
+      const task = parseInput(NewTaskSchema, item.task);
+      if (batch.length === 0) first = item.at;
+      last = item.at;
+      batch.push(task);
+      if (batch.length >= size) await flush();
+    }
+  } catch (err) {
+    await writing; // the batch being written, if any, counts as written (or fails first)
+    if (err instanceof BulkEnqueueError || !(err instanceof UsageError)) throw err;
+    // A bad element, or the source's own complaint (a line that is not JSON): it names itself.
+    const where = (err as UsageError & { at?: string }).at ?? at;
+    throw new BulkEnqueueError(where, reasonOf(err), progress());
+  }
+  await flush();
+  await writing;
+  return { enqueued, batches, dry_run: dryRun, ...(ids ? { ids } : {}) };
+}
+
+/** Inserts one batch in one statement (with its NOTIFY); returns the ids in input order. */
+async function insertBatch(db: Db, rows: ResolvedNewTask[], notify: boolean): Promise<string[]> {
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const table = sql(db.table);
+    // `with ordinality` keeps the input order, so the ids come back in it.
+    const result = await sql<{ id: string }[]>`
+      with input as (
+        select r.*, o.n
+        from json_array_elements(${JSON.stringify(rows.map(rowOf))}::text::json)
+          with ordinality as o(row, n),
+          json_populate_record(null::${table}, o.row) as r
+      ), inserted as (
+        insert into ${table} (type, params, description, domain, drift_score, run_after, status)
+        select type, params, description, domain, drift_score, run_after, status
+        from input order by n
+        returning id
+      )
+      select id${
+      // One NOTIFY for the batch (an uncorrelated subquery runs once), carrying one of its ids.
+      notify
+        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from inserted) as "__notified"`
+        : sql``} from inserted`;
+    return result.map((r) => r.id);
+  });
+}
+
+/** Longest line of a tasks file, in bytes: a task's params are at most 1 MiB. */
+export const MAX_LINE_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The tasks of an ndjson stream (one JSON object per line, blank lines skipped), each named by
+ * its line number (`line 17`). A line that is not JSON, or not UTF-8, throws an
+ * {@link InvalidInputError} naming it when the iteration reaches it: streamed, so a large file
+ * is never held in memory.
+ */
+export async function* ndjsonTasks(
+  stream: ReadableStream<Uint8Array>,
+): AsyncGenerator<BulkTask> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let buffered = "";
+  let line = 0;
+  const parseLine = (text: string): BulkTask | undefined => {
+    line++;
+    const at = `line ${line}`;
+    if (text.trim() === "") return undefined;
+    try {
+      return { at, task: JSON.parse(text) };
+    } catch (err) {
+      throw Object.assign(
+        new InvalidInputError(`not JSON (${(err as Error).message})`),
+        { at },
+      );
+    }
+  };
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      let chunk: string;
+      try {
+        chunk = done ? decoder.decode() : decoder.decode(value, { stream: true });
+      } catch {
+        throw Object.assign(new InvalidInputError("not valid UTF-8"), { at: `line ${line + 1}` });
+      }
+      buffered += chunk;
+      let start = 0;
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n", start)) {
+        const task = parseLine(buffered.slice(start, nl));
+        start = nl + 1;
+        if (task) yield task;
+      }
+      buffered = buffered.slice(start);
+      if (buffered.length > MAX_LINE_BYTES) {
+        throw Object.assign(
+          new InvalidInputError(`longer than ${MAX_LINE_BYTES} bytes`),
+          { at: `line ${line + 1}` },
+        );
+      }
+      if (done) break;
+    }
+    const task = parseLine(buffered);
+    if (task) yield task;
+  } finally {
+    reader.releaseLock();
+  }
+}

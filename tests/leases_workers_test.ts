@@ -1,0 +1,203 @@
+/**
+ * Issue 13 items 2 and 3: what is stuck (leases, and what requeue-stale would do) and who is
+ * working (the worker registry), with a dispatcher killed by SIGKILL and one stopped cleanly.
+ * Silence is judged at an injected instant, never by waiting on the clock.
+ */
+import assert from "node:assert/strict";
+import { requeueStale } from "../lib/ops/requeue_stale.ts";
+import { getLeases } from "../lib/queries/leases.ts";
+import { listWorkers } from "../lib/queries/workers.ts";
+import { createApp } from "../server/app.ts";
+import {
+  eventually,
+  IDS,
+  insertFixture,
+  serverTest,
+  spawnCli,
+  type TestSchema,
+  testSchema,
+} from "./helpers.ts";
+import { runMain } from "./run_main.ts";
+
+const MIN = 60_000;
+
+Deno.test("getLeases() lists stuck running tasks by owner, and requeue-stale's dry run is its own", async () => {
+  await using t = await testSchema();
+  const now = new Date();
+  await insertFixture(t, now);
+  const report = await getLeases(t.db, { now });
+  // runningStuck: lease expired 2m ago (disp-dead); runningLong: lease runs, heartbeat 30m old.
+  assert.deepEqual(
+    report.tasks.map((x) => [x.id, x.state, x.requeue]),
+    [[IDS.runningLong, "heartbeat_stale", null], [IDS.runningStuck, "expired", "retry"]],
+  );
+  assert.equal(report.total, 2);
+  assert.deepEqual(report.requeue_stale, { retry: 1, failed: 0 });
+  assert.deepEqual(
+    report.owners.map((o) => [o.owner, o.stuck, o.expired, o.running, o.registered]),
+    [["disp-dead", 1, 1, 1, false], ["disp-a", 1, 0, 2, false]],
+  );
+  // disp-a was last heard from 1 minute ago (runningHealthy's heartbeat), not 30.
+  assert.equal(Math.round(report.owners[1]!.last_heard_seconds!), 60);
+  // With max attempts 2, runningStuck (2 attempts) would fail instead: the same rule as requeue.
+  const strict = await getLeases(t.db, { now, maxAttempts: 2 });
+  assert.deepEqual(strict.requeue_stale, { retry: 0, failed: 1 });
+  // A looser heartbeat threshold leaves only the expired lease.
+  assert.equal((await getLeases(t.db, { now, staleAfterMs: 60 * MIN })).total, 1);
+  // What it said requeue-stale would do is what requeue-stale does.
+  const done = await requeueStale(t.db, { now });
+  assert.deepEqual(done.map((d) => [d.task.id, d.outcome]), [[IDS.runningStuck, "retry"]]);
+  assert.equal((await getLeases(t.db, { now })).requeue_stale.retry, 0);
+
+  const cli = await runMain([...t.args, "leases"]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /^1 stuck running task: 0 with an expired lease, 1 not heard from/m);
+  assert.match(cli.stdout, /^requeue-stale now: nothing/m);
+  const bad = await runMain([...t.args, "leases", "--stale-after", "never"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: invalid --stale-after "never"/);
+});
+
+Deno.test("doctor reports running tasks whose lease expired (three orphans are a problem)", async () => {
+  await using t = await testSchema();
+  await t.sql`
+    insert into ${t.sql(t.table)} (type, status, locked_by, owner_id, locked_at, lease_expires_at,
+      attempts)
+    select 'job', 'running', 'gone-1', 'gone-1', now() - interval '10 minutes',
+      now() - interval '5 minutes', 1
+    from generate_series(1, 3)`;
+  const r = await runMain([...t.args, "doctor"]);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stdout, /^FAIL 3 running tasks whose lease expired \(.*seedtask leases/m);
+  assert.doesNotMatch(r.stdout, /No problems found/);
+});
+
+Deno.test("listWorkers() lists owners that never registered from the tasks they hold", async () => {
+  await using t = await testSchema();
+  await insertFixture(t);
+  const list = await listWorkers(t.db);
+  assert.equal(list.registry, true);
+  assert.deepEqual(
+    list.workers.map((w) => [w.name, w.registered, w.silent, w.running, w.expired_leases]),
+    [["disp-a", false, false, 2, 0], ["disp-dead", false, true, 1, 1]],
+  );
+  // A table that never ran this version's migrate has no registry: still an answer.
+  await t.sql`drop table ${t.sql(`${t.schema}.seedtask_workers`)}`;
+  const bare = await listWorkers(t.db);
+  assert.equal(bare.registry, false);
+  assert.equal(bare.workers.length, 2);
+  const cli = await runMain([...t.args, "workers"]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /^disp-dead +SILENT +1 \(1 expired\)/m);
+  assert.match(cli.stdout, /run `seedtask migrate` so dispatchers register/);
+});
+
+async function enqueue(t: TestSchema, n: number): Promise<void> {
+  await t.sql`insert into ${t.sql(t.table)} (type, status)
+    select 'job', 'queued' from generate_series(1, ${n})`;
+}
+
+serverTest(
+  "a dispatcher killed with SIGKILL stays registered and goes silent past its lease; its leases show as stuck",
+  "needs several real connections",
+  async () => {
+    await using t = await testSchema();
+    await enqueue(t, 2);
+    const victim = spawnCli([
+      ...t.args,
+      "dispatch",
+      "--name",
+      "victim",
+      "--lease",
+      "30s",
+      "--concurrency",
+      "4",
+      "--exec",
+      "cat >/dev/null; sleep 15; echo '{}'",
+    ]);
+    try {
+      await eventually(
+        async () => {
+          const w = (await listWorkers(t.db)).workers.find((x) => x.name === "victim");
+          return w?.registered === true && w.running === 2;
+        },
+        30_000,
+        "victim registered with its two tasks",
+      );
+      const live = (await listWorkers(t.db)).workers.find((x) => x.name === "victim")!;
+      assert.equal(live.silent, false);
+      assert.equal(live.pid, victim.child.pid);
+      assert.equal(live.concurrency, 4);
+      assert.equal(live.lease_ms, 30_000);
+    } finally {
+      victim.child.kill("SIGKILL");
+    }
+    await victim.exit();
+
+    // Nothing deleted its row; a minute later it is past its 30s lease.
+    const later = new Date(Date.now() + 2 * MIN);
+    const list = await listWorkers(t.db, { now: later });
+    const dead = list.workers.find((x) => x.name === "victim")!;
+    assert.equal(dead.registered, true);
+    assert.equal(dead.silent, true);
+    assert.equal(dead.running, 2);
+    assert.equal(dead.expired_leases, 2);
+    const leases = await getLeases(t.db, { now: later });
+    assert.deepEqual(leases.owners.map((o) => [o.owner, o.stuck, o.expired, o.registered]), [
+      ["victim", 2, 2, true],
+    ]);
+    assert.deepEqual(leases.requeue_stale, { retry: 2, failed: 0 });
+
+    const app = createApp({ db: t.db });
+    const body = await (await app.request("/workers")).json();
+    assert.equal(body.workers[0].name, "victim");
+    const leaseBody = await (await app.request("/leases")).json();
+    assert.equal(leaseBody.thresholds.stale_after_seconds, 120);
+  },
+);
+
+serverTest(
+  "a dispatcher stopped cleanly leaves the registry; its counters were kept current until then",
+  "needs several real connections",
+  async () => {
+    await using t = await testSchema();
+    await enqueue(t, 3);
+    const p = spawnCli([
+      ...t.args,
+      "dispatch",
+      "--name",
+      "polite",
+      "--lease",
+      "3s",
+      "--poll",
+      "200ms",
+      "--exec",
+      "cat >/dev/null; echo '{\"ok\": true}'",
+    ]);
+    try {
+      // Refreshed with the heartbeat (every second here): the three completions show up.
+      await eventually(
+        async () => {
+          const w = (await listWorkers(t.db)).workers.find((x) => x.name === "polite");
+          return w?.counts?.completed === 3;
+        },
+        30_000,
+        "three completions in the registry",
+      );
+      const cli = await runMain([...t.args, "workers"]);
+      assert.match(cli.stdout, /^polite +live +0 /m);
+    } finally {
+      p.child.kill("SIGTERM");
+    }
+    assert.equal(await p.exit(), 0);
+    const after = await listWorkers(t.db, { all: true });
+    assert.deepEqual(after.workers, [], "a clean stop removes the row");
+    // Nothing is left running, so nothing is stuck, even long after.
+    const later = await getLeases(t.db, { now: new Date(Date.now() + 60 * MIN) });
+    assert.deepEqual([later.total, later.owners], [0, []]);
+    const rows = await t.sql`select count(*)::int as n from ${
+      t.sql(`${t.schema}.seedtask_workers`)
+    }`;
+    assert.equal(rows[0]!.n, 0);
+  },
+);
