@@ -194,6 +194,12 @@ const Statistics = z.strictObject({
     error: z.string().nullable(),
     updated_at: instant,
   })),
+  long_running_total: z.number().int()
+    .meta({ description: "Every long-running task (long_running lists the first top)" }),
+  high_attempts_total: z.number().int().meta({
+    description: "Every task with at least high_attempts attempts (high_attempts lists the " +
+      "first top); estimated when attempts_distribution is",
+  }),
   total: z.number().int(),
   status_percentages: counts,
   queue: z.strictObject({

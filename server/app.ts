@@ -394,16 +394,25 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return c.json(result, 201);
   }, batchHook(ROUTES.enqueueTasks));
 
-  const transitionAnswer = (c: Context, report: TransitionReport) =>
-    report.refused.length > 0
-      ? c.json({
-        error: { code: "invalid_transition", message: report.refused[0]!.message },
-        ...report,
-      }, 409)
-      : c.json(report, 200);
+  const transitionAnswer = (c: Context, report: TransitionReport, forced?: boolean) => {
+    const first = report.refused[0];
+    if (!first) return c.json(report, 200);
+    // The way to force is this API's body field, not the CLI's flag.
+    const hint = forced === false && first.status === "running"
+      ? ' (send {"force": true} to cancel a running task)'
+      : "";
+    return c.json({
+      error: { code: "invalid_transition", message: first.message + hint },
+      ...report,
+    }, 409);
+  };
   app.openapi(cancelRoute, async (c) => {
     const { force } = c.req.valid("json");
-    return transitionAnswer(c, await cancelTasks(db, [c.req.valid("param").id], { force }));
+    return transitionAnswer(
+      c,
+      await cancelTasks(db, [c.req.valid("param").id], { force }),
+      force,
+    );
   }, requestHook(cancelRoute));
   app.openapi(
     ROUTES.retryTask,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
-import { fixtureCounts, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
+import { FIXTURE, fixtureCounts, IDS, insertFixture, runCli, testSchema } from "./helpers.ts";
 
 const NOW = new Date("2026-03-10T12:00:00Z");
 
@@ -147,7 +147,8 @@ Deno.test("seedtask stats prints an aligned report with every section", async ()
       "TOP DOMAINS",
       "RECENT ACTIVITY (7 days, UTC)",
       "LONG RUNNING (> 10m 0s)",
-      "HIGH ATTEMPTS (>= 3)",
+      // --top 2 shows two of them, and says how many there are.
+      `HIGH ATTEMPTS (>= 3): 2 of ${FIXTURE.filter((x) => x.attempts >= 3).length}`,
     ]
   ) assert.match(r.stdout, new RegExp(`^${section.replace(/[()>]/g, "\\$&")}$`, "m"));
   assert.match(r.stdout, /^ {3}completed {3}4 {2}\( 21\.1%\)$/m);

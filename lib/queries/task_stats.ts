@@ -83,6 +83,13 @@ export interface TaskStatistics {
   long_running: LongRunningTask[];
   /** Tasks with at least `high_attempts` attempts. */
   high_attempts: HighAttemptTask[];
+  /** How many tasks run longer than the threshold (`long_running` shows the first `top`). */
+  long_running_total: number;
+  /**
+   * How many tasks have at least `high_attempts` attempts (`high_attempts` shows the first
+   * `top`), from the attempts distribution: an estimate when that one is.
+   */
+  high_attempts_total: number;
   /** All tasks in the table. */
   total: number;
   /** Percentage of the total per status. */
@@ -211,7 +218,8 @@ export function statsQueries(
       group by 1`,
     longRunning: sql`
       select id, type, locked_by, locked_at, attempts,
-             extract(epoch from ${now} - locked_at)::float8 as running_seconds
+             extract(epoch from ${now} - locked_at)::float8 as running_seconds,
+             count(*) over ()::int as total
       from ${t}
       where status = 'running' and locked_at < ${now} - ${opts.longRunningMs} * interval '1 millisecond'
       order by locked_at limit ${opts.top}`,
@@ -444,6 +452,10 @@ export async function getTaskStatistics(
         error: r.error,
         updated_at: r.updated_at,
       })),
+      long_running_total: long[0]?.total ?? 0,
+      high_attempts_total: Object.entries(dist.attempts)
+        .filter(([k]) => Number(k) >= opts.highAttempts)
+        .reduce((n, [, v]) => n + v, 0),
       total,
       status_percentages: statusPercentages,
       queue: {
