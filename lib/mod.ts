@@ -35,6 +35,13 @@ export {
   type ThroughputBucket,
   ThroughputCache,
 } from "./queries/throughput.ts";
+export {
+  getOverview,
+  type Overview,
+  type OverviewOptions,
+  OverviewOptionsSchema,
+  type TypeQueue,
+} from "./queries/overview.ts";
 export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./queries/latency.ts";
 export {
   type LatencyOptions,
