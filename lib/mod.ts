@@ -40,6 +40,7 @@ export {
   type Overview,
   type OverviewOptions,
   OverviewOptionsSchema,
+  type OverviewStuckTask,
   type TypeQueue,
 } from "./queries/overview.ts";
 export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./queries/latency.ts";
