@@ -119,8 +119,9 @@ Deno.test({
     assert.doesNotMatch(first, /BEFORE-TOP/, "drawn on the alternate screen");
     assert.deepEqual(await tmux.modes("top"), { alternate: true, cursor: false });
     for (const line of first.split("\n")) assert.ok([...line].length <= 80, line);
-    // At 80 columns the stuck panel's note is cut.
-    assert.match(first, /STUCK {2}1 running .*…/);
+    // At 80 columns the header is cut before the table's name.
+    assert.match(first, /^ .* top of .*…$/m);
+    assert.ok(!first.includes(t.table));
 
     // p pauses: the header says so, and the clock in it stops.
     await tmux.run("send-keys", "-t", "top", "p");
@@ -132,9 +133,9 @@ Deno.test({
     await tmux.run("send-keys", "-t", "top", "p");
     await tmux.waitFor("top", /every 500ms/, "refreshing again");
 
-    // A resize redraws at the new size: the note fits in 130 columns.
+    // A resize redraws at the new size: the header fits in 130 columns.
     await tmux.run("resize-window", "-t", "top", "-x", "130", "-y", "40");
-    const wide = await tmux.waitFor("top", /requeue-stale` returns them/, "the wider frame");
+    const wide = await tmux.waitFor("top", new RegExp(`top of .*${t.table}`), "the wider frame");
     assert.ok(wide.split("\n").some((l) => [...l].length > 80), "lines use the new width");
 
     // t cycles the type filter through the types seen; ? shows the help.
