@@ -274,7 +274,7 @@ function panelLines(p: Panel, rowsAvailable: number, w: number): Seg[][] {
   const alarm = new Set(p.alarm ?? []);
   const lines: Seg[][] = [title, [[cells(p.header), "dim"]]];
   shown.forEach((r, i) => lines.push([[cells(r), alarm.has(i) ? "red" : undefined]]));
-  if (shown.length < p.rows.length) {
+  if (shown.length < p.rows.length && rowsAvailable >= 2) {
     lines.push([[`  … ${p.rows.length - shown.length} more`, "dim"]]);
   }
   return lines;
