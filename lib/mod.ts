@@ -43,6 +43,14 @@ export {
   type ThroughputBucket,
   ThroughputCache,
 } from "./queries/throughput.ts";
+export {
+  getOverview,
+  type Overview,
+  type OverviewOptions,
+  OverviewOptionsSchema,
+  type OverviewStuckTask,
+  type TypeQueue,
+} from "./queries/overview.ts";
 export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./queries/latency.ts";
 export {
   type LatencyOptions,
