@@ -63,7 +63,12 @@ export async function repeat(
   fn: () => Promise<unknown>,
   options: { reps: number; budgetMs: number; minReps?: number; warmup?: number },
 ): Promise<number[]> {
-  for (let i = 0; i < (options.warmup ?? 2); i++) await fn();
+  // Warm-up runs count against the budget: a slow operation gets fewer of them.
+  const warmDeadline = performance.now() + options.budgetMs / 4;
+  for (let i = 0; i < (options.warmup ?? 2); i++) {
+    await fn();
+    if (performance.now() > warmDeadline) break;
+  }
   const samples: number[] = [];
   const deadline = performance.now() + options.budgetMs;
   const minReps = options.minReps ?? 5;

@@ -60,14 +60,14 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     serveRows: 10_000_000,
     serveSeconds: 15,
     dispatchTasks: 100_000,
-    execTasks: 10_000,
+    execTasks: 3_000,
     inProcessReps: 1000,
-    inProcessBudgetMs: 20_000,
+    inProcessBudgetMs: 15_000,
     processReps: 10,
     pgbenchSeconds: 5,
     tuned: [[32, 16], [64, 32], [128, 64]],
     listenSamples: 200,
-    startupRuns: 30,
+    startupRuns: 20,
   },
 };
 

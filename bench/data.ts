@@ -214,6 +214,22 @@ async function upgradeKept(dsn: string, table: string): Promise<string[]> {
   const done: string[] = [];
   const filler = postgres(dsn, { max: 1, onnotice: () => {} });
   try {
+    // A run that wrote to the table and was interrupted may leave dead rows (and autovacuum
+    // may be off): vacuum them away, so every run reads the same table.
+    const [schema, name] = table.split(".") as [string, string];
+    const [dead] = await filler<{ dead: number; live: number }[]>`
+      select n_dead_tup::float8 as dead, greatest(n_live_tup, 1)::float8 as live
+      from pg_stat_user_tables where schemaname = ${schema} and relname = ${name}`;
+    if (dead && dead.dead > dead.live * 0.001) {
+      const t0 = performance.now();
+      say(`  vacuuming the kept table (${int(dead.dead)} dead rows)`);
+      await filler.unsafe(`vacuum analyze ${quoteIdent(schema)}.${quoteIdent(name)}`);
+      done.push(
+        `VACUUM ANALYZE of ${int(dead.dead)} dead rows (${
+          ((performance.now() - t0) / 1000).toFixed(0)
+        } s)`,
+      );
+    }
     const plan = await migrate(db, { dryRun: true });
     const work = plan.steps.filter((s) => !/migrations/.test(s.description));
     if (work.length === 0) return done;

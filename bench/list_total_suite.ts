@@ -63,7 +63,7 @@ async function measure(
     await repeat(async () => {
       const items = await listTasks(db, filter);
       return await pageTotal(db, filter, items, { exact: true });
-    }, { reps: 20, budgetMs: exactBudgetMs, minReps: 3, warmup: 1 }),
+    }, { reps: 20, budgetMs: exactBudgetMs, minReps: 2, warmup: 1 }),
   );
   const first = await listTasks(db, filter);
   const t = await pageTotal(db, filter, first);
@@ -83,9 +83,10 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
   for (const rows of [1_000_000, 10_000_000]) {
     if (!ctx.profile.sizes.includes(rows)) {
       targets.push({
-        name: `list with its total, p50 < ${TARGET_MS} ms for every filter at ${
-          rowsLabel(rows)
-        } rows`,
+        name: `list with its default total (counted when cheap, else the planner's ` +
+          `estimate marked ~) p50 < ${TARGET_MS} ms for every filter at ${
+            rowsLabel(rows)
+          } rows (listTasks + pageTotal in process on a warm pool, p50 per filter)`,
         met: null,
         detail: `not measured in the ${ctx.mode} run (sizes ${
           ctx.profile.sizes.map(rowsLabel).join(", ")
@@ -102,7 +103,7 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
       for (const [name, filter] of FILTERS) {
         const r = {
           name,
-          ...(await measure(db, filter, ctx, rows >= 10_000_000 ? 60_000 : 20_000)),
+          ...(await measure(db, filter, ctx, rows >= 10_000_000 ? 20_000 : 10_000)),
         };
         results.push(r);
         say(
@@ -116,9 +117,10 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
     const worst = results.reduce((a, b) => (b.total.p50 > a.total.p50 ? b : a));
     const worstExact = results.reduce((a, b) => (b.exact.p50 > a.exact.p50 ? b : a));
     targets.push({
-      name: `list with its total, p50 < ${TARGET_MS} ms for every filter at ${
-        rowsLabel(rows)
-      } rows`,
+      name: `list with its default total (counted when cheap, else the planner's estimate ` +
+        `marked ~) p50 < ${TARGET_MS} ms for every filter at ${
+          rowsLabel(rows)
+        } rows (listTasks + pageTotal in process on a warm pool, p50 per filter)`,
       met: worst.total.p50 < TARGET_MS,
       detail: `slowest ${worst.name} at ${ms(worst.total.p50)} (page alone ${
         ms(worst.page.p50)

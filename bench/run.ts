@@ -46,13 +46,23 @@ import {
 import { seedcoreSuite } from "./seedcore_suite.ts";
 import { serveSuite } from "./serve_suite.ts";
 import { startupSuite } from "./startup_suite.ts";
+import { listTotalSuite } from "./list_total_suite.ts";
+import { bulkEnqueueSuite } from "./bulk_enqueue_suite.ts";
+import { topSuite } from "./top_suite.ts";
 
+/**
+ * Every suite, in run order. `top` runs last of those on the shared filled tables: its writer
+ * adds and deletes rows there (then vacuums).
+ */
 const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   queries: queriesSuite,
+  list_total: listTotalSuite,
   seedcore: seedcoreSuite,
   serve: serveSuite,
+  bulk_enqueue: bulkEnqueueSuite,
   dispatch: dispatchSuite,
   startup: startupSuite,
+  top: topSuite,
 };
 
 const USAGE = `usage: deno run -A bench/run.ts [--quick | --full] [--suite NAME]... [--keep]

@@ -71,6 +71,7 @@ export {
   FINGERPRINT_RULES,
   fingerprintError,
   type FingerprintRule,
+  type Pattern as FingerprintPattern,
 } from "./queries/fingerprint.ts";
 export {
   getLeases,
