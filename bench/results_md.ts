@@ -30,6 +30,7 @@ export interface SuiteReport {
 }
 
 export function verdict(t: Target): string {
+  if (t.met === null && t.name.startsWith("(reference)")) return "REFERENCE (no target)";
   return t.met === null ? "NOT MEASURED" : t.met ? "MET" : "MISSED";
 }
 

@@ -41,6 +41,7 @@ import {
   type SuiteOutcome,
   type SuiteReport,
   targetLine,
+  verdict,
   writeRun,
 } from "./results_md.ts";
 import { seedcoreSuite } from "./seedcore_suite.ts";
@@ -291,7 +292,7 @@ async function main(): Promise<number> {
       all.map(([s, t]) => [
         s,
         t.name,
-        t.met === null ? "not measured" : t.met ? "met" : "MISSED",
+        verdict(t),
       ]),
     ));
   }
