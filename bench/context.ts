@@ -59,7 +59,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     seedcoreRows: 10_000_000,
     serveRows: 10_000_000,
     serveSeconds: 15,
-    dispatchTasks: 100_000,
+    dispatchTasks: 50_000,
     execTasks: 3_000,
     inProcessReps: 1000,
     inProcessBudgetMs: 15_000,

@@ -3,7 +3,7 @@
  *
  * ```sh
  * deno task bench                      # --quick: 1M rows, < 10 minutes
- * deno task bench:full                 # --full: 1M and 10M rows, 100,000 dispatch tasks
+ * deno task bench:full                 # --full: 1M and 10M rows, 50,000 dispatch tasks
  * deno run -A bench/run.ts --quick --suite queries --suite serve
  * deno run -A bench/run.ts --rows 20000 --tasks 2000 --seconds 2   # a smoke run ("custom")
  * ```
@@ -52,18 +52,19 @@ import { bulkEnqueueSuite } from "./bulk_enqueue_suite.ts";
 import { topSuite } from "./top_suite.ts";
 
 /**
- * Every suite, in run order. `top` runs last of those on the shared filled tables: its writer
- * adds and deletes rows there (then vacuums).
+ * Every suite, in run order: the comparisons with a baseline first (the floor, PostgREST,
+ * graphile-worker), then the feature suites, the SeedCore-schema table and start-up. `top`'s
+ * writer adds rows to the shared filled table and deletes them again (then vacuums).
  */
 const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   queries: queriesSuite,
-  list_total: listTotalSuite,
-  seedcore: seedcoreSuite,
   serve: serveSuite,
-  bulk_enqueue: bulkEnqueueSuite,
   dispatch: dispatchSuite,
-  startup: startupSuite,
+  list_total: listTotalSuite,
   top: topSuite,
+  bulk_enqueue: bulkEnqueueSuite,
+  seedcore: seedcoreSuite,
+  startup: startupSuite,
 };
 
 const USAGE = `usage: deno run -A bench/run.ts [--quick | --full] [--suite NAME]... [--keep]
