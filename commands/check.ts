@@ -1,10 +1,13 @@
 import { type Command, CommanderError } from "commander";
 import { CHECK_EXIT, checkHealth } from "../lib/queries/check_health.ts";
 import { formatCheckLine, formatCheckUnknown } from "../lib/format/check.ts";
-import { type CheckOptions, CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
-import { DEFAULT_LONG_RUNNING } from "../lib/input/stats_options.ts";
+import {
+  type CheckOptions,
+  CheckOptionsObject,
+  CheckOptionsSchema,
+} from "../lib/input/check_thresholds.ts";
 import { type Context, ExitError, json, withDb } from "./context.ts";
-import { parseFlags } from "./options.ts";
+import { fieldHelp, parseFlags } from "./options.ts";
 
 export function registerCheck(program: Command, ctx: Context): void {
   const check = program
@@ -22,7 +25,11 @@ export function registerCheck(program: Command, ctx: Context): void {
     .option("--max-queued <warn:crit>", "tasks in status queued, e.g. 1000:10000")
     .option(
       "--long-running <duration>",
-      `a running task without a lease is stuck after this (default: "${DEFAULT_LONG_RUNNING}")`,
+      fieldHelp(
+        CheckOptionsObject,
+        "long_running",
+        "a running task without a lease is stuck after this",
+      ),
     )
     .option("--json", "print the result as JSON");
 

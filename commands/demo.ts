@@ -5,8 +5,10 @@ import { demoHandlers, enqueueDemoTasks } from "../lib/demo.ts";
 import { formatEvent } from "../lib/dispatch/events.ts";
 import { createDispatcher } from "../lib/dispatch/dispatcher.ts";
 import { delay } from "../lib/duration.ts";
+import { formatFailureGroups } from "../lib/format/insight.ts";
 import { formatStatistics } from "../lib/format/stats.ts";
 import { formatTaskDetails, formatTaskTable } from "../lib/format/tasks.ts";
+import { getFailureGroups } from "../lib/queries/failure_groups.ts";
 import { getTask } from "../lib/queries/get_task.ts";
 import { listTasks } from "../lib/queries/list_tasks.ts";
 import { migrate } from "../lib/table/migrate.ts";
@@ -33,7 +35,10 @@ export function registerDemo(program: Command, ctx: Context): void {
     .option("--dir <dir>", "keep the embedded database in this directory (default: in memory)")
     .option("--tasks <n>", "how many tasks to enqueue", "40")
     .option("--seconds <n>", "longest time the dispatcher runs", "12")
-    .option("--serve", "then keep the HTTP API running on the demo data until Ctrl-C")
+    .option(
+      "--serve",
+      "then keep the web console and HTTP API running on the demo data until Ctrl-C",
+    )
     .option("--port <port>", "port for --serve", "8080")
     .action(async (opts: DemoFlags, cmd: Command) => {
       const count = parseIntFlag(opts.tasks, "tasks", 1, 100_000);
@@ -106,6 +111,11 @@ export function registerDemo(program: Command, ctx: Context): void {
             }`,
           );
         }
+        // Why they failed: the failure groups, as `seedtask failures` shows them.
+        const groups = await getFailureGroups(db, { top: 3 });
+        if (groups.groups.length > 0) {
+          await say(`\nWhy tasks failed (seedtask failures):\n\n${formatFailureGroups(groups)}`);
+        }
         if (opts.serve) {
           const { createApp } = await import("../server/app.ts");
           const { LineLog } = await import("../server/line_log.ts");
@@ -122,8 +132,9 @@ export function registerDemo(program: Command, ctx: Context): void {
               signal: stop.signal,
               onListen: ({ port }) =>
                 void say(
-                  `\nHTTP API on the demo data: http://127.0.0.1:${port}/tasks  /stats  /metrics  ` +
-                    "(Ctrl-C to stop)\n" +
+                  `\nWeb console on the demo data: http://127.0.0.1:${port}/ui\n` +
+                    `HTTP API: http://127.0.0.1:${port}/tasks  /stats  /failures  /workers  ` +
+                    "/metrics  /openapi.json (Ctrl-C to stop)\n" +
                     `Watch it live from another terminal: seedtask top --url http://127.0.0.1:${port}\n`,
                 ),
             }, app.fetch);
@@ -136,8 +147,11 @@ export function registerDemo(program: Command, ctx: Context): void {
           }
         } else {
           await say(
-            `\nTry: seedtask demo --serve, or keep the data with --dir and run ` +
-              "`seedtask --embedded DIR list` or the live view `seedtask --embedded DIR top`\n",
+            "\nTry next (keep the data with --dir DIR, then add --embedded DIR to each):\n" +
+              "  seedtask top             the live view: counts, throughput, failures, workers\n" +
+              "  seedtask failures        why tasks fail, grouped by cause; retry a group\n" +
+              "  seedtask list            the tasks, newest first\n" +
+              "  seedtask demo --serve    the same data over HTTP\n",
           );
         }
       } finally {

@@ -7,9 +7,9 @@ import {
   ndjsonTasks,
 } from "../lib/ops/enqueue_tasks.ts";
 import { InvalidInputError } from "../lib/errors.ts";
-import { NewTaskSchema } from "../lib/input/new_task.ts";
+import { NewTaskObject, NewTaskSchema } from "../lib/input/new_task.ts";
 import { type Context, json, withDb } from "./context.ts";
-import { parseFlags, parseIntFlag } from "./options.ts";
+import { fieldHelp, parseFlags, parseIntFlag } from "./options.ts";
 
 interface EnqueueFlags {
   params?: string;
@@ -65,10 +65,10 @@ export function registerEnqueue(program: Command, ctx: Context): void {
         "or many, one JSON object per line, with --file",
     )
     .option("--type <type>", "task type, e.g. graph_embed (required without --file)")
-    .option("--params <json>", 'parameters as JSON (default: "{}")')
+    .option("--params <json>", fieldHelp(NewTaskObject, "params", "parameters as JSON"))
     .option("--description <text>", "human-readable description")
     .option("--domain <domain>", "domain, e.g. user_123")
-    .option("--drift-score <n>", "drift score (default: 0)")
+    .option("--drift-score <n>", fieldHelp(NewTaskObject, "drift_score", "drift score"))
     .option("--run-after <when>", "not before: a duration from now (5m) or an ISO-8601 time")
     .option("--created", "insert as created (staged, not claimable) instead of queued")
     .option(

@@ -2,7 +2,6 @@ import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
 import { csvHeader, formatCsvRows, formatNdjson, formatTaskTable } from "../lib/format/tasks.ts";
 import {
-  DEFAULT_LIST_LIMIT,
   ListFilterObject,
   MAX_LIST_LIMIT,
   pageSize,
@@ -13,7 +12,7 @@ import { listTasks, streamTasks } from "../lib/queries/list_tasks.ts";
 import type { Task } from "../lib/table/contract.ts";
 import { pageTotal } from "../lib/queries/list_total.ts";
 import { type Context, json, outputWidth, useEmoji, withDb } from "./context.ts";
-import { collect, parseFlags } from "./options.ts";
+import { collect, fieldHelp, parseFlags } from "./options.ts";
 
 interface ListOptions {
   fullId?: boolean;
@@ -60,14 +59,21 @@ export function registerList(program: Command, ctx: Context): void {
     .option("--search <text>", "text in description or error (case-insensitive)")
     .option(
       "--limit <n>",
-      `page size, 1-${MAX_LIST_LIMIT} (default: ${DEFAULT_LIST_LIMIT}; csv and ndjson: every match)`,
+      fieldHelp(
+        ListFilterObject,
+        "limit",
+        `page size, 1-${MAX_LIST_LIMIT}; csv and ndjson: every match`,
+      ),
     )
-    .option("--sort <key>", 'updated or created (newest first) (default: "updated")')
+    .option("--sort <key>", fieldHelp(ListFilterObject, "sort", "newest first by this time"))
     .option("--after <cursor>", "continue after a previous page (its next_cursor)")
     .option("--exact", "count every match for the total (slow on a large table)")
     .option("--wide", "every column at full width, even wider than the terminal")
     .option("--full-id", "show full task ids in the table")
-    .option("--format <format>", "table, json, ndjson or csv", undefined)
+    .option(
+      "--format <format>",
+      `output format (choices: ${FORMATS.map((f) => `"${f}"`).join(", ")}, default: "table")`,
+    )
     .option("--json", "same as --format json: {items, next_cursor, total, …}")
     .action(async (opts: ListOptions, cmd: Command) => {
       const format = parseFormat(opts);

@@ -47,3 +47,35 @@ export function parseFlags<S extends z.ZodType>(
   }
   return parseInput(schema, input, FLAGS);
 }
+
+/** The JSON Schema of each operation schema's fields, as the flags' help reads them. */
+const fieldDocs = new WeakMap<z.ZodObject, Record<string, FieldDoc>>();
+
+/** What the help of a flag shows about its schema field. */
+interface FieldDoc {
+  default?: unknown;
+  enum?: unknown[];
+}
+
+/**
+ * The help text of the flag of `key`, a field of `object` (an operation schema of lib/input/):
+ * `text`, then the values the field allows and its default, read from the schema — where they
+ * are decided — in commander's words: `(choices: "updated", "created", default: "updated")`.
+ */
+export function fieldHelp(object: z.ZodObject, key: string, text: string): string {
+  let docs = fieldDocs.get(object);
+  if (!docs) {
+    const json = z.toJSONSchema(object, { io: "input", unrepresentable: "any" });
+    docs = (json.properties ?? {}) as Record<string, FieldDoc>;
+    fieldDocs.set(object, docs);
+  }
+  const doc = docs[key];
+  if (!doc) throw new TypeError(`fieldHelp(): the schema has no field "${key}"`);
+  const extra = [
+    doc.enum ? `choices: ${doc.enum.map((v) => JSON.stringify(v)).join(", ")}` : "",
+    doc.default !== undefined && doc.default !== false
+      ? `default: ${JSON.stringify(doc.default)}`
+      : "",
+  ].filter(Boolean).join(", ");
+  return extra ? `${text} (${extra})` : text;
+}

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
 import { formatPreview } from "../lib/format/changes.ts";
-import { previewPurge, purgeTasks } from "../lib/ops/purge_tasks.ts";
-import { parseStatuses } from "../lib/table/contract.ts";
+import { DEFAULT_PURGE_BATCH, previewPurge, purgeTasks } from "../lib/ops/purge_tasks.ts";
+import { parseStatuses, TERMINAL_STATUSES } from "../lib/table/contract.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
 import { collect, parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -22,10 +22,10 @@ export function registerPurge(program: Command, ctx: Context): void {
     .requiredOption("--older-than <duration>", "only tasks not updated for this long, e.g. 30d")
     .option(
       "--status <statuses>",
-      "terminal statuses to delete (default completed,cancelled,failed)",
+      `terminal statuses to delete, comma-separated (default: ${TERMINAL_STATUSES.join(",")})`,
       collect,
     )
-    .option("--batch <n>", "rows per DELETE statement", "1000")
+    .option("--batch <n>", "rows per DELETE statement", String(DEFAULT_PURGE_BATCH))
     .option("--dry-run", "count and show what would be deleted (the default without --yes)")
     .option("--yes", "delete")
     .option("--json", "print the result as JSON")

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { InvalidInputError } from "../lib/errors.ts";
 import { SERVE_CONNECT_OPTIONS } from "../server/db_gate.ts";
 import { LineLog } from "../server/line_log.ts";
+import { normaliseBasePath, withBasePath } from "../server/base_path.ts";
 import { type Context, withDb } from "./context.ts";
 import { listenError } from "./listen.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
@@ -13,6 +14,7 @@ interface ServeFlags {
   allowWrite?: boolean;
   cacheTtl: string;
   pool: string;
+  basePath: string;
 }
 
 /** RFC 6750's b64token: the only tokens a `Bearer` header carries (and hono/bearer-auth reads). */
@@ -61,11 +63,17 @@ export function registerServe(program: Command, ctx: Context): void {
     )
     .option("--cache-ttl <duration>", "reuse /stats, /metrics and /check answers this long", "1s")
     .option("--pool <n>", "most database connections", "10")
+    .option(
+      "--base-path <path>",
+      "serve everything under this path prefix, for a reverse proxy (e.g. /seedtask)",
+      "",
+    )
     .action(async (opts: ServeFlags, cmd: Command) => {
       checkHost(opts.host);
       const port = parseIntFlag(opts.port, "port", 0, 65_535);
       const cacheTtlMs = parseDurationFlag(opts.cacheTtl, "cache-ttl");
       const pool = parseIntFlag(opts.pool, "pool", 1, 100);
+      const basePath = normaliseBasePath(opts.basePath);
       const token = opts.token ?? ctx.env.SEEDTASK_TOKEN;
       if (token !== undefined && token.length < 8) {
         throw new InvalidInputError("The token must be at least 8 characters");
@@ -102,6 +110,7 @@ export function registerServe(program: Command, ctx: Context): void {
           token,
           requireTokenForReads: !loopback,
           cacheTtlMs,
+          basePath,
           log,
           logCounters: lines,
         });
@@ -119,12 +128,12 @@ export function registerServe(program: Command, ctx: Context): void {
             onListen: ({ hostname, port }) => {
               const host = hostname.includes(":") ? `[${hostname}]` : hostname;
               log(
-                `seedtask serve listening on http://${host}:${port} (${
+                `seedtask serve listening on http://${host}:${port}${basePath} (${
                   opts.allowWrite ? "read-write" : "read-only"
-                }, ${db.table} on ${db.target})`,
+                }, ${db.table} on ${db.target}); console: http://${host}:${port}${basePath}/ui`,
               );
             },
-          }, app.fetch);
+          }, withBasePath(basePath, app.fetch));
           await server.finished;
           log("seedtask serve stopped");
         } catch (err) {

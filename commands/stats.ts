@@ -1,29 +1,29 @@
 import type { Command } from "commander";
 import { formatStatistics } from "../lib/format/stats.ts";
-import { STATS_DEFAULTS, StatsOptionsSchema } from "../lib/input/stats_options.ts";
+import { StatsOptionsObject, StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
 import { type Context, json, useEmoji, withDb } from "./context.ts";
-import { parseFlags } from "./options.ts";
+import { fieldHelp, parseFlags } from "./options.ts";
 
 export function registerStats(program: Command, ctx: Context): void {
-  const d = STATS_DEFAULTS;
+  const help = (key: string, text: string) => fieldHelp(StatsOptionsObject, key, text);
   program
     .command("stats")
     .description("Task counts and queue health (--json keeps the seed helper's keys)")
     .option("--json", "print the statistics as one JSON document")
-    .option("--top <n>", `how many types, domains and tasks to list (default: ${d.top})`)
-    .option("--days <n>", `days of recent activity (default: ${d.days})`)
+    .option("--top <n>", help("top", "how many types, domains and tasks to list"))
+    .option("--days <n>", help("days", "days of recent activity"))
     .option(
       "--long-running <duration>",
-      `running longer than this is long running (default: "${d.long_running}")`,
+      help("long_running", "running longer than this is long running"),
     )
     .option(
       "--high-attempts <n>",
-      `attempts at or above this are listed (default: ${d.high_attempts})`,
+      help("high_attempts", "attempts at or above this are listed"),
     )
     .option(
       "--exact",
-      "count every row even on a large table (default: planner estimates for large counts)",
+      "count every row even on a large table, instead of planner estimates for large counts",
     )
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const options = parseFlags(StatsOptionsSchema, opts);

@@ -11,7 +11,15 @@ import type { Command } from "commander";
 import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
 import { type Db } from "../lib/db.ts";
 import { parseDuration } from "../lib/duration.ts";
-import { type Panel, renderTopFrame, type TopView } from "../lib/format/top_frame.ts";
+import {
+  failuresPanel,
+  type Panel,
+  renderTopFrame,
+  type TopView,
+  workersPanel,
+} from "../lib/format/top_frame.ts";
+import { type FailureGroups, getFailureGroups } from "../lib/queries/failure_groups.ts";
+import { listWorkers, type WorkerList } from "../lib/queries/workers.ts";
 import {
   getOverview,
   type Overview,
@@ -23,59 +31,85 @@ import { ThroughputCache } from "../lib/queries/throughput.ts";
 import { type Context, globals, useEmoji, withDb } from "./context.ts";
 import { parseFlags } from "./options.ts";
 
-/** Where frames come from: the database, or a serve's GET /overview. */
+/** The panels beside the overview, refreshed one per frame in turn. */
+export interface TopPanels {
+  failures?: FailureGroups | null;
+  workers?: WorkerList | null;
+}
+
+/** The panels in turn: a frame reads the overview and one of them. */
+export const PANEL_TURNS = ["failures", "workers"] as const;
+
+/** Failure groups as top shows them: the last hour, the ten largest, the newest 2,000 grouped. */
+const FAILURES_IN_TOP = { sinceMs: 3_600_000, top: 10, sample: 2_000 };
+
+/** Where frames come from: the database, or a serve's routes. */
 export interface TopSource {
   /** Shown in the header; never holds a password or token. */
   label: string;
-  fetch(type: string | null): Promise<{ overview: Overview; panels: Panel[] }>;
+  overview(type: string | null): Promise<Overview>;
+  /** One panel's data; null when the source does not provide it. */
+  panel(
+    kind: typeof PANEL_TURNS[number],
+    type: string | null,
+  ): Promise<FailureGroups | WorkerList | null>;
 }
 
-/** Reads the database directly: two statements per refresh once warm (see getOverview). */
+/**
+ * Reads the database directly. A frame is at most 5 statements: the overview is one once
+ * warm, the failure groups one, the workers three or four (see listWorkers).
+ */
 export function databaseSource(db: Db, options: OverviewOptions): TopSource {
   const cache = new ThroughputCache();
   return {
     label: `${db.target} ${db.table}`,
-    fetch: async (type) => ({
-      overview: await getOverview(db, { ...options, type: type ?? undefined }, cache),
-      panels: [],
-    }),
+    overview: (type) => getOverview(db, { ...options, type: type ?? undefined }, cache),
+    panel: (kind, type) =>
+      kind === "failures"
+        ? getFailureGroups(db, { ...FAILURES_IN_TOP, type: type ?? undefined })
+        : listWorkers(db),
   };
 }
 
-/** Reads a running `seedtask serve`: one GET /overview per refresh. */
+/** Reads a running `seedtask serve`: GET /overview, and GET /failures or /workers in turn. */
 export function httpSource(
   base: string,
   token: string | undefined,
   options: OverviewOptions,
 ): TopSource {
+  const get = async (path: string, query: URLSearchParams): Promise<unknown> => {
+    const url = `${base}${path}${query.size > 0 ? `?${query}` : ""}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (err) {
+      throw new ConnectionError(
+        "unreachable",
+        `Cannot reach ${base}: ${oneLine((err as Error).message, 200)}`,
+      );
+    }
+    const body = await res.json().catch(() => null);
+    if (res.status === 404 && path !== "/overview") return null; // an older serve
+    if (!res.ok) {
+      const message = body?.error?.message ?? res.statusText;
+      throw new ConnectionError("unreachable", `${base} answered ${res.status}: ${message}`);
+    }
+    return body;
+  };
   return {
     label: base,
-    fetch: async (type) => {
+    overview: async (type) => {
       const query = new URLSearchParams();
       if (type !== null) query.set("type", type);
       if (options.longRunningMs !== undefined) {
         query.set("long_running", `${options.longRunningMs}ms`);
       }
-      const url = `${base}/overview${query.size > 0 ? `?${query}` : ""}`;
-      let res: Response;
+      const body = await get("/overview", query);
       try {
-        res = await fetch(url, {
-          headers: token ? { authorization: `Bearer ${token}` } : {},
-          signal: AbortSignal.timeout(10_000),
-        });
-      } catch (err) {
-        throw new ConnectionError(
-          "unreachable",
-          `Cannot reach ${base}: ${oneLine((err as Error).message, 200)}`,
-        );
-      }
-      const body = await res.json().catch(() => null);
-      if (!res.ok) {
-        const message = body?.error?.message ?? res.statusText;
-        throw new ConnectionError("unreachable", `${base} answered ${res.status}: ${message}`);
-      }
-      try {
-        return { overview: overviewFromJson(body), panels: [] };
+        return overviewFromJson(body);
       } catch {
         throw new ConnectionError(
           "unreachable",
@@ -83,7 +117,35 @@ export function httpSource(
         );
       }
     },
+    panel: async (kind, type) => {
+      if (kind === "workers") return await get("/workers", new URLSearchParams()) as WorkerList;
+      const query = new URLSearchParams({
+        since: `${FAILURES_IN_TOP.sinceMs}ms`,
+        top: String(FAILURES_IN_TOP.top),
+        sample: String(FAILURES_IN_TOP.sample),
+      });
+      if (type !== null) query.set("type", type);
+      const body = await get("/failures", query) as FailureGroups | null;
+      if (!body) return null;
+      return {
+        ...body,
+        groups: body.groups.map((g) => ({
+          ...g,
+          first_seen: new Date(g.first_seen),
+          last_seen: new Date(g.last_seen),
+        })),
+        window: { since: new Date(body.window.since), until: new Date(body.window.until) },
+      };
+    },
   };
+}
+
+/** The panels of a frame from what the source gave. */
+export function topPanels(p: TopPanels, now: Date): Panel[] {
+  return [
+    ...(p.failures ? [failuresPanel(p.failures, now)] : []),
+    ...(p.workers ? [workersPanel(p.workers)] : []),
+  ];
 }
 
 function parseUrl(text: string): string {
@@ -162,7 +224,12 @@ interface RunOptions {
 
 /** One frame as plain text: for a pipe, a file, or `--once`. */
 async function onceTop(ctx: Context, source: TopSource, o: RunOptions): Promise<void> {
-  const { overview, panels } = await source.fetch(o.type);
+  const [overview, failures, workers] = await Promise.all([
+    source.overview(o.type),
+    source.panel("failures", o.type) as Promise<FailureGroups | null>,
+    source.panel("workers", o.type) as Promise<WorkerList | null>,
+  ]);
+  const panels = topPanels({ failures, workers }, overview.generated_at);
   const columns = Number(ctx.env.COLUMNS);
   const lines = renderTopFrame({ overview, previous: null, panels }, {
     width: Number.isInteger(columns) && columns >= 40 ? columns : 100,
@@ -204,7 +271,8 @@ async function interactiveTop(source: TopSource, o: RunOptions): Promise<void> {
   const state = {
     overview: null as Overview | null,
     previous: null as Overview | null,
-    panels: [] as Panel[],
+    extras: {} as TopPanels,
+    turn: 0,
     paused: false,
     help: false,
     type: o.type,
@@ -231,7 +299,11 @@ async function interactiveTop(source: TopSource, o: RunOptions): Promise<void> {
       error: state.error,
       now: new Date(),
     };
-    const lines = renderTopFrame(state, view);
+    const panels = topPanels(state.extras, state.overview?.generated_at ?? new Date());
+    const lines = renderTopFrame(
+      { overview: state.overview, previous: state.previous, panels },
+      view,
+    );
     write("\x1b[H" + lines.map((l) => `${l}\x1b[K`).join("\r\n") + "\x1b[J");
   };
 
@@ -243,15 +315,19 @@ async function interactiveTop(source: TopSource, o: RunOptions): Promise<void> {
     }
     state.fetching = true;
     const asked = state.type;
+    const kind = PANEL_TURNS[state.turn++ % PANEL_TURNS.length]!;
     try {
-      const next = await source.fetch(asked);
+      const [next, panel] = await Promise.all([
+        source.overview(asked),
+        source.panel(kind, asked),
+      ]);
       if (asked === state.type) {
         // The change of each count is measured against the previous frame of the same filter.
-        state.previous = state.overview?.type === next.overview.type ? state.overview : null;
-        state.overview = next.overview;
-        state.panels = next.panels;
+        state.previous = state.overview?.type === next.type ? state.overview : null;
+        state.overview = next;
+        state.extras = { ...state.extras, [kind]: panel };
         state.error = null;
-        if (asked === null) { for (const q of next.overview.queue) types.add(q.type); }
+        if (asked === null) { for (const q of next.queue) types.add(q.type); }
       }
     } catch (err) {
       if (!(err instanceof SeedtaskError)) throw err;
@@ -295,6 +371,7 @@ async function interactiveTop(source: TopSource, o: RunOptions): Promise<void> {
       const i = state.type === null ? -1 : list.indexOf(state.type);
       state.type = i + 1 < list.length ? list[i + 1]! : null;
       state.previous = null;
+      state.extras = { workers: state.extras.workers }; // failure groups are per type
       void refresh().catch(fail);
     } else if (key === "r") {
       void refresh().catch(fail);

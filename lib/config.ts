@@ -32,12 +32,17 @@ export interface ConnectionConfig {
 
 /** Raw option values as they arrive from flags (strings) — validated here. */
 export interface ConfigFlags {
+  /** `--dsn`: the connection URL; otherwise `PG_DSN`, then `SEEDCORE_PG_DSN`. */
   dsn?: string;
+  /** `--table`: the task table, optionally schema-qualified. Default `tasks`. */
   table?: string;
+  /** `--statement-timeout`: a duration such as `30s`; `0` turns it off. */
   statementTimeout?: string;
+  /** `--no-prepare` gives `false`: no prepared statements (implies pooler mode). */
   prepare?: boolean;
   /** Pooler mode (see {@link ConnectionConfig.pooler}); `prepare: false` implies it. */
   pooler?: boolean;
+  /** Upper bound of the connection pool. */
   maxConnections?: number;
 }
 
@@ -63,6 +68,11 @@ function sourceName(source: ConnectionConfig["dsnSource"]): string {
  * Resolves the connection settings once: flag > PG_DSN > SEEDCORE_PG_DSN > the seed's default.
  * `env` is passed in (not read here) so that lib/ stays free of process state. An empty
  * variable counts as unset; an empty `--dsn` is a mistake, not a request for the default.
+ *
+ * @example
+ * ```ts
+ * const config = resolveConfig({ dsn: "postgres://postgres@127.0.0.1/test" }, Deno.env.toObject());
+ * ```
  */
 export function resolveConfig(
   flags: ConfigFlags,

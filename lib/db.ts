@@ -26,23 +26,34 @@ import {
   tableInfo,
 } from "./table/catalog.ts";
 
-/** The postgres.js tagged-template client. */
+/**
+ * The postgres.js tagged-template client (`postgres.Sql` of the npm package `postgres`).
+ *
+ * @internal An alias of a type from another package, which `deno doc --lint` cannot see as
+ * public (denoland/deno#27364).
+ */
 // deno-lint-ignore ban-types
 export type Sql = postgres.Sql<{}>;
 
 /** A connection pool bound to one task table. Every lib function takes this first. */
 export interface Db {
+  /** The postgres.js client of the pool; tagged templates run queries. */
   readonly sql: Sql;
   /** The table as configured (`tasks` or `schema.tasks`); interpolate with `db.sql(db.table)`. */
   readonly table: string;
+  /** The schema part of a schema-qualified `table`, if any. */
   readonly schema?: string;
+  /** The table name without its schema. */
   readonly tableName: string;
   /** `host:port/database`, safe to print. */
   readonly target: string;
+  /** The settings the pool was opened with (DSN, table, timeouts, pooler mode). */
   readonly config: ConnectionConfig;
   /** Per-connection memo (the table's catalog, see lib/table/catalog.ts). */
   readonly cache: Map<string, unknown>;
+  /** Closes every connection of the pool. */
   close(): Promise<void>;
+  /** Closes the pool; called by `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -100,6 +111,16 @@ const current = new WeakMap<Db, AsyncLocalStorage<Lane>>();
  * `ignore_startup_parameters` drops it silently. It travels with every transaction instead:
  * {@link guard} runs each lib operation in a transaction that starts by setting it, and
  * `db.sql` sends the operation's queries into that transaction.
+ *
+ * @example
+ * ```ts
+ * const db = connect(resolveConfig({ table: "tasks" }, Deno.env.toObject()));
+ * try {
+ *   const page = await listTasks(db, { statuses: ["failed"], limit: 20 });
+ * } finally {
+ *   await db.close();
+ * }
+ * ```
  */
 export function connect(config: ConnectionConfig, options: ConnectOptions = {}): Db {
   dropDriverStartupRejections();

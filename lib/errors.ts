@@ -41,6 +41,7 @@ export class SeedtaskError extends Error {
   /** The status of an HTTP request that ends with this error. */
   readonly httpStatus: number = 500;
 
+  /** Makes an error with its machine-readable `code`, a one-line message and an optional hint and cause. */
   constructor(code: string, message: string, options?: { hint?: string; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
@@ -62,12 +63,15 @@ export class SeedtaskError extends Error {
  * error (a `TypeError` from a bug) is never taken for one.
  */
 export class UsageError extends SeedtaskError {
+  /** Usage errors end a CLI run with exit code 2. */
   override readonly exitCode: number = 2;
+  /** Usage errors answer HTTP 400. */
   override readonly httpStatus: number = 400;
 }
 
 /** Bad user input (flag value, id, JSON). */
 export class InvalidInputError extends UsageError {
+  /** Makes an `invalid_input` error from a one-line message and an optional hint. */
   constructor(message: string, hint?: string) {
     super("invalid_input", message, { hint });
   }
@@ -75,6 +79,7 @@ export class InvalidInputError extends UsageError {
 
 /** A numeric input outside its allowed range. */
 export class OutOfRangeError extends UsageError {
+  /** Makes an `out_of_range` error from a one-line message and an optional hint. */
   constructor(message: string, hint?: string) {
     super("out_of_range", message, { hint });
   }
@@ -88,6 +93,7 @@ export class OutOfRangeError extends UsageError {
 export class RejectedValueError extends InvalidInputError {
   /** The PostgreSQL SQLSTATE. */
   readonly sqlState: string;
+  /** Makes the error from the database's message (already without secrets) and SQLSTATE. */
   constructor(message: string, sqlState: string) {
     super(message);
     this.sqlState = sqlState;
@@ -117,8 +123,11 @@ export function isUsageError(err: unknown): err is UsageError {
 
 /** No task has the id, or no task's id starts with the prefix. */
 export class TaskNotFoundError extends SeedtaskError {
+  /** A task that does not exist answers HTTP 404. */
   override readonly httpStatus: number = 404;
+  /** The id or prefix that was looked up. */
   readonly id: string;
+  /** Makes the error for the id or prefix that matched nothing. */
   constructor(id: string) {
     super("not_found", `Task "${id}" not found`);
     this.id = id;
@@ -127,11 +136,15 @@ export class TaskNotFoundError extends SeedtaskError {
 
 /** An id prefix that matches several tasks; the answer lists them. */
 export class AmbiguousTaskIdError extends SeedtaskError {
+  /** An ambiguous prefix answers HTTP 409. */
   override readonly httpStatus: number = 409;
+  /** The prefix that matched several tasks. */
   readonly prefix: string;
   /** Full ids of (up to ten of) the matching tasks. */
   readonly candidates: string[];
+  /** True when more tasks than `candidates` match. */
   readonly more: boolean;
+  /** Makes the error from the prefix, up to ten matching ids, and whether there are more. */
   constructor(prefix: string, candidates: string[], more: boolean) {
     super(
       "ambiguous_id",
@@ -145,6 +158,7 @@ export class AmbiguousTaskIdError extends SeedtaskError {
     this.more = more;
   }
 
+  /** The message with the `candidates`, so a client can choose. */
   override httpError(): HttpErrorBody {
     return { ...super.httpError(), candidates: this.candidates };
   }
@@ -152,7 +166,9 @@ export class AmbiguousTaskIdError extends SeedtaskError {
 
 /** The server cannot be reached, refused the login, or the database does not exist. */
 export class ConnectionError extends SeedtaskError {
+  /** An unreachable database answers HTTP 503. */
   override readonly httpStatus: number = 503;
+  /** Makes the error from its kind (`code`), a one-line message without secrets, and options. */
   constructor(
     code: "unreachable" | "auth_failed" | "database_not_found" | "connection_lost",
     message: string,
@@ -161,6 +177,7 @@ export class ConnectionError extends SeedtaskError {
     super(code, message, options);
   }
 
+  /** A generic "The database is unavailable": the message may name a host. */
   override httpError(): HttpErrorBody {
     return { code: "database_unavailable", message: "The database is unavailable" };
   }
@@ -171,11 +188,14 @@ export const MIGRATE_HINT = "run `seedtask migrate` to create it";
 
 /** The task table (or a column seedtask needs) does not exist. */
 export class TableNotFoundError extends SeedtaskError {
+  /** A missing table answers HTTP 503. */
   override readonly httpStatus: number = 503;
+  /** Makes the error from a one-line message and the driver's error. */
   constructor(message: string, cause?: unknown) {
     super("table_not_found", message, { hint: MIGRATE_HINT, cause });
   }
 
+  /** A generic message; the table's name stays in the server's log. */
   override httpError(): HttpErrorBody {
     return { code: this.code, message: "The task table does not exist; run `seedtask migrate`" };
   }
@@ -183,7 +203,9 @@ export class TableNotFoundError extends SeedtaskError {
 
 /** The table exists but does not have the task table's shape (e.g. its id is not a uuid). */
 export class IncompatibleTableError extends SeedtaskError {
+  /** A table of the wrong shape answers HTTP 503. */
   override readonly httpStatus: number = 503;
+  /** Makes the error from a one-line message and the driver's error. */
   constructor(message: string, cause?: unknown) {
     super("incompatible_table", message, {
       hint: "point --table at a task table, or run `seedtask migrate` on an empty schema",
@@ -191,6 +213,7 @@ export class IncompatibleTableError extends SeedtaskError {
     });
   }
 
+  /** A generic message; the table's name stays in the server's log. */
   override httpError(): HttpErrorBody {
     return { code: this.code, message: "The task table does not have the shape seedtask needs" };
   }
@@ -198,7 +221,9 @@ export class IncompatibleTableError extends SeedtaskError {
 
 /** The table has no lease columns (owner_id, lease_expires_at, last_heartbeat); dispatch needs them. */
 export class LeaseColumnsMissingError extends SeedtaskError {
+  /** A table without lease columns answers HTTP 503. */
   override readonly httpStatus: number = 503;
+  /** Makes the error for the named table. */
   constructor(table: string) {
     super(
       "lease_columns_missing",
@@ -207,6 +232,7 @@ export class LeaseColumnsMissingError extends SeedtaskError {
     );
   }
 
+  /** A generic message; the table's name stays in the server's log. */
   override httpError(): HttpErrorBody {
     return {
       code: this.code,
@@ -217,14 +243,17 @@ export class LeaseColumnsMissingError extends SeedtaskError {
 
 /** Any other database failure, already stripped of connection secrets. */
 export class DatabaseError extends SeedtaskError {
+  /** A database failure answers HTTP 503. */
   override readonly httpStatus: number = 503;
   /** The PostgreSQL SQLSTATE, when the server reported one. */
   readonly sqlState?: string;
+  /** Makes the error from a message without secrets, the SQLSTATE, and options. */
   constructor(message: string, sqlState?: string, options?: { hint?: string; cause?: unknown }) {
     super("database_error", message, options);
     this.sqlState = sqlState;
   }
 
+  /** "The query timed out" for a statement timeout, otherwise a generic "Database error". */
   override httpError(): HttpErrorBody {
     // 57014: query_canceled, which is what the statement timeout raises.
     return {

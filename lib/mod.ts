@@ -3,7 +3,7 @@
  *
  * @example
  * ```ts
- * import { TaskTableHelper } from "./lib/mod.ts";
+ * import { TaskTableHelper } from "@seedtask/seedtask";
  *
  * await using helper = await TaskTableHelper.connect({ dsn: Deno.env.get("PG_DSN") });
  * const stats = await helper.getTaskStatistics();
@@ -13,9 +13,9 @@
  * @module
  */
 export { type HelperOptions, TaskTableHelper } from "./task_table_helper.ts";
-export { connect, type Db, getTableInfo } from "./db.ts";
+export { connect, type ConnectOptions, type Db, getTableInfo } from "./db.ts";
 export type { TableInfo } from "./table/catalog.ts";
-export { type ConnectionConfig, resolveConfig } from "./config.ts";
+export { type ConfigFlags, type ConnectionConfig, resolveConfig } from "./config.ts";
 export {
   countTasks,
   type ListFilter,
@@ -23,8 +23,16 @@ export {
   streamTasks,
   type TaskPage,
 } from "./queries/list_tasks.ts";
+export { countListTotal, type ListTotal } from "./queries/list_total.ts";
 export { getTask } from "./queries/get_task.ts";
-export { getTaskStatistics, type StatsOptions, type TaskStatistics } from "./queries/task_stats.ts";
+export {
+  type DayActivity,
+  getTaskStatistics,
+  type HighAttemptTask,
+  type LongRunningTask,
+  type StatsOptions,
+  type TaskStatistics,
+} from "./queries/task_stats.ts";
 export { getQueueHealth, type HealthOptions, type QueueHealth } from "./queries/queue_health.ts";
 export {
   type Counts,
@@ -39,11 +47,14 @@ export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./
 export {
   type LatencyOptions,
   LatencyOptionsSchema,
+  type ResolvedLatencyOptions,
+  type ResolvedThroughputOptions,
   type ThroughputOptions,
   ThroughputOptionsSchema,
 } from "./input/history_options.ts";
 export {
   checkHealth,
+  type CheckMetric,
   type CheckResult,
   type CheckState,
   type CheckThresholds,
@@ -60,6 +71,7 @@ export {
   FINGERPRINT_RULES,
   fingerprintError,
   type FingerprintRule,
+  type Pattern as FingerprintPattern,
 } from "./queries/fingerprint.ts";
 export {
   getLeases,
@@ -75,10 +87,29 @@ export {
   type WorkerList,
   type WorkersOptions,
 } from "./queries/workers.ts";
-export { FailureGroupsSchema, LeasesSchema, WorkersSchema } from "./input/insight.ts";
-export { type DoctorReport, runDoctor } from "./table/doctor.ts";
-export { migrate, type MigrationResult, migrationScript, planMigration } from "./table/migrate.ts";
+export {
+  FailureGroupsSchema,
+  LeasesSchema,
+  type ResolvedFailureGroupsOptions,
+  type ResolvedLeasesOptions,
+  WorkersSchema,
+} from "./input/insight.ts";
+export {
+  type DoctorCheck,
+  type DoctorOptions,
+  type DoctorReport,
+  runDoctor,
+} from "./table/doctor.ts";
+export {
+  migrate,
+  type MigrationPlan,
+  type MigrationResult,
+  migrationScript,
+  type MigrationStep,
+  planMigration,
+} from "./table/migrate.ts";
 export { enqueueTask, type NewTask, NOTIFY_CHANNEL } from "./ops/enqueue_task.ts";
+export { NEW_TASK_STATUSES } from "./input/new_task.ts";
 export {
   BulkEnqueueError,
   type BulkTask,
@@ -96,6 +127,7 @@ export {
   previewCancelWhere,
   previewReleaseWhere,
   previewRetryWhere,
+  type RefusedTransition,
   releaseCreatedTasks,
   releaseCreatedWhere,
   resolveTaskIds,
@@ -105,7 +137,13 @@ export {
   type TransitionReport,
 } from "./ops/task_transitions.ts";
 export { type RequeuedTask, type RequeueOptions, requeueStale } from "./ops/requeue_stale.ts";
-export { previewPurge, type PurgeOptions, purgeTasks } from "./ops/purge_tasks.ts";
+export {
+  DEFAULT_PURGE_BATCH,
+  previewPurge,
+  type PurgeOptions,
+  type PurgeResult,
+  purgeTasks,
+} from "./ops/purge_tasks.ts";
 export { type ClaimOptions, claimTasks } from "./dispatch/claim_tasks.ts";
 export {
   type Claimed,
@@ -135,15 +173,33 @@ export {
   type TaskPayload,
 } from "./dispatch/executors.ts";
 export { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./dispatch/backoff.ts";
-export { formatTaskDetails, formatTaskTable } from "./format/tasks.ts";
+export {
+  type DisplayOptions,
+  formatTaskDetails,
+  formatTaskTable,
+  type TaskTableOptions,
+} from "./format/tasks.ts";
 export { formatStatistics } from "./format/stats.ts";
-export { parseDuration } from "./duration.ts";
+export { type DurationUse, parseDuration } from "./duration.ts";
 export { type Naming, parseInput } from "./input/fields.ts";
-export { ListFilterSchema } from "./input/list_filter.ts";
-export { StatsOptionsSchema } from "./input/stats_options.ts";
-export { type CheckOptions, CheckOptionsSchema } from "./input/check_thresholds.ts";
-export { NewTaskSchema } from "./input/new_task.ts";
-export { TransitionSchema } from "./input/transition.ts";
-export { parseStatuses, type Task, TASK_STATUSES, type TaskStatus } from "./table/contract.ts";
+export { ListFilterSchema, type ParamMatch, type ResolvedListFilter } from "./input/list_filter.ts";
+export { type ResolvedStatsOptions, StatsOptionsSchema } from "./input/stats_options.ts";
+export {
+  type CheckOptions,
+  CheckOptionsSchema,
+  type MetricName,
+  type Threshold,
+  type ThresholdKind,
+} from "./input/check_thresholds.ts";
+export { NewTaskSchema, type ResolvedNewTask } from "./input/new_task.ts";
+export { type TransitionOptions, TransitionSchema } from "./input/transition.ts";
+export {
+  type ContractRow,
+  parseStatuses,
+  type Task,
+  TASK_STATUSES,
+  type TaskStatus,
+} from "./table/contract.ts";
+export { LIST_SORTS, type ListSort } from "./input/cursor.ts";
 export * from "./errors.ts";
 export { VERSION } from "./version.ts";

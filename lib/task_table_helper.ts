@@ -143,6 +143,7 @@ export class TaskTableHelper implements AsyncDisposable {
     return this.db.close();
   }
 
+  /** Closes the pool; called by `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

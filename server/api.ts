@@ -237,6 +237,10 @@ const Overview = z.strictObject({
   estimated: z.array(z.enum(TASK_STATUSES))
     .meta({ description: "Statuses whose count is a planner estimate (a large table)" }),
   queue: z.array(TypeQueue).meta({ description: "Per type, worst lag first" }),
+  queue_sample: z.number().int().nullable().meta({
+    description: "null: every queued, retry and running task counted; else the queue per type " +
+      "read only the oldest this many claimable and this many running tasks (a large backlog)",
+  }),
   stuck: z.number().int(),
   stuck_tasks: z.array(z.strictObject({
     id: z.string(),

@@ -46,6 +46,12 @@ import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { SingleFlightCache } from "./single_flight.ts";
+import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
+
+/** Whether a path belongs to the web console, which checks its own sign-in (console/auth.ts). */
+function isConsolePath(path: string): boolean {
+  return path === "/" || path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`);
+}
 import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
 import { getLatency } from "../lib/queries/latency.ts";
 import { getOverview } from "../lib/queries/overview.ts";
@@ -67,6 +73,16 @@ export interface AppDeps {
   logCounters?: LogCounters;
   /** Limits of database work (server/db_gate.ts); the concurrency defaults to the pool size. */
   shedding?: Partial<Omit<GateOptions, "probe">>;
+  /**
+   * The path prefix a reverse proxy serves the app under (e.g. `/seedtask`), for the
+   * console's links and cookie; requests reach the app with it already removed
+   * (see server/base_path.ts). Default "".
+   */
+  basePath?: string;
+  /** Seconds between the console's live refreshes (default 5). */
+  consoleRefreshSeconds?: number;
+  /** Told the key of every shared computation that runs (benchmarks count them per TTL). */
+  onComputation?: (key: string) => void;
   /** Replaces getTaskStatistics (tests count the loads through it). */
   loadStats?: (
     db: Db,
@@ -209,7 +225,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const singleFlight = new SingleFlightCache<unknown>(deps.cacheTtlMs ?? 1000);
   // A computation shared by many requests is one unit of database work, not one per request.
   const cache = <T>(key: string, load: () => Promise<T>) =>
-    singleFlight.get(key, () => gate.run(load)) as Promise<T>;
+    singleFlight.get(key, () => {
+      deps.onComputation?.(key);
+      return gate.run(load);
+    }) as Promise<T>;
   const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
   // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
@@ -244,6 +263,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     invalidToken: { message: unauthorized },
   });
   app.use("*", async (c, next) => {
+    if (isConsolePath(c.req.path)) return await next();
     const write = c.req.method !== "GET" && c.req.method !== "HEAD";
     if (write && !deps.allowWrite) {
       throw refusal(403, "read_only", "This server is read-only: start it with --allow-write");
@@ -570,6 +590,27 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     });
     return c.json(document, 200);
   });
+
+  // The web console (server/console/): pages over the same computations as the routes above.
+  const basePath = deps.basePath ?? "";
+  app.get("/", (c) => c.redirect(`${basePath}${CONSOLE_PATH}`, 302));
+  app.get(`${CONSOLE_PATH}/`, (c) => c.redirect(`${basePath}${CONSOLE_PATH}`, 301));
+  app.route(
+    CONSOLE_PATH,
+    createConsole({
+      db,
+      allowWrite: !!deps.allowWrite,
+      token: deps.token,
+      requireTokenForReads: !!deps.requireTokenForReads,
+      basePath,
+      cache,
+      stats,
+      run: (fn) => gate.run(fn),
+      invalidate: () => singleFlight.clear(),
+      refreshSeconds: deps.consoleRefreshSeconds,
+      log: deps.log,
+    }),
+  );
 
   app.notFound((c) =>
     c.json({ error: { code: "not_found", message: `No route ${c.req.method} ${c.req.path}` } }, 404)

@@ -29,4 +29,9 @@ export class SingleFlightCache<T> {
     }
     return entry.promise;
   }
+
+  /** Forgets every kept answer (after a write changed what they describe). */
+  clear(): void {
+    this.entries.clear();
+  }
 }

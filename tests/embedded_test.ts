@@ -131,6 +131,13 @@ Deno.test("demo and migrate --embedded work from another directory (no asset rea
     assert.match(out, /Latest tasks:\n\nID\s+Status\s+Type/);
     assert.match(out, /A failed task:\n\n=+\nTASK [0-9a-f-]{36}\n/);
     assert.match(out, /ERROR\n {3}Max attempts \(3\) exceeded: source document is malformed/);
+    // The failure group of the malformed documents, and the way to it.
+    assert.match(out, /Why tasks failed \(seedtask failures\):\n\n\d+ failures? in the last 24h/);
+    assert.match(
+      out,
+      /group [0-9a-f]{12} {2}fact_ingest .*\n {4}source document is malformed: front matter missing '<str>'\n/,
+    );
+    assert.match(out, /^ {2}seedtask failures +why tasks fail/m);
     assert.equal(demo.stderr, "");
 
     const migrate = await runCli(["migrate", "--embedded", "data"], { cwd });

@@ -192,6 +192,9 @@ serverTest(
     assert.equal(await p.exit(), 0);
     const after = await listWorkers(t.db, { all: true });
     assert.deepEqual(after.workers, [], "a clean stop removes the row");
+    // Nothing is left running, so nothing is stuck, even long after.
+    const later = await getLeases(t.db, { now: new Date(Date.now() + 60 * MIN) });
+    assert.deepEqual([later.total, later.owners], [0, []]);
     const rows = await t.sql`select count(*)::int as n from ${
       t.sql(`${t.schema}.seedtask_workers`)
     }`;

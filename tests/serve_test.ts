@@ -230,7 +230,8 @@ Deno.test("GET /openapi.json documents exactly the routes the app serves", async
   ).sort();
   const served = [
     ...new Set(
-      app.routes.filter((r) => r.method !== "ALL").map((r) =>
+      // The web console's pages (server/console/) are HTML for people, not the JSON API.
+      app.routes.filter((r) => r.method !== "ALL" && !/^\/$|^\/ui(\/|$)/.test(r.path)).map((r) =>
         `${r.method} ${r.path.replace(/\/$/, "") || "/"}`
       ),
     ),

@@ -2,11 +2,18 @@ import assert from "node:assert/strict";
 import { resolveConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
 import { renderTopFrame, type TopView } from "../lib/format/top_frame.ts";
-import { getOverview, type Overview, overviewFromJson } from "../lib/queries/overview.ts";
+import {
+  getOverview,
+  type Overview,
+  overviewFromJson,
+  planCounts,
+  snapshotQuery,
+} from "../lib/queries/overview.ts";
 import { ThroughputCache } from "../lib/queries/throughput.ts";
 import { createApp } from "../server/app.ts";
 import { EMBEDDED, IDS, insertFixture, TEST_DSN, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
+import { databaseSource, PANEL_TURNS } from "../commands/top.ts";
 
 const NOW = new Date("2026-03-10T12:00:30Z");
 const ESC = "\x1b";
@@ -65,7 +72,47 @@ Deno.test("getOverview() reads counts, the queue per type and stuck tasks of the
   assert.deepEqual(typed.queue.map((q) => q.type), ["graph_rag_query"]);
 });
 
-Deno.test("a top frame costs at most 5 statements (2 once warm)", async () => {
+Deno.test("on a large table top estimates the large statuses and samples a large backlog", async () => {
+  const columns = new Map([
+    ["status", {
+      values: ["completed", "queued", "failed", "running"],
+      freqs: [0.7, 0.08, 0.1, 0.02],
+    }],
+    ["type", { values: ["graph_embed", "rare"], freqs: [0.5, 0.001] }],
+  ]);
+  const est = { rows: 10_000_000, analyzedAt: null, columns };
+  const plan = planCounts(est, undefined);
+  assert.deepEqual([...plan.estimated.keys()].sort(), ["completed", "failed", "queued", "running"]);
+  assert.equal(plan.estimated.get("queued"), 800_000);
+  assert.deepEqual(plan.counted, ["created", "cancelled", "retry"]);
+  assert.equal(plan.queueSample, 20_000);
+  // For one type the planner's figures are scaled by the type's share.
+  const rare = planCounts(est, "rare");
+  assert.deepEqual([...rare.estimated.keys()], []);
+  assert.equal(rare.queueSample, null);
+  assert.deepEqual(planCounts({ ...est, rows: 100_000 }, undefined).estimated.size, 0);
+  assert.equal(planCounts(null, undefined).counted.length, 7);
+
+  // The sampled queue reads the oldest claimable tasks by ready time, ready or not: of the
+  // fixture's queued and retry tasks the two oldest are queuedOld (ready 2 h ago, graph_embed)
+  // and queuedRecent (10 min ago, graph_rag_query).
+  await using t = await testSchema();
+  await insertFixture(t, NOW);
+  const [row] = await snapshotQuery(t.db, true, { now: NOW }, {
+    counted: ["queued"],
+    estimated: new Map(),
+    queueSample: 2,
+  });
+  assert.deepEqual(row!.counted, { queued: 3 });
+  const queue = row!.queue as Array<{ type: string; ready: number; running: number }>;
+  assert.deepEqual(
+    queue.map((q) => [q.type, q.ready]).sort(),
+    [["fact_search", 0], ["graph_embed", 1], ["graph_rag_query", 1]],
+  );
+  assert.equal(queue.reduce((n, q) => n + q.running, 0), 2, "at most 2 running read");
+});
+
+Deno.test("a top frame costs at most 5 statements (the overview 1 once warm, and one panel)", async () => {
   await using t = await testSchema();
   await insertFixture(t, NOW);
   const statements: string[] = [];
@@ -73,14 +120,22 @@ Deno.test("a top frame costs at most 5 statements (2 once warm)", async () => {
     resolveConfig({ dsn: TEST_DSN, table: t.table, maxConnections: EMBEDDED ? 1 : 3 }, {}),
     { onQuery: (q) => statements.push(q) },
   );
-  const cache = new ThroughputCache();
-  await getOverview(db, {}, cache);
-  assert.ok(statements.length <= 5, `first frame: ${statements.length} statements`);
-  for (let i = 0; i < 3; i++) {
+  const source = databaseSource(db, {});
+  // The driver's own lookup of array types, once per pool, is not the frame's.
+  const own = () => statements.filter((q) => !q.includes("pg_catalog.pg_type"));
+  for (let frame = 0; frame < 6; frame++) {
     statements.length = 0;
-    await getOverview(db, {}, cache);
-    assert.equal(statements.length, 2, statements.join("\n---\n"));
+    const kind = PANEL_TURNS[frame % PANEL_TURNS.length]!;
+    const [, panel] = await Promise.all([source.overview(null), source.panel(kind, null)]);
+    assert.ok(panel, kind);
+    assert.ok(
+      own().length <= 5,
+      `frame ${frame} (${kind}): ${own().length} statements:\n${own().join("\n---\n")}`,
+    );
   }
+  statements.length = 0;
+  await source.overview(null);
+  assert.equal(own().length, 1, own().join("\n---\n"));
 });
 
 Deno.test("renderTopFrame() fits the terminal, and has no escape codes without colour", async () => {
@@ -134,6 +189,14 @@ Deno.test("top --once prints one plain frame; bad flags are usage errors", async
   assert.ok(!r.stdout.includes(ESC));
   assert.match(r.stdout, /queued 3 {2}/);
   assert.match(r.stdout, /QUEUE BY TYPE/);
+  // The fixture's failure of the last hour (failedRecent), and the owners of running tasks.
+  assert.match(r.stdout, /FAILURE GROUPS {2}\d+ failed or retrying in 1h/);
+  assert.match(
+    r.stdout,
+    /graph_embed +connection reset by organism +15m/,
+  );
+  assert.match(r.stdout, /WORKERS {2}\d+ live, \d+ silent/);
+  assert.match(r.stdout, /disp-dead .* SILENT/);
   assert.match(r.stdout, /generated \d\d:\d\d:\d\d UTC\n$/);
   for (const l of r.stdout.split("\n")) assert.ok([...l].length <= 100, l);
 
@@ -175,6 +238,8 @@ Deno.test("top --url reads GET /overview of a running serve, with its token", as
   assert.match(r.stdout, /queued 3 {2}/);
   assert.match(r.stdout, new RegExp(`top of ${url}`));
   assert.match(r.stdout, new RegExp(IDS.runningStuck.slice(0, 8)));
+  assert.match(r.stdout, /FAILURE GROUPS {2}3 failed or retrying/, "GET /failures");
+  assert.match(r.stdout, /disp-dead .* SILENT/, "GET /workers");
   assert.ok(!r.stdout.includes(token));
 
   const fromEnv = await runMain(["top", "--once", "--url", url], {

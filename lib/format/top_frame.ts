@@ -4,7 +4,9 @@
  * most `width` columns wide (escape codes excluded) and there are at most `height` lines.
  */
 import { formatDuration } from "../duration.ts";
+import type { FailureGroups } from "../queries/failure_groups.ts";
 import type { Overview } from "../queries/overview.ts";
+import type { WorkerList } from "../queries/workers.ts";
 import type { TaskStatus } from "../table/contract.ts";
 
 /** A table of the frame below the counters: queue per type, stuck tasks, failures, workers. */
@@ -146,7 +148,11 @@ export function queuePanel(o: Overview): Panel {
   ]);
   return {
     title: "QUEUE BY TYPE",
-    note: "worst lag first; lag = age of the oldest claimable task",
+    note: o.queue_sample === null
+      ? "worst lag first; lag = age of the oldest claimable task"
+      : `worst lag first; counts within the oldest ${formatCount(o.queue_sample)} claimable and ${
+        formatCount(o.queue_sample)
+      } running tasks`,
     header: ["TYPE", "READY", "LAG", "QUEUED", "RETRY", "RUNNING"],
     right: [1, 2, 3, 4, 5],
     rows,
@@ -175,6 +181,66 @@ export function stuckPanel(o: Overview, now: Date): Panel {
     ]),
     alarm: o.stuck_tasks.map((_, i) => i),
     empty: "none",
+  };
+}
+
+/** The failure groups panel: the largest groups of the last hour, with their trend. */
+export function failuresPanel(f: FailureGroups, now: Date): Panel {
+  const window = formatDuration(f.window.until.getTime() - f.window.since.getTime());
+  const trend = (g: FailureGroups["groups"][number]) => {
+    const arrow = g.trend.this_hour > g.trend.previous_hour
+      ? "↑"
+      : g.trend.this_hour < g.trend.previous_hour
+      ? "↓"
+      : "=";
+    return `${formatCount(g.trend.this_hour)} ${arrow}`;
+  };
+  return {
+    title: "FAILURE GROUPS",
+    note: `${formatCount(f.total)} failed or retrying in ${window}` +
+      (f.sampled ? ` (newest ${formatCount(f.analyzed)} grouped)` : "") +
+      (f.groups.length > 0 ? " — seedtask retry --group GROUP" : ""),
+    header: ["COUNT", "1H", "TYPE", "ERROR", "LAST", "GROUP"],
+    right: [0, 1, 4],
+    flexible: 3,
+    rows: f.groups.map((g) => [
+      formatCount(g.count),
+      trend(g),
+      g.type,
+      g.fingerprint === "" ? "(no error text)" : g.fingerprint,
+      formatDuration(Math.max(0, now.getTime() - g.last_seen.getTime())),
+      g.id,
+    ]),
+    alarm: f.groups.flatMap((g, i) => (g.trend.this_hour > g.trend.previous_hour ? [i] : [])),
+    empty: `no failures in ${window}`,
+  };
+}
+
+/** The workers panel: silent workers holding tasks first. */
+export function workersPanel(w: WorkerList): Panel {
+  const list = [...w.workers].sort((a, b) =>
+    Number(b.silent && b.running > 0) - Number(a.silent && a.running > 0)
+  );
+  const silent = list.filter((x) => x.silent).length;
+  return {
+    title: "WORKERS",
+    note: `${list.length - silent} live, ${silent} silent` +
+      (w.hidden > 0 ? `, ${w.hidden} gone for over a day not shown` : "") +
+      (w.registry ? "" : " (no registry: run seedtask migrate)"),
+    header: ["NAME", "HOST", "RUNNING", "EXPIRED", "LAST SEEN", "DONE", "FAILED", "STATE"],
+    right: [2, 3, 4, 5, 6],
+    rows: list.map((x) => [
+      x.name,
+      x.host ?? "-",
+      formatCount(x.running),
+      formatCount(x.expired_leases),
+      x.last_seen_seconds === null ? "-" : formatDuration(x.last_seen_seconds * 1000),
+      x.counts ? formatCount(x.counts.completed) : "-",
+      x.counts ? formatCount(x.counts.failed) : "-",
+      x.silent ? "SILENT" : x.registered ? "live" : "unregistered",
+    ]),
+    alarm: list.flatMap((x, i) => (x.silent ? [i] : [])),
+    empty: "no dispatcher registered or holding tasks",
   };
 }
 
@@ -319,7 +385,11 @@ export function renderTopFrame(data: TopData, view: TopView): string[] {
     }
 
     // Panels share the rows left, in order; each gets its title, header and one row first.
-    const panels = [queuePanel(o), stuckPanel(o, o.generated_at), ...data.panels];
+    const [failures, ...others] = data.panels;
+    // Failure groups right after the queue: "why is it failing" before "what is stuck".
+    const panels = failures?.title === "FAILURE GROUPS"
+      ? [queuePanel(o), failures, stuckPanel(o, o.generated_at), ...others]
+      : [queuePanel(o), stuckPanel(o, o.generated_at), ...data.panels];
     let left = h - out.length - 1; // the footer
     const plan: Array<{ p: Panel; rows: number }> = [];
     for (const p of panels) {

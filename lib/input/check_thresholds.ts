@@ -5,12 +5,14 @@
 import { z } from "zod";
 import { parseDuration } from "../duration.ts";
 import { InvalidInputError } from "../errors.ts";
-import { parsed, shown } from "./fields.ts";
+import { parsed, shown, type Transformed } from "./fields.ts";
 import { longRunning } from "./stats_options.ts";
 
 /** Alert when the value is above `warn` (WARNING) or above `crit` (CRITICAL). */
 export interface Threshold {
+  /** WARNING above this value; null for no warning level. */
   warn: number | null;
+  /** CRITICAL above this value; null for no critical level. */
   crit: number | null;
 }
 
@@ -88,16 +90,26 @@ export const CheckOptionsObject = z.strictObject({
 
 /** What the check is asked: thresholds, and when a running task without a lease is stuck. */
 export interface CheckOptions {
+  /** Warning and critical levels per metric; a metric without one is not judged. */
   thresholds: CheckThresholds;
+  /** A running task without a lease is stuck once locked this long, milliseconds. */
   longRunningMs: number;
 }
 
+/**
+ * The type of {@link CheckOptionsObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type CheckOptionsObjectType = typeof CheckOptionsObject;
+
 /** {@link CheckOptionsObject} producing the library's {@link CheckOptions}. */
-export const CheckOptionsSchema = CheckOptionsObject.transform((o): CheckOptions => {
-  const thresholds: CheckThresholds = {};
-  if (o.max_lag) thresholds.lag = o.max_lag;
-  if (o.max_stuck) thresholds.stuck = o.max_stuck;
-  if (o.max_failure_rate) thresholds.failure_rate = o.max_failure_rate;
-  if (o.max_queued) thresholds.queued = o.max_queued;
-  return { thresholds, longRunningMs: o.long_running };
-});
+export const CheckOptionsSchema: Transformed<CheckOptionsObjectType, CheckOptions> =
+  CheckOptionsObject.transform((o): CheckOptions => {
+    const thresholds: CheckThresholds = {};
+    if (o.max_lag) thresholds.lag = o.max_lag;
+    if (o.max_stuck) thresholds.stuck = o.max_stuck;
+    if (o.max_failure_rate) thresholds.failure_rate = o.max_failure_rate;
+    if (o.max_queued) thresholds.queued = o.max_queued;
+    return { thresholds, longRunningMs: o.long_running };
+  });

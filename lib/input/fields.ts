@@ -259,6 +259,36 @@ export function checkInstant(date: Date, what: string): void {
   }
 }
 
+/**
+ * A zod schema (`z.ZodType` of the npm package `zod`); every operation schema is one.
+ *
+ * @internal An alias of another package's type, which `deno doc --lint` cannot see as public
+ * (denoland/deno#27364).
+ */
+export type Schema = z.ZodType;
+
+/**
+ * What a zod schema `S` parses into (`z.output<S>`).
+ *
+ * @internal An alias of another package's type (denoland/deno#27364).
+ */
+export type Output<S extends Schema> = z.output<S>;
+
+/**
+ * An issue zod found while parsing (`z.core.$ZodIssue`).
+ *
+ * @internal An alias of another package's type (denoland/deno#27364).
+ */
+export type SchemaIssue = z.core.$ZodIssue;
+
+/**
+ * The type of `object.transform(fn)`: the object schema `S` whose output `fn` turns into `O`.
+ * The operation schemas are declared with it.
+ *
+ * @internal An alias of another package's type (denoland/deno#27364).
+ */
+export type Transformed<S extends Schema, O> = z.ZodPipe<S, z.ZodTransform<O, z.output<S>>>;
+
 /** How a caller names the fields of a schema, and words the issues only it can. */
 export interface Naming {
   /** The field as the caller's user knows it: `--long-running` on the command line. */
@@ -267,7 +297,7 @@ export interface Naming {
    * The message of an issue zod itself found (a JSON value of the wrong type, an unknown
    * key), as opposed to a field's rule; `input` is what was parsed.
    */
-  describe?(issue: z.core.$ZodIssue, input: unknown): string;
+  describe?(issue: SchemaIssue, input: unknown): string;
 }
 
 /** Fields named by their schema keys: HTTP query and body fields, and the library's options. */
@@ -304,11 +334,11 @@ export function usageError(error: z.ZodError, input: unknown, naming: Naming = B
  * @example
  * const options = parseInput(StatsOptionsSchema, { top: "5", long_running: "15m" });
  */
-export function parseInput<S extends z.ZodType>(
+export function parseInput<S extends Schema>(
   schema: S,
   input: unknown,
   naming: Naming = BY_KEY,
-): z.output<S> {
+): Output<S> {
   const result = schema.safeParse(input);
   if (!result.success) throw usageError(result.error, input, naming);
   return result.data;

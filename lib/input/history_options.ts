@@ -4,7 +4,14 @@
  * defaults — here and nowhere else.
  */
 import { z } from "zod";
-import { duration, parseInput, text, wholeNumber, withDefault } from "./fields.ts";
+import {
+  duration,
+  parseInput,
+  text,
+  type Transformed,
+  wholeNumber,
+  withDefault,
+} from "./fields.ts";
 import { MAX_NAME_LENGTH } from "./new_task.ts";
 
 /** The defaults, as a user would type them. */
@@ -49,8 +56,18 @@ export type ResolvedThroughputOptions =
   & Required<Omit<ThroughputOptions, "now" | "type">>
   & Pick<ThroughputOptions, "now" | "type">;
 
+/**
+ * The type of {@link ThroughputOptionsObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type ThroughputOptionsObjectType = typeof ThroughputOptionsObject;
+
 /** {@link ThroughputOptionsObject} as the library's options. */
-export const ThroughputOptionsSchema = ThroughputOptionsObject.transform((
+export const ThroughputOptionsSchema: Transformed<
+  ThroughputOptionsObjectType,
+  ResolvedThroughputOptions
+> = ThroughputOptionsObject.transform((
   o,
 ): ResolvedThroughputOptions => ({ ...o, type: o.type }));
 
@@ -89,16 +106,28 @@ export interface LatencyOptions {
 
 /** {@link LatencyOptions} checked, with their defaults. */
 export interface ResolvedLatencyOptions {
+  /** Only this task type. */
   type?: string;
+  /** The window the percentiles cover, milliseconds back from now. */
   windowMs: number;
+  /** At most this many of the most recent finishes are measured. */
   sample: number;
+  /** Evaluate as of this instant (tests). */
   now?: Date;
 }
 
+/**
+ * The type of {@link LatencyOptionsObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type LatencyOptionsObjectType = typeof LatencyOptionsObject;
+
 /** {@link LatencyOptionsObject} as the library's options. */
-export const LatencyOptionsSchema = LatencyOptionsObject.transform((
-  o,
-): ResolvedLatencyOptions => ({ type: o.type, windowMs: o.window, sample: o.sample }));
+export const LatencyOptionsSchema: Transformed<LatencyOptionsObjectType, ResolvedLatencyOptions> =
+  LatencyOptionsObject.transform((
+    o,
+  ): ResolvedLatencyOptions => ({ type: o.type, windowMs: o.window, sample: o.sample }));
 
 /** Checks a library caller's {@link LatencyOptions} and applies the defaults. */
 export function resolveLatencyOptions(options: LatencyOptions = {}): ResolvedLatencyOptions {

@@ -7,7 +7,15 @@ import { z } from "zod";
 import { parseDuration } from "../duration.ts";
 import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 import type { TaskStatus } from "../table/contract.ts";
-import { duration, flag, parseInput, text, wholeNumber, withDefault } from "./fields.ts";
+import {
+  duration,
+  flag,
+  parseInput,
+  text,
+  type Transformed,
+  wholeNumber,
+  withDefault,
+} from "./fields.ts";
 import { groupId } from "./transition.ts";
 import { statusList } from "./list_filter.ts";
 import { MAX_NAME_LENGTH } from "./new_task.ts";
@@ -63,8 +71,18 @@ export const FailureGroupsObject = z.strictObject({
     .meta({ description: "Group every failure of the window, however many" }),
 });
 
+/**
+ * The type of {@link FailureGroupsObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type FailureGroupsObjectType = typeof FailureGroupsObject;
+
 /** {@link FailureGroupsObject} producing the library's options. */
-export const FailureGroupsSchema = FailureGroupsObject.transform((
+export const FailureGroupsSchema: Transformed<
+  FailureGroupsObjectType,
+  ResolvedFailureGroupsOptions
+> = FailureGroupsObject.transform((
   o,
 ): ResolvedFailureGroupsOptions => ({
   sinceMs: o.since,
@@ -135,13 +153,21 @@ export const LeasesObject = z.strictObject({
     .meta({ description: "Tasks listed (the counts cover every one)" }),
 });
 
+/**
+ * The type of {@link LeasesObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type LeasesObjectType = typeof LeasesObject;
+
 /** {@link LeasesObject} producing the library's options. */
-export const LeasesSchema = LeasesObject.transform((o): ResolvedLeasesOptions => ({
-  staleAfterMs: o.stale_after,
-  olderThanMs: o.older_than,
-  maxAttempts: o.max_attempts,
-  limit: o.limit,
-}));
+export const LeasesSchema: Transformed<LeasesObjectType, ResolvedLeasesOptions> = LeasesObject
+  .transform((o): ResolvedLeasesOptions => ({
+    staleAfterMs: o.stale_after,
+    olderThanMs: o.older_than,
+    maxAttempts: o.max_attempts,
+    limit: o.limit,
+  }));
 
 /** Checks a library caller's {@link LeasesOptions} and applies the defaults. */
 export function resolveLeasesOptions(options: LeasesOptions = {}): ResolvedLeasesOptions {
@@ -172,8 +198,16 @@ export const WorkersObject = z.strictObject({
     .meta({ description: "Also list workers silent for more than a day" }),
 });
 
+/**
+ * The type of {@link WorkersObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type WorkersObjectType = typeof WorkersObject;
+
 /** {@link WorkersObject} producing the library's options. */
-export const WorkersSchema = WorkersObject.transform((o): WorkersOptions => ({ all: o.all }));
+export const WorkersSchema: Transformed<WorkersObjectType, WorkersOptions> = WorkersObject
+  .transform((o): WorkersOptions => ({ all: o.all }));
 
 /** `POST /failures/{group}/retry|cancel`: the group, from the path. */
 export const FailureGroupParam = z.object({

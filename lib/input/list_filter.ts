@@ -17,6 +17,7 @@ import {
   ruled,
   shown,
   text,
+  type Transformed,
   wholeNumber,
   withDefault,
 } from "./fields.ts";
@@ -60,7 +61,9 @@ export interface ListFilter {
  * the producer stored).
  */
 export interface ParamMatch {
+  /** The params key. */
   key: string;
+  /** Values it may hold (any of them). */
   values: unknown[];
 }
 
@@ -68,13 +71,21 @@ export interface ParamMatch {
 export interface ResolvedListFilter {
   /** Marks a filter already checked (the builders do not check it again). */
   readonly resolved: true;
+  /** Only these statuses. */
   statuses?: TaskStatus[];
+  /** Only these task types. */
   types?: string[];
+  /** Only these domains. */
   domains?: string[];
+  /** Only tasks whose params match every one of these. */
   params?: ParamMatch[];
+  /** Case-insensitive text in description or error. */
   search?: string;
+  /** Page size. */
   limit: number;
+  /** The sort order. */
   sort: ListSort;
+  /** `next_cursor` of the previous page. */
   after?: string;
 }
 
@@ -223,8 +234,16 @@ export function toListFilter(
   };
 }
 
+/**
+ * The type of {@link ListFilterObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type ListFilterObjectType = typeof ListFilterObject;
+
 /** {@link ListFilterObject} producing the library's {@link ResolvedListFilter}. */
-export const ListFilterSchema = ListFilterObject.transform(toListFilter);
+export const ListFilterSchema: Transformed<ListFilterObjectType, ResolvedListFilter> =
+  ListFilterObject.transform(toListFilter);
 
 /**
  * Checks a library caller's {@link ListFilter} by the same rules, and applies the defaults.

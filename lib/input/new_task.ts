@@ -16,6 +16,7 @@ import {
   parseInput,
   shown,
   text,
+  type Transformed,
   withDefault,
 } from "./fields.ts";
 
@@ -39,11 +40,15 @@ export const NEW_TASK_STATUSES = ["queued", "created"] as const;
 
 /** A new task, as the library takes it. */
 export interface NewTask {
+  /** The task type, e.g. `graph_embed` (at most 255 characters). */
   type: string;
   /** JSON parameters. Default `{}`. */
   params?: unknown;
+  /** A free-text description (at most 65536 characters). */
   description?: string;
+  /** The domain, e.g. a user or organisation (at most 255 characters). */
   domain?: string;
+  /** The task's drift score. Default 0. */
   driftScore?: number;
   /** Not claimable before this instant (scheduling). */
   runAfter?: Date;
@@ -114,16 +119,24 @@ export const NewTaskObject = z.strictObject({
   }),
 });
 
+/**
+ * The type of {@link NewTaskObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type NewTaskObjectType = typeof NewTaskObject;
+
 /** {@link NewTaskObject} producing the library's {@link ResolvedNewTask}. */
-export const NewTaskSchema = NewTaskObject.transform((o): ResolvedNewTask => ({
-  type: o.type,
-  params: o.params,
-  description: o.description,
-  domain: o.domain,
-  driftScore: o.drift_score,
-  runAfter: o.run_after,
-  status: o.status,
-}));
+export const NewTaskSchema: Transformed<NewTaskObjectType, ResolvedNewTask> = NewTaskObject
+  .transform((o): ResolvedNewTask => ({
+    type: o.type,
+    params: o.params,
+    description: o.description,
+    domain: o.domain,
+    driftScore: o.drift_score,
+    runAfter: o.run_after,
+    status: o.status,
+  }));
 
 /** Checks a library caller's {@link NewTask} by the same rules, and applies the defaults. */
 export function resolveNewTask(task: NewTask): ResolvedNewTask {

@@ -4,7 +4,15 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../duration.ts";
-import { duration, type Field, flag, parseInput, wholeNumber, withDefault } from "./fields.ts";
+import {
+  duration,
+  type Field,
+  flag,
+  parseInput,
+  type Transformed,
+  wholeNumber,
+  withDefault,
+} from "./fields.ts";
 
 /** What "long running" means when nobody says: a task running longer than this. */
 export const DEFAULT_LONG_RUNNING = "10m";
@@ -63,14 +71,22 @@ export interface StatsOptions {
 /** {@link StatsOptions} checked, with their defaults. */
 export type ResolvedStatsOptions = Required<Omit<StatsOptions, "now">> & { now?: Date };
 
+/**
+ * The type of {@link StatsOptionsObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type StatsOptionsObjectType = typeof StatsOptionsObject;
+
 /** {@link StatsOptionsObject} producing the library's {@link ResolvedStatsOptions}. */
-export const StatsOptionsSchema = StatsOptionsObject.transform((o): ResolvedStatsOptions => ({
-  top: o.top,
-  days: o.days,
-  longRunningMs: o.long_running,
-  highAttempts: o.high_attempts,
-  exact: o.exact,
-}));
+export const StatsOptionsSchema: Transformed<StatsOptionsObjectType, ResolvedStatsOptions> =
+  StatsOptionsObject.transform((o): ResolvedStatsOptions => ({
+    top: o.top,
+    days: o.days,
+    longRunningMs: o.long_running,
+    highAttempts: o.high_attempts,
+    exact: o.exact,
+  }));
 
 /** Checks a library caller's {@link StatsOptions} by the same rules, and applies the defaults. */
 export function resolveStatsOptions(options: StatsOptions = {}): ResolvedStatsOptions {

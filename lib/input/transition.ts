@@ -14,6 +14,7 @@ import {
   ruled,
   shown,
   text,
+  type Transformed,
   withDefault,
 } from "./fields.ts";
 import { GROUP_ID_PATTERN } from "../queries/fingerprint.ts";
@@ -92,25 +93,36 @@ export const TransitionObject = z.strictObject({
 
 /** A transition: either ids or a filter, and whether to force it. */
 export interface TransitionOptions {
+  /** Task ids or unique prefixes to act on; absent when a filter is given. */
   ids?: string[];
+  /** The tasks to act on by filter; absent when ids are given. */
   filter?: TaskFilter;
+  /** Also cancel running tasks (their dispatcher's result is then refused). */
   force: boolean;
 }
 
+/**
+ * The type of {@link TransitionObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type TransitionObjectType = typeof TransitionObject;
+
 /** {@link TransitionObject} producing {@link TransitionOptions}: ids or a filter, not both. */
-export const TransitionSchema = TransitionObject.transform((o, ctx): TransitionOptions => {
-  const filter = toTaskFilter(o);
-  const ids = o.ids?.length ? o.ids : undefined;
-  ruled(ctx, o, () => {
-    if (ids && filter) throw new InvalidInputError("Give either task ids or a filter, not both");
-    if (!ids && !filter) {
-      throw new InvalidInputError(
-        "Give task ids or a filter (a status, type, domain, age or failure group)",
-      );
-    }
+export const TransitionSchema: Transformed<TransitionObjectType, TransitionOptions> =
+  TransitionObject.transform((o, ctx): TransitionOptions => {
+    const filter = toTaskFilter(o);
+    const ids = o.ids?.length ? o.ids : undefined;
+    ruled(ctx, o, () => {
+      if (ids && filter) throw new InvalidInputError("Give either task ids or a filter, not both");
+      if (!ids && !filter) {
+        throw new InvalidInputError(
+          "Give task ids or a filter (a status, type, domain, age or failure group)",
+        );
+      }
+    });
+    return { ids, filter, force: o.force };
   });
-  return { ids, filter, force: o.force };
-});
 
 /** Checks a library caller's {@link TaskFilter} by the same rules. */
 export function resolveTaskFilter(filter: TaskFilter): TaskFilter {

@@ -3,19 +3,26 @@ import { InvalidInputError, OutOfRangeError } from "../errors.ts";
 import type { FilterPreview } from "./task_transitions.ts";
 import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../table/contract.ts";
 
+/** Rows per DELETE statement when {@link PurgeOptions.batchSize} is not given. */
+export const DEFAULT_PURGE_BATCH = 1000;
+
+/** What {@link purgeTasks} deletes, and how. */
 export interface PurgeOptions {
   /** Only tasks not updated for at least this long (required: purge never touches new work). */
   olderThanMs: number;
   /** Terminal statuses to delete. Default completed, cancelled, failed. */
   statuses?: readonly TaskStatus[];
-  /** Rows per DELETE, so no statement holds locks for long. Default 1000. */
+  /** Rows per DELETE, so no statement holds locks for long. Default {@link DEFAULT_PURGE_BATCH}. */
   batchSize?: number;
   /** Called after every batch with the running total. */
   onProgress?: (deleted: number, expected: number) => void;
 }
 
+/** What {@link purgeTasks} deleted. */
 export interface PurgeResult {
+  /** Rows deleted. */
   deleted: number;
+  /** DELETE statements it took. */
   batches: number;
 }
 
@@ -33,7 +40,7 @@ function checkOptions(
         "only completed, cancelled and failed tasks can be purged",
     );
   }
-  const batch = options.batchSize ?? 1000;
+  const batch = options.batchSize ?? DEFAULT_PURGE_BATCH;
   if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) {
     throw new OutOfRangeError(`Invalid batch "${batch}": expected a number from 1 to 100000`);
   }
@@ -67,7 +74,7 @@ export async function previewPurge(db: Db, options: PurgeOptions): Promise<Filte
  */
 export async function purgeTasks(db: Db, options: PurgeOptions): Promise<PurgeResult> {
   const { statuses, cutoffMs } = checkOptions(options);
-  const batchSize = options.batchSize ?? 1000;
+  const batchSize = options.batchSize ?? DEFAULT_PURGE_BATCH;
   return await guard(db, async () => {
     const sql = db.sql;
     const t = sql(db.table);

@@ -5,6 +5,7 @@ import { nowFragment, stuckCondition } from "../queries/queue_health.ts";
 import type { Task } from "../table/contract.ts";
 import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 
+/** What {@link requeueStale} treats as stale, and what it does with it. */
 export interface RequeueOptions {
   /**
    * A running task without a lease (claimed by a dispatcher that does not keep one) is stale
@@ -19,12 +20,15 @@ export interface RequeueOptions {
   dryRun?: boolean;
   /** Who is requeueing, recorded in the error text. Default "seedtask". */
   actor?: string;
+  /** The instant to judge staleness at (tests). Default the database's `now()`. */
   now?: Date;
 }
 
 /** A stale task and what happened (or would happen) to it. */
 export interface RequeuedTask {
+  /** The task as it is after the change (or as it would be, in a dry run). */
   task: Task;
+  /** `retry` when it has attempts left, `failed` when not. */
   outcome: "retry" | "failed";
   /** The dispatcher that held it. */
   previous_owner: string | null;

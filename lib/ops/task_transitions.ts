@@ -13,14 +13,19 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** A transition that did not happen, and why. */
 export interface RefusedTransition {
+  /** The task's full id. */
   id: string;
+  /** Its status, which the transition does not apply to. */
   status: TaskStatus;
+  /** Why it was refused, one line. */
   message: string;
 }
 
 /** What a transition by ids changed (rows after the change) and what it refused. */
 export interface TransitionReport {
+  /** The tasks that changed, as they are after the change. */
   changed: Task[];
+  /** The tasks that were left alone, each with the reason. */
   refused: RefusedTransition[];
 }
 
@@ -237,6 +242,12 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
 /**
  * Cancels tasks by id or unique prefix: created, queued and retry tasks (and running ones with
  * `force`). Returns the changed rows and, per task, each refused transition.
+ *
+ * @example
+ * ```ts
+ * const { changed, refused } = await cancelTasks(db, ["1a2b3c4d"]);
+ * for (const r of refused) console.log(`${r.id}: ${r.message}`);
+ * ```
  */
 export function cancelTasks(
   db: Db,
@@ -280,6 +291,12 @@ export function previewRetryWhere(db: Db, filter: TaskFilter): Promise<FilterPre
 /**
  * Retries every task matching the filter: failed and cancelled ones by default; `retry` ones
  * (run now) when the filter's statuses name them. Returns the changed rows.
+ *
+ * @example
+ * ```ts
+ * const preview = await previewRetryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * if (preview.count < 100) await retryWhere(db, { statuses: ["failed"], type: "graph_embed" });
+ * ```
  */
 export function retryWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
   return transitionFilter(db, RETRY, filter);

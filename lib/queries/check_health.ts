@@ -21,18 +21,29 @@ export const CHECK_EXIT: Record<CheckState, number> = {
   UNKNOWN: 3,
 };
 
+/** One metric of a check: its value, thresholds and state. */
 export interface CheckMetric {
+  /** Which metric. */
   name: MetricName;
+  /** Its value: seconds for lag, a count for stuck and queued, a fraction for failure_rate. */
   value: number;
+  /** The WARNING threshold, if any. */
   warn: number | null;
+  /** The CRITICAL threshold, if any. */
   crit: number | null;
+  /** OK, WARNING or CRITICAL. */
   state: CheckState;
 }
 
+/** The outcome of {@link checkHealth}: `check --json` and `GET /check`. */
 export interface CheckResult {
+  /** The worst state of any metric. */
   state: CheckState;
+  /** The Nagios exit code of that state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
   exit_code: number;
+  /** Each judged metric with its value, thresholds and state. */
   metrics: CheckMetric[];
+  /** The queue health the metrics were read from. */
   health: QueueHealth;
 }
 

@@ -27,26 +27,31 @@ export interface TableEstimate {
 export async function readTableEstimate(db: Db): Promise<TableEstimate | null> {
   const sql = db.sql;
   const rel = quoteQualified(db.table);
+  // One statement: the size, and the statistics of the columns estimated.
   const [size] = await sql<
-    { reltuples: number; relpages: number; pages: number; analyzed_at: Date | null }[]
+    {
+      reltuples: number;
+      relpages: number;
+      pages: number;
+      analyzed_at: Date | null;
+      stats: { name: string; vals: string[] | null; freqs: number[] | null }[] | null;
+    }[]
   >`
     select c.reltuples::float8 as reltuples, c.relpages::int as relpages,
       (pg_relation_size(c.oid) / current_setting('block_size')::int)::int as pages,
-      greatest(s.last_analyze, s.last_autoanalyze) as analyzed_at
-    from pg_class c left join pg_stat_user_tables s on s.relid = c.oid
+      greatest(s.last_analyze, s.last_autoanalyze) as analyzed_at,
+      (select json_agg(json_build_object('name', p.attname::text,
+          'vals', p.most_common_vals::text::text[], 'freqs', p.most_common_freqs::float8[]))
+        from pg_stats p
+        where p.schemaname = n.nspname and p.tablename = c.relname
+          and p.attname in ('status', 'type', 'domain', 'attempts')) as stats
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      left join pg_stat_user_tables s on s.relid = c.oid
     where c.oid = to_regclass(${rel})`;
   if (!size || size.reltuples < 0) return null;
   const rows = size.relpages > 0 ? (size.reltuples / size.relpages) * size.pages : size.reltuples;
-  const stats = await sql<{ name: string; vals: string[] | null; freqs: number[] | null }[]>`
-    select s.attname::text as name, s.most_common_vals::text::text[] as vals,
-      s.most_common_freqs::float8[] as freqs
-    from pg_stats s
-    join pg_class c on c.relname = s.tablename
-    join pg_namespace n on n.oid = c.relnamespace and n.nspname = s.schemaname
-    where c.oid = to_regclass(${rel})
-      and s.attname in ('status', 'type', 'domain', 'attempts')`;
   const columns = new Map<string, ColumnEstimate>();
-  for (const s of stats) {
+  for (const s of size.stats ?? []) {
     if (s.vals && s.freqs) columns.set(s.name, { values: s.vals, freqs: s.freqs });
   }
   return { rows: Math.round(rows), analyzedAt: size.analyzed_at, columns };

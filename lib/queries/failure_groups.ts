@@ -113,11 +113,18 @@ export function getFailureGroups(
     const total = o.exact
       ? sql`(select count(*)::int from s)`
       : sql`(select count(*)::int from ${t} where ${inWindow(sql`status in ${sql(o.statuses)}`)})`;
-    const fp = sql.unsafe(fingerprintExpression("w.error"));
+    const fp = sql.unsafe(fingerprintExpression("d.error"));
+    // Each distinct error text is fingerprinted once: the regular expressions are the cost,
+    // and the failures of one incident often share their text exactly.
     const [row] = await sql`
-      with s as materialized (
-        select w.id, w.type, w.domain, w.attempts, w.status, w.updated_at, ${fp} as fingerprint
-        from (${source}) w
+      with w as materialized (${source}),
+      f as materialized (
+        select d.type, d.error, ${fp} as fingerprint
+        from (select distinct type, coalesce(error, '') as error from w) d
+      ),
+      s as materialized (
+        select w.id, w.type, w.domain, w.attempts, w.status, w.updated_at, f.fingerprint
+        from w join f on f.type = w.type and f.error = coalesce(w.error, '')
       ),
       g as (
         select type, fingerprint, count(*)::int as count,
@@ -131,13 +138,13 @@ export function getFailureGroups(
       ),
       top as (select * from g order by count desc, last_seen desc, type, fingerprint
               limit ${o.top}),
-      d as (
+      d as materialized (
         select s.type, s.fingerprint, s.domain, count(*)::int as n,
           row_number() over (partition by s.type, s.fingerprint
                              order by count(*) desc, s.domain nulls last) as rank
         from s join top using (type, fingerprint) group by s.type, s.fingerprint, s.domain
       ),
-      st as (
+      st as materialized (
         select s.type, s.fingerprint, s.status, count(*)::int as n
         from s join top using (type, fingerprint) group by s.type, s.fingerprint, s.status
       )

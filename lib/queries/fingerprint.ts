@@ -12,28 +12,48 @@ import { createHash } from "node:crypto";
 import type postgres from "postgres";
 import type { Db } from "../db.ts";
 
-/** One normalisation step: every match of `pattern` becomes `replacement`. */
-export interface FingerprintRule {
-  /** What the rule replaces, for the docs. */
-  name: string;
-  /** A regular expression meaning the same in JavaScript and PostgreSQL. */
+/** A regular expression, the same in JavaScript and PostgreSQL. */
+export interface Pattern {
+  /** The expression (no `\\b`; lookbehind and lookahead are fine). */
   pattern: string;
-  /** What each match becomes (no `$` or `\\` escapes). */
-  replacement: string;
   /** Case-insensitive. */
   ignoreCase?: boolean;
 }
+
+/** One normalisation step: every match of `pattern` becomes `replacement`. */
+export interface FingerprintRule extends Pattern {
+  /** What the rule replaces, for the docs. */
+  name: string;
+  /** What each match becomes (no `$` or `\\` escapes). */
+  replacement: string;
+  /**
+   * Apply the rule only when the error's first line (as it was, before any rule) matches
+   * this: a match test costs a fraction of a replacement, so a rare rule is skipped cheaply.
+   */
+  when?: Pattern;
+  /** When `when` does not hold, this replacement runs instead (a cheaper variant). */
+  otherwise?: Pattern & { replacement: string };
+}
+
+const NUMBER = String.raw`(?<![\w.])\d+(\.\d+)?`;
 
 /**
  * The rules, in order. Digits glued to letters (`v1`, `utf8`, `s3`) and HTTP status codes
  * (`HTTP 503`, `status=429`) are kept: they tell causes apart.
  */
 export const FINGERPRINT_RULES: readonly FingerprintRule[] = [
+  {
+    name: "whitespace",
+    pattern: String.raw`\s+`,
+    replacement: " ",
+    when: { pattern: String.raw`\s\s|[\t\r\f\v]` },
+  },
   // The dispatcher's wrapper of a final failure: a retry and a failure of one cause are one group.
   {
     name: "max attempts prefix",
     pattern: String.raw`^Max attempts \(\d+\) exceeded: `,
     replacement: "",
+    when: { pattern: String.raw`^Max attempts \(` },
   },
   {
     name: "timestamp",
@@ -57,34 +77,35 @@ export const FINGERPRINT_RULES: readonly FingerprintRule[] = [
     replacement: "<path>",
   },
   {
-    name: "0x hex",
-    pattern: String.raw`(?<!\w)0x[0-9a-f]+(?!\w)`,
-    replacement: "<hex>",
-    ignoreCase: true,
-  },
-  {
     name: "hex id",
-    pattern: String.raw`(?<!\w)(?=[0-9a-f]*\d)[0-9a-f]{8,}(?!\w)`,
+    pattern: String.raw`(?<!\w)(0x[0-9a-f]+|(?=[0-9a-f]*\d)[0-9a-f]{8,})(?!\w)`,
     replacement: "<hex>",
     ignoreCase: true,
   },
   { name: "double-quoted", pattern: `"[^"]*"`, replacement: `"<str>"` },
   { name: "single-quoted", pattern: String.raw`(?<!\w)'[^']*'`, replacement: "'<str>'" },
   {
+    // Keeps a status code; the lookbehind that does so is costly, so it runs only when needed.
     name: "number",
-    pattern: String.raw`(?<!(HTTP|status|code)[ =:]{0,2})(?<![\w.])\d+(\.\d+)?`,
+    pattern: `(?<!(HTTP|status|code)[ =:]{0,2})${NUMBER}`,
     replacement: "<n>",
     ignoreCase: true,
+    when: { pattern: String.raw`(HTTP|status|code)[ =:]{0,2}\d`, ignoreCase: true },
+    otherwise: { pattern: NUMBER, replacement: "<n>" },
   },
-  { name: "whitespace", pattern: String.raw`\s+`, replacement: " " },
 ];
 
 /** Longest fingerprint, in characters: a long first line is cut after this. */
 export const MAX_FINGERPRINT_LENGTH = 300;
 
+const global = (p: Pattern) => new RegExp(p.pattern, p.ignoreCase ? "gi" : "g");
 const compiled = FINGERPRINT_RULES.map((r) => ({
-  regex: new RegExp(r.pattern, r.ignoreCase ? "gi" : "g"),
+  regex: global(r),
   replacement: r.replacement,
+  when: r.when ? new RegExp(r.when.pattern, r.when.ignoreCase ? "i" : "") : undefined,
+  otherwise: r.otherwise
+    ? { regex: global(r.otherwise), replacement: r.otherwise.replacement }
+    : undefined,
 }));
 
 /**
@@ -96,8 +117,12 @@ const compiled = FINGERPRINT_RULES.map((r) => ({
  * ```
  */
 export function fingerprintError(text: string | null | undefined): string {
-  let s = (text ?? "").split("\n")[0]!;
-  for (const { regex, replacement } of compiled) s = s.replace(regex, replacement);
+  const line = (text ?? "").split("\n")[0]!;
+  let s = line;
+  for (const { regex, replacement, when, otherwise } of compiled) {
+    if (!when || when.test(line)) s = s.replace(regex, replacement);
+    else if (otherwise) s = s.replace(otherwise.regex, otherwise.replacement);
+  }
   return [...s.trim()].slice(0, MAX_FINGERPRINT_LENGTH).join("");
 }
 
@@ -113,13 +138,28 @@ function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-/** The fingerprint SQL expression of a text column (see {@link fingerprintError}). */
+function replace(expression: string, p: Pattern & { replacement: string }): string {
+  return `regexp_replace(${expression}, ${literal(p.pattern)}, ${literal(p.replacement)}, ${
+    literal(p.ignoreCase ? "gi" : "g")
+  })`;
+}
+
+/**
+ * The fingerprint SQL expression of a text column (see {@link fingerprintError}): one
+ * `regexp_replace` per rule, nested, each guarded rule a CASE that tests the first line.
+ */
 export function fingerprintExpression(column = "error"): string {
-  let e = `split_part(coalesce(${column}, ''), E'\\n', 1)`;
+  const line = `split_part(coalesce(${column}, ''), E'\\n', 1)`;
+  let e = line;
   for (const r of FINGERPRINT_RULES) {
-    e = `regexp_replace(${e}, ${literal(r.pattern)}, ${literal(r.replacement)}, ${
-      literal(r.ignoreCase ? "gi" : "g")
-    })`;
+    if (!r.when) {
+      e = replace(e, r);
+      continue;
+    }
+    const test = `${line} ${r.when.ignoreCase ? "~*" : "~"} ${literal(r.when.pattern)}`;
+    e = `case when ${test} then ${replace(e, r)} else ${
+      r.otherwise ? replace(e, r.otherwise) : e
+    } end`;
   }
   return `left(btrim(${e}), ${MAX_FINGERPRINT_LENGTH})`;
 }

@@ -27,6 +27,12 @@ export function findTaskQuery(db: Db, arg: TaskIdArg): postgres.PendingQuery<pos
  * Fetches one task by full id or unique prefix (hyphens optional).
  * Throws {@link TaskNotFoundError}, {@link AmbiguousTaskIdError}, or InvalidInputError for
  * text that cannot be an id.
+ *
+ * @example
+ * ```ts
+ * const task = await getTask(db, "1a2b3c4d");
+ * console.log(task.status, task.error);
+ * ```
  */
 export async function getTask(db: Db, idOrPrefix: string): Promise<Task> {
   const arg = parseTaskIdArg(idOrPrefix);

@@ -16,7 +16,9 @@ export { encodeCursor };
 
 /** One page of tasks; `next_cursor` is null on the last page. */
 export interface TaskPage {
+  /** The tasks of the page, in the filter's sort order. */
   items: Task[];
+  /** Pass as `after` to get the next page; null on the last page. */
   next_cursor: string | null;
 }
 

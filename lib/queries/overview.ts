@@ -6,17 +6,24 @@
  * Bounded cost on a large table: the statuses a queue moves through (created, queued,
  * running, retry) are counted, the finished ones are planner estimates once the table holds
  * more than {@link ESTIMATE_MIN_ROWS} rows; the throughput counts only its open minute when
- * given a warm {@link ThroughputCache}. Two statements per overview.
+ * given a warm {@link ThroughputCache}. One statement per overview (the throughput's count runs
+ * inside it), once the catalog and the planner's figures are read.
  */
+import type postgres from "postgres";
 import { z } from "zod";
-import { type Db, getTableInfo, guard, quoteQualified } from "../db.ts";
+import { type Db, getTableInfo, guard } from "../db.ts";
 import { parseInput, text } from "../input/fields.ts";
 import { longRunning } from "../input/stats_options.ts";
 import { MAX_NAME_LENGTH } from "../input/new_task.ts";
 import { TASK_STATUSES, type TaskStatus } from "../table/contract.ts";
-import { ESTIMATE_MIN_ROWS } from "./estimate_counts.ts";
+import {
+  ESTIMATE_MIN_ROWS,
+  ESTIMATE_MIN_STATUS,
+  readTableEstimate,
+  type TableEstimate,
+} from "./estimate_counts.ts";
 import { claimableStatus, nowFragment, readyAt, stuckCondition } from "./queue_health.ts";
-import { getThroughput, type Throughput, ThroughputCache } from "./throughput.ts";
+import { planThroughput, type Throughput, ThroughputCache } from "./throughput.ts";
 
 /** Options of `getOverview()`, `GET /overview` and `seedtask top` by their query names. */
 export const OverviewOptionsObject = z.strictObject({
@@ -84,6 +91,13 @@ export interface Overview {
   estimated: TaskStatus[];
   /** The queue per type, the worst lag first (types with queued, retry or running tasks). */
   queue: TypeQueue[];
+  /**
+   * Null when the queue per type counts every queued, retry and running task. On a large table
+   * with a large backlog it reads only the oldest this many claimable tasks (by ready time) and
+   * this many running ones: each type's lag is then exact for the types among them, and its
+   * counts are counts within the sample.
+   */
+  queue_sample: number | null;
   /** Stuck running tasks (see {@link StuckTask}). */
   stuck: number;
   /** The longest-stuck of them, at most {@link STUCK_LISTED}. */
@@ -97,11 +111,9 @@ export interface Overview {
 /** Stuck tasks listed at most. */
 export const STUCK_LISTED = 10;
 
-const ACTIVE: TaskStatus[] = ["created", "queued", "running", "retry"];
-const FINISHED: TaskStatus[] = ["completed", "failed", "cancelled"];
-
 /**
- * Reads the overview (two statements: the snapshot and the throughput). Pass the same
+ * Reads the overview: one statement once warm (the snapshot, with the throughput's count in
+ * it); the table's catalog and the planner's figures are read first when not cached. Pass the same
  * `throughputCache` on every refresh so closed minutes are counted once.
  *
  * @example
@@ -122,35 +134,28 @@ export async function getOverview(
     now: options.now,
   };
   return await guard(db, async () => {
-    const { hasLease } = await getTableInfo(db);
-    const [snapshot, throughput] = await Promise.all([
-      snapshotQuery(db, hasLease, o),
-      getThroughput(db, { type: o.type, minutes: 60, hours: 0, now: o.now }, throughputCache),
-    ]);
-    const r = snapshot[0]!;
+    const [{ hasLease }, estimate] = await Promise.all([getTableInfo(db), cachedEstimate(db)]);
+    const plan = planCounts(estimate, o.type);
+    const history = planThroughput(
+      db,
+      { type: o.type, minutes: 60, hours: 0, now: o.now },
+      throughputCache,
+    );
+    const [r] = await snapshotQuery(db, hasLease, o, plan, history.query);
+    if (!r) throw new TypeError("The overview statement returned no row");
+    const throughput = history.finish(r.throughput as Record<string, unknown>[]);
     const status = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<
       TaskStatus,
       number
     >;
-    for (const [s, n] of Object.entries(r.active ?? {})) status[s as TaskStatus] = n as number;
-    const estimated: TaskStatus[] = [];
-    if (r.finished) {
-      for (const [s, n] of Object.entries(r.finished)) status[s as TaskStatus] = n as number;
-    } else {
-      // A large table: the finished statuses from the planner's frequencies.
-      const stats = r.status_stats as { vals: string[]; freqs: number[] } | null;
-      for (const s of FINISHED) {
-        const i = stats?.vals.indexOf(s) ?? -1;
-        status[s] = i < 0 ? 0 : Math.round((stats!.freqs[i] ?? 0) * r.reltuples);
-        estimated.push(s);
-      }
-    }
+    for (const [s, n] of Object.entries(r.counted ?? {})) status[s as TaskStatus] = n as number;
+    for (const [s, n] of plan.estimated) status[s] = n;
     const now = r.now as Date;
     const date = (v: string | null) => (v === null ? null : new Date(v));
     return {
       type: o.type ?? null,
       status_counts: status,
-      estimated,
+      estimated: TASK_STATUSES.filter((s) => plan.estimated.has(s)),
       queue: (r.queue as Array<Record<string, unknown>>).map((q) => {
         const oldest = date(q.oldest_ready_at as string | null);
         return {
@@ -163,6 +168,7 @@ export async function getOverview(
           lag_seconds: oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : null,
         };
       }),
+      queue_sample: plan.queueSample,
       stuck: r.stuck,
       stuck_tasks: (r.stuck_tasks as Array<Record<string, unknown>>).map((s) => ({
         id: s.id as string,
@@ -178,41 +184,97 @@ export async function getOverview(
   });
 }
 
+/** The planner's figures are re-read at most this often by a refreshing overview. */
+const ESTIMATE_TTL_MS = 60_000;
+
+/** Queued/retry and running tasks read at most by the queue per type on a large backlog. */
+export const QUEUE_SAMPLE = 20_000;
+
+/** {@link readTableEstimate}, kept for a minute per Db (two catalog reads, not every frame). */
+async function cachedEstimate(db: Db): Promise<TableEstimate | null> {
+  const key = "overview:estimate";
+  const hit = db.cache.get(key) as { at: number; value: TableEstimate | null } | undefined;
+  if (hit && Date.now() - hit.at < ESTIMATE_TTL_MS) return hit.value;
+  const value = await readTableEstimate(db);
+  db.cache.set(key, { at: Date.now(), value });
+  return value;
+}
+
+/** What {@link planCounts} decides. */
+export interface CountPlan {
+  /** Statuses counted row by row. */
+  counted: TaskStatus[];
+  /** Statuses taken from the planner's figures, with their estimate. */
+  estimated: Map<TaskStatus, number>;
+  /** See {@link Overview.queue_sample}. */
+  queueSample: number | null;
+}
+
 /**
- * The snapshot statement: status counts (the finished statuses only on a small table or with
- * the planner's figures beside them), the queue per type (one pass over the queued, retry and
- * running tasks, which the `status` index finds), the stuck tasks and the clock.
+ * Which statuses to count: on a table of at least {@link ESTIMATE_MIN_ROWS} rows a status the
+ * planner puts at {@link ESTIMATE_MIN_STATUS} tasks or more (for `type`: scaled by the type's
+ * frequency) is estimated, like `stats` does; the rest are counted. A large queued, retry or
+ * running status also bounds the queue per type to a sample.
  */
-function snapshotQuery(
+export function planCounts(est: TableEstimate | null, type: string | undefined): CountPlan {
+  const estimated = new Map<TaskStatus, number>();
+  const status = est?.columns.get("status");
+  if (est && status && est.rows >= ESTIMATE_MIN_ROWS) {
+    let share = 1;
+    if (type !== undefined) {
+      const types = est.columns.get("type");
+      const i = types?.values.indexOf(type) ?? -1;
+      share = i < 0 ? 0 : types!.freqs[i] ?? 0;
+    }
+    status.values.forEach((v, i) => {
+      const n = Math.round((status.freqs[i] ?? 0) * share * est.rows);
+      if (n >= ESTIMATE_MIN_STATUS && (TASK_STATUSES as readonly string[]).includes(v)) {
+        estimated.set(v as TaskStatus, n);
+      }
+    });
+  }
+  const big = (s: TaskStatus) => (estimated.get(s) ?? 0) >= QUEUE_SAMPLE;
+  return {
+    counted: TASK_STATUSES.filter((s) => !estimated.has(s)),
+    estimated,
+    queueSample: big("queued") || big("retry") || big("running") ? QUEUE_SAMPLE : null,
+  };
+}
+
+/**
+ * The snapshot statement: the counted statuses (ranges of the status index), the queue per
+ * type — one pass over the queued, retry and running tasks, or over the oldest
+ * {@link QUEUE_SAMPLE} claimable ones (the claim index, in ready order) and as many running
+ * ones on a large backlog — the stuck tasks and the clock.
+ */
+export function snapshotQuery(
   db: Db,
   hasLease: boolean,
   o: { type?: string; longRunningMs?: number; now?: Date },
+  plan: CountPlan,
+  throughput: postgres.PendingQuery<postgres.Row[]> = db.sql`select 1 where false`,
 ) {
   const sql = db.sql;
   const t = sql(db.table);
   const now = nowFragment(db, o.now);
   const type = o.type === undefined ? sql`` : sql`and type = ${o.type}`;
-  const rel = quoteQualified(db.table);
   const stuck = stuckCondition(db, hasLease, o.longRunningMs ?? 600_000, now);
   const ready = sql`${claimableStatus(db)} and ${readyAt(db)} <= ${now}`;
-  const counts = (statuses: TaskStatus[]) =>
-    sql`(select coalesce(json_object_agg(status, n), '{}'::json) from (
+  const counted = plan.counted.length === 0 ? sql`'{}'::json` : sql`(
+      select coalesce(json_object_agg(status, n), '{}'::json) from (
         select status::text as status, count(*)::int as n from ${t}
-        where status in ${sql(statuses)} ${type} group by status) c)`;
-  // On a large table the finished statuses are not counted (the subquery in the CASE is not
-  // run): with a type filter there is no estimate for them, so they stay counted.
-  const small = o.type === undefined
-    ? sql`(select coalesce(reltuples, -1) < ${ESTIMATE_MIN_ROWS} from pg_class where oid = to_regclass(${rel}))`
-    : sql`true`;
+        where status in ${sql(plan.counted)} ${type} group by status) c)`;
+  const rows = plan.queueSample === null
+    ? sql`select type, status, run_after, created_at from ${t}
+        where status in ('queued', 'retry', 'running') ${type}`
+    : sql`(select type, status, run_after, created_at from ${t}
+          where ${claimableStatus(db)} ${type}
+          order by ${readyAt(db)}, id limit ${plan.queueSample})
+        union all
+        (select type, status, run_after, created_at from ${t}
+          where status = 'running' ${type} limit ${plan.queueSample})`;
   return sql`
-    select ${counts(ACTIVE)} as active,
-      case when coalesce(${small}, true) then ${counts(FINISHED)} end as finished,
-      (select greatest(reltuples, 0)::float8 from pg_class where oid = to_regclass(${rel})) as reltuples,
-      (select json_build_object('vals', s.most_common_vals::text::text[],
-                                'freqs', s.most_common_freqs)
-        from pg_stats s join pg_class c on c.relname = s.tablename
-          join pg_namespace n on n.oid = c.relnamespace and n.nspname = s.schemaname
-        where c.oid = to_regclass(${rel}) and s.attname = 'status') as status_stats,
+    select ${counted} as counted,
       (select coalesce(json_agg(q order by q.oldest_ready_at nulls last, q.type), '[]'::json) from (
         select type,
           count(*) filter (where ${ready})::int as ready,
@@ -220,7 +282,7 @@ function snapshotQuery(
           count(*) filter (where status = 'retry')::int as retry,
           count(*) filter (where status = 'running')::int as running,
           min(${readyAt(db)}) filter (where ${ready}) as oldest_ready_at
-        from ${t} where status in ('queued', 'retry', 'running') ${type}
+        from (${rows}) r
         group by type) q) as queue,
       (select count(*)::int from ${t} where ${stuck} ${type}) as stuck,
       (select coalesce(json_agg(s), '[]'::json) from (
@@ -230,6 +292,7 @@ function snapshotQuery(
         from ${t} where ${stuck} ${type}
         order by ${hasLease ? sql`coalesce(lease_expires_at, locked_at)` : sql`locked_at`}
         limit ${STUCK_LISTED}) s) as stuck_tasks,
+      (select coalesce(json_agg(h), '[]'::json) from (${throughput}) h) as throughput,
       ${now} as now`;
 }
 

@@ -20,6 +20,7 @@ export interface QueueHealth {
   ready: number;
   /** Age of the oldest claimable task, measured from when it became claimable. */
   lag_seconds: number | null;
+  /** When the oldest claimable task became claimable; null when none is. */
   oldest_ready_at: Date | null;
   /** Claimable tasks whose run_after has passed: scheduled or backed-off work now due. */
   overdue: number;
@@ -27,12 +28,17 @@ export interface QueueHealth {
   queued: number | null;
   /** Running tasks whose lease expired, or — without a lease — locked longer than the threshold. */
   stuck: number;
+  /** Tasks that completed in the last hour. */
   completed_last_hour: number;
+  /** Tasks that failed in the last hour. */
   failed_last_hour: number;
+  /** Tasks that completed in the last 24 hours. */
   completed_last_day: number;
+  /** Tasks that failed in the last 24 hours. */
   failed_last_day: number;
   /** failed / (completed + failed) over the window; null when nothing finished. */
   failure_rate_last_hour: number | null;
+  /** failed / (completed + failed) over the last 24 hours; null when nothing finished. */
   failure_rate_last_day: number | null;
 }
 

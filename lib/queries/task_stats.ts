@@ -33,21 +33,35 @@ export interface DayActivity {
   failed_count: number;
 }
 
+/** A running task locked longer than the long-running threshold. */
 export interface LongRunningTask {
+  /** The task's id. */
   id: string;
+  /** The task's type. */
   type: string;
+  /** The dispatcher that claimed it. */
   locked_by: string | null;
+  /** When it was claimed. */
   locked_at: Date;
+  /** Attempts so far, this one included. */
   attempts: number;
+  /** Seconds since it was claimed. */
   running_seconds: number;
 }
 
+/** A task with many attempts. */
 export interface HighAttemptTask {
+  /** The task's id. */
   id: string;
+  /** The task's type. */
   type: string;
+  /** Its status now. */
   status: TaskStatus;
+  /** Attempts so far. */
   attempts: number;
+  /** The last attempt's error, if any. */
   error: string | null;
+  /** When it last changed. */
   updated_at: Date;
 }
 
@@ -56,39 +70,55 @@ export interface HighAttemptTask {
  * scripts written against it keep working; the rest is seedtask's health report.
  */
 export interface TaskStatistics {
+  /** Tasks per status (every status, 0 when none). */
   status_counts: Record<TaskStatus, number>;
+  /** Tasks per type, the `top` most common. */
   type_counts: Record<string, number>;
+  /** Tasks per domain, the `top` most common. */
   domain_counts: Record<string, number>;
+  /** Created, completed and failed per day, for the last `days` days. */
   recent_activity: DayActivity[];
+  /** Running tasks locked longer than the long-running threshold, oldest first. */
   long_running: LongRunningTask[];
+  /** Tasks with at least `high_attempts` attempts. */
   high_attempts: HighAttemptTask[];
+  /** All tasks in the table. */
   total: number;
+  /** Percentage of the total per status. */
   status_percentages: Record<TaskStatus, number>;
+  /** The claimable queue: ready count, lag and overdue tasks (see {@link QueueHealth}). */
   queue: {
     ready: number;
     lag_seconds: number | null;
     oldest_ready_at: Date | null;
     overdue: number;
   };
+  /** Running tasks whose lease expired, or locked too long without a lease. */
   stuck_running: number;
+  /** Completions and failures in the last hour and day. */
   throughput: {
     completed_last_hour: number;
     failed_last_hour: number;
     completed_last_day: number;
     failed_last_day: number;
   };
+  /** failed / (completed + failed) per window; null when nothing finished. */
   failure_rate: { last_hour: number | null; last_day: number | null };
   /** Run time (updated_at - locked_at) of the most recent completions of the last day. */
   run_duration_seconds: { p50: number | null; p95: number | null; sample: number };
   /** attempts value -> number of tasks. */
   attempts_distribution: Record<string, number>;
+  /** Average and largest drift_score. */
   drift_score: { avg: number | null; max: number | null };
   /** True when every number was counted; false when some are planner estimates. */
   exact: boolean;
   /** Which numbers are estimates, from which ANALYZE, for how many rows; null when exact. */
   estimates: { fields: string[]; analyzed_at: Date | null; rows: number } | null;
+  /** The options the report was made with, defaults filled in. */
   options: { top: number; days: number; long_running_seconds: number; high_attempts: number };
+  /** The seedtask version that made the report. */
   version: string;
+  /** When the report was made. */
   generated_at: Date;
   /** Completed and failed per minute (last hour) and per hour (last 48), see getThroughput. */
   throughput_history: Throughput;

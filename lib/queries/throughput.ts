@@ -116,6 +116,28 @@ export async function getThroughput(
   options: ThroughputOptions = {},
   cache: ThroughputCache = new ThroughputCache(),
 ): Promise<Throughput> {
+  const plan = planThroughput(db, options, cache);
+  const rows = await guard(db, async () => await plan.query);
+  return plan.finish(rows);
+}
+
+/** A throughput refresh, split so that its statement can run inside another one. */
+export interface ThroughputPlan {
+  /** The statement (built, not run): rows `g, b, c, f` (see {@link throughputQuery}). */
+  query: Fragment;
+  /** The answer from the statement's rows; keeps what has settled in the cache. */
+  finish(rows: readonly Record<string, unknown>[]): Throughput;
+}
+
+/**
+ * Plans {@link getThroughput}: what to count given what `cache` holds. `getOverview` runs the
+ * statement as part of its own, so a `top` frame is one statement.
+ */
+export function planThroughput(
+  db: Db,
+  options: ThroughputOptions = {},
+  cache: ThroughputCache = new ThroughputCache(),
+): ThroughputPlan {
   const o = resolveThroughputOptions(options);
   const series = cache.series(`${db.table}\u0000${o.type ?? ""}`);
   // The plan uses this process's clock (or the given instant); what may be kept is decided
@@ -147,87 +169,89 @@ export async function getThroughput(
     if (!series.hours.has(h) && settled((h + 1) * HOUR, planNow)) missingHours.push(h);
   }
 
-  const rows = await guard(db, () =>
-    throughputQuery(db, o, {
-      minutes: countFrom <= minuteTo ? [countFrom, minuteTo] : null,
-      secondFrom,
-      hours: missingHours,
-    }));
-  const counted = {
-    m: new Map<number, Counts>(),
-    s: new Map<number, Counts>(),
-    h: new Map<number, Counts>(),
-  };
-  let dbNow = planNow;
-  for (const r of rows) {
-    if (r.g === "now") dbNow = Number(r.b);
-    else counted[r.g as "m" | "s" | "h"].set(Number(r.b), [r.c, r.f]);
-  }
+  const query = throughputQuery(db, o, {
+    minutes: countFrom <= minuteTo ? [countFrom, minuteTo] : null,
+    secondFrom,
+    hours: missingHours,
+  });
+  const finish = (rows: readonly Record<string, unknown>[]): Throughput => {
+    const counted = {
+      m: new Map<number, Counts>(),
+      s: new Map<number, Counts>(),
+      h: new Map<number, Counts>(),
+    };
+    let dbNow = planNow;
+    for (const r of rows) {
+      if (r.g === "now") dbNow = Number(r.b);
+      else counted[r.g as "m" | "s" | "h"].set(Number(r.b), [r.c as number, r.f as number]);
+    }
 
-  const zero: Counts = [0, 0];
-  for (let m = countFrom; m <= minuteTo; m++) {
-    if (settled((m + 1) * MINUTE, dbNow)) series.minutes.set(m, counted.m.get(m) ?? zero);
-  }
-  for (let sec = secondFrom; sec <= Math.floor(planNow / 1000); sec++) {
-    if (!settled((sec + 1) * 1000, dbNow)) break;
-    series.slices.set(sec, counted.s.get(sec) ?? zero);
-  }
-  const slicesOf = (m: number): Counts => {
-    let c = 0;
-    let f = 0;
-    for (let sec = m * 60; sec < (m + 1) * 60; sec++) {
-      const x = series.slices.get(sec) ?? counted.s.get(sec);
-      if (x) {
-        c += x[0];
-        f += x[1];
+    const zero: Counts = [0, 0];
+    for (let m = countFrom; m <= minuteTo; m++) {
+      if (settled((m + 1) * MINUTE, dbNow)) series.minutes.set(m, counted.m.get(m) ?? zero);
+    }
+    for (let sec = secondFrom; sec <= Math.floor(planNow / 1000); sec++) {
+      if (!settled((sec + 1) * 1000, dbNow)) break;
+      series.slices.set(sec, counted.s.get(sec) ?? zero);
+    }
+    const slicesOf = (m: number): Counts => {
+      let c = 0;
+      let f = 0;
+      for (let sec = m * 60; sec < (m + 1) * 60; sec++) {
+        const x = series.slices.get(sec) ?? counted.s.get(sec);
+        if (x) {
+          c += x[0];
+          f += x[1];
+        }
+      }
+      return [c, f];
+    };
+    // A minute whose seconds have all settled becomes one kept minute.
+    for (let m = minuteTo + 1; m <= curMin; m++) {
+      if (
+        !series.minutes.has(m) && settled((m + 1) * MINUTE, dbNow) && series.slices.has(m * 60 + 59)
+      ) {
+        series.minutes.set(m, slicesOf(m));
+        for (let sec = m * 60; sec < (m + 1) * 60; sec++) series.slices.delete(sec);
       }
     }
-    return [c, f];
-  };
-  // A minute whose seconds have all settled becomes one kept minute.
-  for (let m = minuteTo + 1; m <= curMin; m++) {
-    if (
-      !series.minutes.has(m) && settled((m + 1) * MINUTE, dbNow) && series.slices.has(m * 60 + 59)
-    ) {
-      series.minutes.set(m, slicesOf(m));
-      for (let sec = m * 60; sec < (m + 1) * 60; sec++) series.slices.delete(sec);
+    for (const h of missingHours) {
+      if (settled((h + 1) * HOUR, dbNow)) series.hours.set(h, counted.h.get(h) ?? zero);
     }
-  }
-  for (const h of missingHours) {
-    if (settled((h + 1) * HOUR, dbNow)) series.hours.set(h, counted.h.get(h) ?? zero);
-  }
-  const minute = (m: number): Counts =>
-    series.minutes.get(m) ?? counted.m.get(m) ?? (m > minuteTo ? slicesOf(m) : zero);
+    const minute = (m: number): Counts =>
+      series.minutes.get(m) ?? counted.m.get(m) ?? (m > minuteTo ? slicesOf(m) : zero);
 
-  const minutes: ThroughputBucket[] = [];
-  for (let m = wantMin; m <= curMin; m++) {
-    const [completed, failed] = minute(m);
-    minutes.push({ start: new Date(m * MINUTE), completed, failed, open: m === curMin });
-  }
-  const hours: ThroughputBucket[] = [];
-  for (let h = wantHour; h <= curHour && o.hours > 0; h++) {
-    let c = series.hours.get(h) ?? counted.h.get(h);
-    if (!c && h * 60 >= minuteFrom) {
-      // An hour still open or settling: the sum of its minutes, kept once it has settled.
-      let completed = 0;
-      let failed = 0;
-      for (let m = h * 60; m < (h + 1) * 60 && m <= curMin; m++) {
-        completed += minute(m)[0];
-        failed += minute(m)[1];
+    const minutes: ThroughputBucket[] = [];
+    for (let m = wantMin; m <= curMin; m++) {
+      const [completed, failed] = minute(m);
+      minutes.push({ start: new Date(m * MINUTE), completed, failed, open: m === curMin });
+    }
+    const hours: ThroughputBucket[] = [];
+    for (let h = wantHour; h <= curHour && o.hours > 0; h++) {
+      let c = series.hours.get(h) ?? counted.h.get(h);
+      if (!c && h * 60 >= minuteFrom) {
+        // An hour still open or settling: the sum of its minutes, kept once it has settled.
+        let completed = 0;
+        let failed = 0;
+        for (let m = h * 60; m < (h + 1) * 60 && m <= curMin; m++) {
+          completed += minute(m)[0];
+          failed += minute(m)[1];
+        }
+        c = [completed, failed];
+        if (settled((h + 1) * HOUR, dbNow)) series.hours.set(h, c);
       }
-      c = [completed, failed];
-      if (settled((h + 1) * HOUR, dbNow)) series.hours.set(h, c);
+      const [completed, failed] = c ?? zero;
+      hours.push({ start: new Date(h * HOUR), completed, failed, open: h === curHour });
     }
-    const [completed, failed] = c ?? zero;
-    hours.push({ start: new Date(h * HOUR), completed, failed, open: h === curHour });
-  }
 
-  // Forget what no request can ask for any more.
-  for (const m of series.minutes.keys()) if (m < curMin - 240) series.minutes.delete(m);
-  for (const h of series.hours.keys()) if (h < curHour - 170) series.hours.delete(h);
-  for (const sec of series.slices.keys()) if (sec < (curMin - 2) * 60) series.slices.delete(sec);
+    // Forget what no request can ask for any more.
+    for (const m of series.minutes.keys()) if (m < curMin - 240) series.minutes.delete(m);
+    for (const h of series.hours.keys()) if (h < curHour - 170) series.hours.delete(h);
+    for (const sec of series.slices.keys()) if (sec < (curMin - 2) * 60) series.slices.delete(sec);
 
-  return { type: o.type ?? null, minutes, hours, generated_at: new Date(dbNow) };
+    return { type: o.type ?? null, minutes, hours, generated_at: new Date(dbNow) };
+  };
+  return { query, finish };
 }
 
 /**

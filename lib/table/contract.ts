@@ -16,6 +16,7 @@ export const TASK_STATUSES = [
   "retry",
 ] as const;
 
+/** One of {@link TASK_STATUSES}. */
 export type TaskStatus = typeof TASK_STATUSES[number];
 
 /**
@@ -37,28 +38,47 @@ export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", 
 
 /** The contract's columns of a row (see {@link Task} for a row as read). */
 export interface ContractRow {
+  /** The task's uuid. */
   id: string;
+  /** Where it is in its life. */
   status: TaskStatus;
+  /** What kind of work it is; dispatchers pick tasks by type. */
   type: string;
+  /** Free text for humans. */
   description: string | null;
+  /** Whom the work is for, e.g. a user or organisation. */
   domain: string | null;
+  /** SeedCore's drift score. */
   drift_score: number;
+  /** How many times it has been claimed. */
   attempts: number;
+  /** The dispatcher that holds (or last held) it. */
   locked_by: string | null;
+  /** When it was last claimed. */
   locked_at: Date | null;
+  /** Not claimable before this instant (scheduled, or backed off after a failure). */
   run_after: Date | null;
+  /** The task's JSON input. */
   params: unknown;
+  /** The JSON result of a completed task. */
   result: unknown;
+  /** The last failure's message. */
   error: string | null;
+  /** When it was enqueued. */
   created_at: Date;
+  /** When it last changed (maintained by a trigger). */
   updated_at: Date;
+  /** The dispatcher holding the lease (lease columns, added by `migrate`). */
   owner_id?: string | null;
+  /** When the lease runs out unless renewed. */
   lease_expires_at?: Date | null;
+  /** When the holder last renewed the lease. */
   last_heartbeat?: Date | null;
 }
 
 /** One row of the task table. Extra columns of a SeedCore table appear as extra keys. */
 export interface Task extends ContractRow {
+  /** Columns beyond the contract, by name. */
   [extra: string]: unknown;
 }
 

@@ -8,23 +8,33 @@ import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 export interface DoctorCheck {
   /** Stable identifier, e.g. `connection`, `column.params`, `invariant.retry_without_run_after`. */
   name: string;
+  /** True when the check passed. */
   ok: boolean;
+  /** What was found, one line. */
   message: string;
   /** Up to five example task ids for a data invariant that does not hold. */
   examples?: string[];
+  /** How many tasks break the invariant. */
   count?: number;
 }
 
+/** What {@link runDoctor} found: one entry per check. */
 export interface DoctorReport {
   /** True when every check passed. */
   ok: boolean;
+  /** The database, as `host:port/database`. */
   target: string;
+  /** The task table that was checked. */
   table: string;
+  /** The server's `server_version`, when it could be read. */
   server_version: string | null;
+  /** Every check, passed or not. */
   checks: DoctorCheck[];
+  /** How many checks failed. */
   problems: number;
 }
 
+/** What {@link runDoctor} holds the data to. */
 export interface DoctorOptions {
   /** The dispatchers' --max-attempts; more attempts than this is a problem. Default 3. */
   maxAttempts?: number;

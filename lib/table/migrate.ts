@@ -29,6 +29,7 @@ import {
 export interface MigrationStep {
   /** What the statement does, for humans. */
   description: string;
+  /** The statement. */
   sql: string;
   /**
    * False for statements PostgreSQL refuses inside a transaction block (CREATE INDEX
@@ -37,7 +38,9 @@ export interface MigrationStep {
   transactional: boolean;
 }
 
+/** What {@link migrate} has to do to bring a table up to the contract. */
 export interface MigrationPlan {
+  /** The statements, in order. */
   steps: MigrationStep[];
   /**
    * What migrate did otherwise than planned, or chose not to do, and why: the search index
@@ -47,7 +50,9 @@ export interface MigrationPlan {
   notes: string[];
 }
 
+/** What {@link migrate} did, or would do in a dry run. */
 export interface MigrationResult extends MigrationPlan {
+  /** True when nothing was changed (`--dry-run`). */
   dryRun: boolean;
 }
 
@@ -322,6 +327,12 @@ async function withMigrateLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
  * transaction pooler. Consecutive transactional steps run as one transaction; CREATE INDEX
  * CONCURRENTLY and ALTER TYPE ... ADD VALUE on their own, outside a transaction and without
  * the statement timeout (see {@link runUntimed}).
+ *
+ * @example
+ * ```ts
+ * console.log(migrationScript(await planMigration(db))); // what it would run
+ * await migrate(db);
+ * ```
  */
 export async function migrate(
   db: Db,

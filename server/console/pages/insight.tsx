@@ -1,0 +1,366 @@
+/** The insight pages: failure groups, and workers with their leases. */
+import type { FailureGroup, FailureGroups } from "../../../lib/queries/failure_groups.ts";
+import type { LeaseReport } from "../../../lib/queries/leases.ts";
+import type { WorkerList } from "../../../lib/queries/workers.ts";
+import type { PanelResult } from "../panels.ts";
+import {
+  Count,
+  duration,
+  href,
+  type Html,
+  LiveBar,
+  Page,
+  Panel,
+  percent,
+  TaskLink,
+  Time,
+  type View,
+} from "../view.tsx";
+
+const WINDOWS = ["1h", "6h", "24h", "7d"];
+
+function Trend(props: { g: FailureGroup }) {
+  const { this_hour: now, previous_hour: before, complete } = props.g.trend;
+  const arrow = now > before ? "↑" : now < before ? "↓" : "→";
+  const cls = now > before ? "tag tag-bad" : now < before ? "tag tag-ok" : "tag";
+  return (
+    <span
+      class={cls}
+      title={`${now} in the last hour, ${before}${complete ? "" : "+"} in the hour before`}
+    >
+      {arrow} {now} / {before}
+      {complete ? "" : "+"}
+    </span>
+  );
+}
+
+function GroupActions(props: { view: View; g: FailureGroup }) {
+  const { view, g } = props;
+  if (!view.allowWrite) return null;
+  if (view.hasToken && !view.signedIn) return null;
+  return (
+    <div class="actions">
+      <a class="btn btn-small" href={href(view, "/actions/retry", { group: g.id })}>Retry…</a>
+      <a class="btn btn-small btn-danger" href={href(view, "/actions/cancel", { group: g.id })}>
+        Cancel…
+      </a>
+    </div>
+  );
+}
+
+function Groups(props: { view: View; f: FailureGroups }) {
+  const { view, f } = props;
+  if (f.groups.length === 0) return <p class="empty">No failures in this window</p>;
+  return (
+    <>
+      <p class="small muted">
+        <Count n={f.total} /> failures in the window ({f.filter.statuses.join(", ")}), in{" "}
+        <Count n={f.group_count} /> groups
+        {f.sampled
+          ? ` · grouped from the newest ${f.analyzed.toLocaleString("en-US")} (a sample: ` +
+            "counts marked ≈ are scaled to the total)"
+          : ""}
+      </p>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th class="num">Failures</th>
+              <th class="num hide-sm">Share</th>
+              <th>Type and error</th>
+              <th>Trend</th>
+              <th class="hide-sm">Last seen</th>
+              <th class="hide-sm">Tasks</th>
+              {view.allowWrite && <th>Act</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {f.groups.map((g) => (
+              <tr>
+                <td class="num">
+                  <Count n={f.sampled ? g.estimated_total : g.count} estimated={f.sampled} />
+                </td>
+                <td class="num hide-sm">{percent(g.share)}</td>
+                <td class="wrap">
+                  <div>
+                    <a href={href(view, "/tasks", { type: g.type, status: "failed" })}>{g.type}</a>
+                    {" "}
+                    <span class="muted small mono">{g.id}</span>
+                  </div>
+                  <div class="err-text">{g.fingerprint}</div>
+                  {g.example_error !== null && g.example_error !== g.fingerprint && (
+                    <details>
+                      <summary class="small muted">Newest error in full</summary>
+                      <pre class="error-text">{g.example_error}</pre>
+                    </details>
+                  )}
+                  <div class="small muted">
+                    {g.domains.map((d) => `${d.domain ?? "(no domain)"} ${d.count}`).join(" · ")}
+                    {" · attempts "}
+                    {g.attempts.min === g.attempts.max
+                      ? g.attempts.min
+                      : `${g.attempts.min}–${g.attempts.max}`}
+                  </div>
+                </td>
+                <td>
+                  <Trend g={g} />
+                </td>
+                <td class="hide-sm">
+                  <Time at={g.last_seen} now={view.now} />
+                </td>
+                <td class="hide-sm">
+                  {g.sample_ids.slice(0, 3).map((id) => (
+                    <div>
+                      <TaskLink view={view} id={id} />
+                    </div>
+                  ))}
+                </td>
+                {view.allowWrite && (
+                  <td>
+                    <GroupActions view={view} g={g} />
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+/** The failures page: failure groups by error fingerprint, with trend and group actions. */
+export function FailuresPage(
+  props: { view: View; since: string; result?: PanelResult<FailureGroups>; invalid?: string },
+): Html {
+  const { view } = props;
+  return (
+    <Page view={view} title="Failures" section="failures">
+      <h1>
+        Failures <LiveBar view={view} />
+      </h1>
+      <nav class="actions mb" aria-label="Window">
+        <span class="small muted">Window:</span>
+        {WINDOWS.map((w) => (
+          <a
+            class={w === props.since ? "btn btn-small btn-primary" : "btn btn-small"}
+            href={href(view, "/failures", { since: w })}
+            aria-current={w === props.since ? "page" : undefined}
+          >
+            {w}
+          </a>
+        ))}
+      </nav>
+      {props.invalid !== undefined && (
+        <div class="notice notice-bad" role="alert">{props.invalid}</div>
+      )}
+      {props.result && (
+        <Panel
+          id="p-failures"
+          title="Failure groups"
+          sub={`by type and error fingerprint, last ${props.since}`}
+          result={props.result}
+          now={view.now}
+          render={(f) => <Groups view={view} f={f} />}
+        />
+      )}
+    </Page>
+  );
+}
+
+function Workers(props: { view: View; w: WorkerList }) {
+  const { view, w } = props;
+  if (w.workers.length === 0) {
+    return (
+      <p class="empty">
+        No dispatcher is registered or holds a running task
+        {w.registry ? "" : " (the worker registry table is missing: run seedtask migrate)"}
+      </p>
+    );
+  }
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            <th>Worker</th>
+            <th>State</th>
+            <th class="num">Running</th>
+            <th class="num">Expired</th>
+            <th>Last seen</th>
+            <th class="hide-sm">Host / pid</th>
+            <th class="hide-sm">Started</th>
+            <th class="hide-sm num">Done / failed</th>
+            <th class="hide-sm">Types</th>
+          </tr>
+        </thead>
+        <tbody>
+          {w.workers.map((x) => (
+            <tr>
+              <td class="wrap mono">{x.name}</td>
+              <td>
+                {x.silent
+                  ? <span class="tag tag-bad">silent</span>
+                  : <span class="tag tag-ok">live</span>}{" "}
+                {!x.registered && (
+                  <span class="tag" title="Not in the worker registry">unregistered</span>
+                )}
+              </td>
+              <td class="num">{x.running}</td>
+              <td class="num">
+                {x.expired_leases > 0 ? <span class="tag tag-bad">{x.expired_leases}</span> : 0}
+              </td>
+              <td>
+                <Time at={x.last_seen_at} now={view.now} />
+              </td>
+              <td class="hide-sm wrap mono">
+                {x.host ?? "—"}
+                {x.pid !== null ? ` / ${x.pid}` : ""}
+              </td>
+              <td class="hide-sm">
+                <Time at={x.started_at} now={view.now} />
+              </td>
+              <td class="hide-sm num">
+                {x.counts ? `${x.counts.completed} / ${x.counts.failed}` : "—"}
+              </td>
+              <td class="hide-sm wrap small">{x.types?.join(", ") ?? "every type"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {w.hidden > 0 && (
+        <p class="small muted">
+          {w.hidden} registered workers silent for more than a day are not shown
+        </p>
+      )}
+    </div>
+  );
+}
+
+const STATE_TEXT: Record<string, string> = {
+  expired: "lease expired",
+  heartbeat_stale: "no heartbeat",
+  no_lease: "no lease, locked long",
+};
+
+function Leases(props: { view: View; l: LeaseReport }) {
+  const { view, l } = props;
+  const rq = l.requeue_stale;
+  return (
+    <>
+      <p class={`notice ${rq.retry + rq.failed > 0 ? "notice-warn" : "notice-ok"}`}>
+        <code>seedtask requeue-stale</code> would now return <strong>{rq.retry}</strong>{" "}
+        {rq.retry === 1 ? "task" : "tasks"} to the queue and fail <strong>{rq.failed}</strong>{" "}
+        (attempts at{" "}
+        {l.thresholds.max_attempts}); a running dispatcher's reaper does the same on its own.
+      </p>
+      {l.owners.length > 0 && (
+        <div class="table-wrap mb">
+          <table>
+            <thead>
+              <tr>
+                <th>Owner</th>
+                <th class="num">Stuck</th>
+                <th class="num">Expired</th>
+                <th class="num">Running</th>
+                <th>Last heard</th>
+              </tr>
+            </thead>
+            <tbody>
+              {l.owners.map((o) => (
+                <tr>
+                  <td class="wrap mono">{o.owner ?? "(no owner)"}</td>
+                  <td class="num">{o.stuck}</td>
+                  <td class="num">{o.expired}</td>
+                  <td class="num">{o.running}</td>
+                  <td>
+                    <Time at={o.last_heard_at} now={view.now} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {l.tasks.length === 0
+        ? <p class="empty">No running task looks stuck</p>
+        : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>Task</th>
+                  <th>Why</th>
+                  <th class="hide-sm">Type</th>
+                  <th>Owner</th>
+                  <th>Lease</th>
+                  <th class="hide-sm">Heartbeat</th>
+                  <th>requeue-stale</th>
+                </tr>
+              </thead>
+              <tbody>
+                {l.tasks.map((t) => (
+                  <tr>
+                    <td>
+                      <TaskLink view={view} id={t.id} />
+                    </td>
+                    <td>
+                      <span class="tag tag-bad">{STATE_TEXT[t.state] ?? t.state}</span>
+                    </td>
+                    <td class="hide-sm wrap">{t.type}</td>
+                    <td class="wrap mono">{t.owner ?? "—"}</td>
+                    <td>
+                      <Time at={t.lease_expires_at} now={view.now} />
+                    </td>
+                    <td class="hide-sm">
+                      <Time at={t.last_heartbeat} now={view.now} />
+                    </td>
+                    <td>{t.requeue ?? <span class="muted">not yet</span>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {l.total > l.tasks.length && (
+              <p class="small muted">
+                {l.tasks.length} of {l.total} shown
+              </p>
+            )}
+          </div>
+        )}
+    </>
+  );
+}
+
+/** Workers and leases: who is working, and what is stuck. */
+export function WorkersPage(
+  props: { view: View; workers: PanelResult<WorkerList>; leases: PanelResult<LeaseReport> },
+): Html {
+  const { view } = props;
+  return (
+    <Page view={view} title="Workers & leases" section="workers">
+      <h1>
+        Workers &amp; leases <LiveBar view={view} />
+      </h1>
+      <Panel
+        id="p-workers"
+        title="Workers"
+        sub="registered dispatchers and owners of running tasks"
+        result={props.workers}
+        now={view.now}
+        render={(w) => <Workers view={view} w={w} />}
+      />
+      <Panel
+        id="p-leases"
+        title="Stuck tasks"
+        sub={props.leases.value
+          ? `expired leases, no heartbeat for ${
+            duration(props.leases.value.thresholds.stale_after_seconds)
+          }`
+          : undefined}
+        result={props.leases}
+        now={view.now}
+        render={(l) => <Leases view={view} l={l} />}
+      />
+    </Page>
+  );
+}
