@@ -50,6 +50,8 @@ import { startupSuite } from "./startup_suite.ts";
 import { listTotalSuite } from "./list_total_suite.ts";
 import { bulkEnqueueSuite } from "./bulk_enqueue_suite.ts";
 import { topSuite } from "./top_suite.ts";
+import { failuresSuite } from "./failures_suite.ts";
+import { consoleSuite } from "./console_suite.ts";
 
 /**
  * Every suite, in run order: the comparisons with a baseline first (the floor, PostgREST,
@@ -61,7 +63,9 @@ const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   serve: serveSuite,
   dispatch: dispatchSuite,
   list_total: listTotalSuite,
+  failures: failuresSuite,
   top: topSuite,
+  console: consoleSuite,
   bulk_enqueue: bulkEnqueueSuite,
   seedcore: seedcoreSuite,
   startup: startupSuite,
