@@ -54,18 +54,19 @@ import { failuresSuite } from "./failures_suite.ts";
 import { consoleSuite } from "./console_suite.ts";
 
 /**
- * Every suite, in run order: the comparisons with a baseline first (the floor, PostgREST,
- * graphile-worker), then the feature suites, the SeedCore-schema table and start-up. `top`'s
- * writer adds rows to the shared filled table and deletes them again (then vacuums).
+ * Every suite, in run order: the stats floor first, the feature suites on the filled tables,
+ * then the comparisons with PostgREST and graphile-worker, bulk enqueue, the SeedCore-schema
+ * table and start-up. `top`'s writer adds rows to the shared filled table and deletes them again
+ * (then vacuums).
  */
 const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   queries: queriesSuite,
-  serve: serveSuite,
-  dispatch: dispatchSuite,
   list_total: listTotalSuite,
   failures: failuresSuite,
   top: topSuite,
   console: consoleSuite,
+  serve: serveSuite,
+  dispatch: dispatchSuite,
   bulk_enqueue: bulkEnqueueSuite,
   seedcore: seedcoreSuite,
   startup: startupSuite,
