@@ -51,7 +51,7 @@ creates the database \`seedtask_bench\`):
 
 \`\`\`sh
 deno task bench            # quick: 1M rows, short load levels, 20,000 dispatch tasks
-deno task bench:full       # full: 1M and 10M rows, longer load levels, 50,000 dispatch tasks
+deno task bench:full       # full: 10M rows, longer load levels, 50,000 dispatch tasks
 deno task bench --keep     # keep the filled tables for the next run
 deno task bench --suite serve   # some suites only: written to bench/.cache/RESULTS-partial.md
 \`\`\`

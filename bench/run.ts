@@ -3,7 +3,7 @@
  *
  * ```sh
  * deno task bench                      # --quick: 1M rows, < 10 minutes
- * deno task bench:full                 # --full: 1M and 10M rows, 50,000 dispatch tasks
+ * deno task bench:full                 # --full: 10M rows, 50,000 dispatch tasks
  * deno run -A bench/run.ts --quick --suite queries --suite serve
  * deno run -A bench/run.ts --rows 20000 --tasks 2000 --seconds 2   # a smoke run ("custom")
  * ```
