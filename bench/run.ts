@@ -235,7 +235,11 @@ async function main(): Promise<number> {
     if (interrupted) return;
     interrupted = true;
     say(`\ninterrupted: stopping servers${values.keep ? "" : " and dropping the bench schemas"}`);
-    void cleanupOnce().finally(() => Deno.exit(130));
+    // The block says where the run stopped: the suite in progress and those after it not run.
+    record.stopped = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    record.seconds = (performance.now() - started) / 1000;
+    const written = values["no-write"] ? Promise.resolve() : writeRun(resultsPath, record);
+    void written.catch(() => {}).then(cleanupOnce).finally(() => Deno.exit(130));
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
