@@ -17,6 +17,7 @@ import { registerFailures } from "./commands/failures.ts";
 import { registerLeases } from "./commands/leases.ts";
 import { registerList } from "./commands/list.ts";
 import { registerMigrate } from "./commands/migrate.ts";
+import { registerPause, registerPaused, registerResume } from "./commands/pauses.ts";
 import { registerPurge } from "./commands/purge.ts";
 import { registerRequeueStale } from "./commands/requeue_stale.ts";
 import { registerServe } from "./commands/serve.ts";
@@ -106,6 +107,9 @@ export function buildProgram(
   registerCancel(program, ctx);
   registerRetry(program, ctx);
   registerRelease(program, ctx);
+  registerPause(program, ctx);
+  registerResume(program, ctx);
+  registerPaused(program, ctx);
   registerRequeueStale(program, ctx);
   registerPurge(program, ctx);
   registerDispatch(program, ctx);

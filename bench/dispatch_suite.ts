@@ -418,7 +418,7 @@ export async function dispatchSuite(ctx: BenchContext): Promise<SuiteReport> {
   ];
 
   const fewer = p.dispatchTasks < 100_000
-    ? ` (fewer than the issue's 100,000 in this ${ctx.mode} run)`
+    ? ` (fewer than the 100,000 of earlier runs, to keep this ${ctx.mode} run's time on a shared host)`
     : "";
   const body = [
     `Runs in the order of the table: seedtask and graphile-worker alternate, so host drift ` +

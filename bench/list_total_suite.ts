@@ -2,7 +2,7 @@
  * list-total suite: what `seedtask list` pays for saying how many tasks match — the page
  * alone, the page with its default total (counted when cheap, else the planner's estimate), and
  * the page with `--exact` (every match counted) — in process, at each table size of the run
- * (1M quick; 1M and 10M full), on the filled table with the recommended indexes.
+ * (1M quick; 10M full), on the filled table with the recommended indexes.
  *
  * Target: the page with its default total at p50 < 20 ms for every filter at 1M and 10M rows.
  * `--exact` has no target: it is reported beside it, for what it costs.

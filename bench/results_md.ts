@@ -30,6 +30,7 @@ export interface SuiteReport {
 }
 
 export function verdict(t: Target): string {
+  if (t.met === null && t.name.startsWith("(reference)")) return "REFERENCE (no target)";
   return t.met === null ? "NOT MEASURED" : t.met ? "MET" : "MISSED";
 }
 
@@ -50,7 +51,7 @@ creates the database \`seedtask_bench\`):
 
 \`\`\`sh
 deno task bench            # quick: 1M rows, short load levels, 20,000 dispatch tasks
-deno task bench:full       # full: 1M and 10M rows, longer load levels, 100,000 dispatch tasks
+deno task bench:full       # full: 10M rows, longer load levels, 50,000 dispatch tasks
 deno task bench --keep     # keep the filled tables for the next run
 deno task bench --suite serve   # some suites only: written to bench/.cache/RESULTS-partial.md
 \`\`\`
@@ -79,6 +80,8 @@ export interface RunRecord {
   started: string;
   /** Seconds from start to end; null while running. */
   seconds: number | null;
+  /** When the run was interrupted (SIGINT/SIGTERM) before its last suite; absent otherwise. */
+  stopped?: string;
   suites: SuiteOutcome[];
   /** Data preparation (table fills) not attributed to a suite, seconds. */
   notes: string[];
@@ -103,13 +106,17 @@ export function runBlock(run: RunRecord): string {
   >[];
   const status = run.seconds === null
     ? `in progress (${done.length} of ${run.suites.length} suites done)`
+    : run.stopped
+    ? `stopped at ${run.stopped} after ${
+      minutes(run.seconds)
+    }, ${done.length} of ${run.suites.length} suites done; the others were not run`
     : `finished in ${minutes(run.seconds)}`;
   const summaryRows = done.flatMap((s) =>
     s.report.targets.map((t) => [s.report.suite, verdict(t), t.name, t.detail])
   );
   const durations = run.suites.map((s) =>
     s.state === "pending"
-      ? `${s.suite} (not run yet)`
+      ? `${s.suite} (${run.stopped ? "not run" : "not run yet"})`
       : `${s.suite} ${minutes(s.seconds)}${s.state === "failed" ? " (failed)" : ""} (${s.load})`
   );
   const lines = [
@@ -155,7 +162,13 @@ export function runBlock(run: RunRecord): string {
         "",
       );
     } else {
-      lines.push(`### ${s.suite}: ${run.seconds === null ? "pending" : "not run"}`, "");
+      lines.push(
+        `### ${s.suite}: ${
+          run.seconds === null ? "pending" : "not run (the run was stopped before this suite " +
+            "finished)"
+        }`,
+        "",
+      );
     }
   }
   lines.push(`<!-- END ${key} -->`);

@@ -3,7 +3,7 @@
  *
  * ```sh
  * deno task bench                      # --quick: 1M rows, < 10 minutes
- * deno task bench:full                 # --full: 1M and 10M rows, 100,000 dispatch tasks
+ * deno task bench:full                 # --full: 10M rows, 50,000 dispatch tasks
  * deno run -A bench/run.ts --quick --suite queries --suite serve
  * deno run -A bench/run.ts --rows 20000 --tasks 2000 --seconds 2   # a smoke run ("custom")
  * ```
@@ -41,6 +41,7 @@ import {
   type SuiteOutcome,
   type SuiteReport,
   targetLine,
+  verdict,
   writeRun,
 } from "./results_md.ts";
 import { seedcoreSuite } from "./seedcore_suite.ts";
@@ -49,20 +50,26 @@ import { startupSuite } from "./startup_suite.ts";
 import { listTotalSuite } from "./list_total_suite.ts";
 import { bulkEnqueueSuite } from "./bulk_enqueue_suite.ts";
 import { topSuite } from "./top_suite.ts";
+import { failuresSuite } from "./failures_suite.ts";
+import { consoleSuite } from "./console_suite.ts";
 
 /**
- * Every suite, in run order. `top` runs last of those on the shared filled tables: its writer
- * adds and deletes rows there (then vacuums).
+ * Every suite, in run order: the stats floor first, the feature suites on the filled tables,
+ * then the comparisons with PostgREST and graphile-worker, bulk enqueue, the SeedCore-schema
+ * table and start-up. `top`'s writer adds rows to the shared filled table and deletes them again
+ * (then vacuums).
  */
 const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   queries: queriesSuite,
   list_total: listTotalSuite,
-  seedcore: seedcoreSuite,
-  serve: serveSuite,
-  bulk_enqueue: bulkEnqueueSuite,
-  dispatch: dispatchSuite,
-  startup: startupSuite,
+  failures: failuresSuite,
   top: topSuite,
+  console: consoleSuite,
+  serve: serveSuite,
+  dispatch: dispatchSuite,
+  bulk_enqueue: bulkEnqueueSuite,
+  seedcore: seedcoreSuite,
+  startup: startupSuite,
 };
 
 const USAGE = `usage: deno run -A bench/run.ts [--quick | --full] [--suite NAME]... [--keep]
@@ -228,7 +235,11 @@ async function main(): Promise<number> {
     if (interrupted) return;
     interrupted = true;
     say(`\ninterrupted: stopping servers${values.keep ? "" : " and dropping the bench schemas"}`);
-    void cleanupOnce().finally(() => Deno.exit(130));
+    // The block says where the run stopped: the suite in progress and those after it not run.
+    record.stopped = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    record.seconds = (performance.now() - started) / 1000;
+    const written = values["no-write"] ? Promise.resolve() : writeRun(resultsPath, record);
+    void written.catch(() => {}).then(cleanupOnce).finally(() => Deno.exit(130));
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -291,7 +302,7 @@ async function main(): Promise<number> {
       all.map(([s, t]) => [
         s,
         t.name,
-        t.met === null ? "not measured" : t.met ? "met" : "MISSED",
+        verdict(t),
       ]),
     ));
   }

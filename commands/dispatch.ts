@@ -22,6 +22,7 @@ interface DispatchFlags {
   listenDsn?: string;
   once?: boolean;
   logFormat: string;
+  fullId?: boolean;
   metricsPort?: string;
   metricsHost: string;
   executorUrl?: string;
@@ -66,7 +67,12 @@ export function registerDispatch(program: Command, ctx: Context): void {
       "LISTEN on this direct connection to PostgreSQL when --dsn is a pooler (implies --listen)",
     )
     .option("--once", "drain what is claimable now, then exit")
-    .option("--log-format <format>", "text (the seed's lines) or json", "text")
+    .option(
+      "--log-format <format>",
+      "text (the seed's lines, short task ids) or json (full ids)",
+      "text",
+    )
+    .option("--full-id", "full task ids in text logs")
     .option("--metrics-port <port>", "serve Prometheus metrics on this port at /metrics")
     .option("--metrics-host <host>", "address for --metrics-port", "127.0.0.1")
     .option("--executor-url <url>", "POST each task as JSON to this URL")
@@ -177,7 +183,7 @@ export function registerDispatch(program: Command, ctx: Context): void {
           executor,
           metrics,
           ...settings,
-          onEvent: (e) => log(formatEvent(e, format, { emoji })),
+          onEvent: (e) => log(formatEvent(e, format, { emoji, fullId: opts.fullId })),
         });
         let server: Deno.HttpServer | undefined;
         if (metricsPort !== undefined) {

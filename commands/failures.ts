@@ -1,12 +1,12 @@
 import type { Command } from "commander";
 import { formatFailureGroups } from "../lib/format/insight.ts";
-import { FailureGroupsSchema, FAILURES_DEFAULTS } from "../lib/input/insight.ts";
+import { FailureGroupsObject, FailureGroupsSchema } from "../lib/input/insight.ts";
 import { getFailureGroups } from "../lib/queries/failure_groups.ts";
 import { type Context, json, withDb } from "./context.ts";
-import { collect, parseFlags } from "./options.ts";
+import { collect, fieldHelp, parseFlags } from "./options.ts";
 
 export function registerFailures(program: Command, ctx: Context): void {
-  const d = FAILURES_DEFAULTS;
+  const help = (key: string, text: string) => fieldHelp(FailureGroupsObject, key, text);
   program
     .command("failures")
     .description(
@@ -14,14 +14,14 @@ export function registerFailures(program: Command, ctx: Context): void {
         "first line with ids, numbers, times, addresses, paths and quoted values as " +
         "placeholders), largest group first",
     )
-    .option("--since <duration>", `failures updated within this long (default: ${d.since})`)
-    .option("--status <statuses>", `statuses, comma-separated (default: ${d.status})`, collect)
+    .option("--since <duration>", help("since", "failures updated within this long"))
+    .option("--status <statuses>", help("status", "statuses, comma-separated"), collect)
     .option("--type <type>", "only this task type")
     .option("--domain <domain>", "only this domain")
-    .option("--top <n>", `how many groups (default: ${d.top})`)
+    .option("--top <n>", help("top", "how many groups"))
     .option(
       "--sample <n>",
-      `group at most the newest N failures; the total stays exact (default: ${d.sample})`,
+      help("sample", "group at most the newest N failures; the total stays exact"),
     )
     .option("--exact", "group every failure of the window, however many")
     .option("--full-id", "full task ids")

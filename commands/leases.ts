@@ -1,12 +1,12 @@
 import type { Command } from "commander";
 import { formatLeases } from "../lib/format/insight.ts";
-import { LEASES_DEFAULTS, LeasesSchema } from "../lib/input/insight.ts";
+import { LeasesObject, LeasesSchema } from "../lib/input/insight.ts";
 import { getLeases } from "../lib/queries/leases.ts";
 import { type Context, json, withDb } from "./context.ts";
-import { parseFlags } from "./options.ts";
+import { fieldHelp, parseFlags } from "./options.ts";
 
 export function registerLeases(program: Command, ctx: Context): void {
-  const d = LEASES_DEFAULTS;
+  const help = (key: string, text: string) => fieldHelp(LeasesObject, key, text);
   program
     .command("leases")
     .description(
@@ -15,17 +15,17 @@ export function registerLeases(program: Command, ctx: Context): void {
     )
     .option(
       "--stale-after <duration>",
-      `list running tasks without a heartbeat for this long (default: ${d.stale_after})`,
+      help("stale_after", "list running tasks without a heartbeat for this long"),
     )
     .option(
       "--older-than <duration>",
-      `requeue-stale's threshold for tasks without a lease (default: ${d.older_than})`,
+      help("older_than", "requeue-stale's threshold for tasks without a lease"),
     )
     .option(
       "--max-attempts <n>",
-      `requeue-stale's --max-attempts (default: ${d.max_attempts})`,
+      help("max_attempts", "requeue-stale's --max-attempts"),
     )
-    .option("--limit <n>", `tasks listed (default: ${d.limit})`)
+    .option("--limit <n>", help("limit", "tasks listed"))
     .option("--full-id", "full task ids")
     .option("--json", "print the report as one JSON document")
     .action(async (opts: { json?: boolean; fullId?: boolean }, cmd: Command) => {

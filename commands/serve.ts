@@ -50,7 +50,9 @@ export function checkHost(host: string): void {
 export function registerServe(program: Command, ctx: Context): void {
   program
     .command("serve")
-    .description("Serve the same operations over HTTP: JSON API, Prometheus metrics, OpenAPI")
+    .description(
+      "Serve the same operations over HTTP: a web console, JSON API, Prometheus metrics, OpenAPI",
+    )
     .option("--host <address>", "address to bind", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8080")
     .option(

@@ -176,7 +176,9 @@ interface TopFlags {
 export function registerTop(program: Command, ctx: Context): void {
   program
     .command("top")
-    .description("Live view of the queue: counts, rates, lag per type, stuck tasks (q quits)")
+    .description(
+      "Live view for incidents: counts, rates, lag per type, failure groups, stuck tasks, workers (q quits)",
+    )
     .option("--interval <duration>", "refresh every", "2s")
     .option("--type <type>", "start with this type filter (t cycles it)")
     .option("--long-running <duration>", "a running task locked longer than this is stuck", "10m")
@@ -390,7 +392,13 @@ async function interactiveTop(source: TopSource, o: RunOptions): Promise<void> {
   stdin.setRaw(true);
   write(ENTER);
   try {
-    for (const [sig, fn] of signals) Deno.addSignalListener(sig, fn);
+    for (const [sig, fn] of signals) {
+      try {
+        Deno.addSignalListener(sig, fn);
+      } catch {
+        // Windows has no SIGWINCH, SIGTERM or SIGHUP: resizes are seen at the next refresh
+      }
+    }
     render();
     void refresh().catch(fail);
     const ended = new Promise<void>((resolve) => (wake = resolve));
@@ -413,7 +421,13 @@ async function interactiveTop(source: TopSource, o: RunOptions): Promise<void> {
     void keys;
   } finally {
     clearTimeout(timer);
-    for (const [sig, fn] of signals) Deno.removeSignalListener(sig, fn);
+    for (const [sig, fn] of signals) {
+      try {
+        Deno.removeSignalListener(sig, fn);
+      } catch {
+        // never added (see above)
+      }
+    }
     write(LEAVE);
     try {
       stdin.setRaw(false);

@@ -54,10 +54,17 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
     const options = { force };
     await withDb(ctx, c, async (db) => {
       if (given) {
-        const report = await spec.byIds(db, given, options);
+        // A filter beside ids guards them (only the given tasks it matches change).
+        const report = await spec.byIds(db, given, { ...options, where: filter });
         if (opts.json) await json(ctx, report);
         else await ctx.out(formatTransitionReport(report, spec.pastOf ?? spec.past));
-        for (const r of report.refused) await ctx.err(`error: ${r.message}\n`);
+        for (const r of report.refused) {
+          // The way to force is the CLI's flag here (the HTTP API names its body field).
+          const hint = force === false && spec.name === "cancel" && r.status === "running"
+            ? " (pass --force to cancel a running task)"
+            : "";
+          await ctx.err(`error: ${r.message}${hint}\n`);
+        }
         if (report.refused.length > 0) throw new ExitError(1);
         return;
       }
@@ -109,7 +116,7 @@ A task in "retry" (waiting on its backoff) runs now: its run_after becomes now, 
 and error are kept. A filter picks failed and cancelled tasks unless --status says otherwise:
   seedtask retry --status retry --type graph_embed --yes    # every backoff of a type, now
 `,
-    byIds: (db, ids) => retryTasks(db, ids),
+    byIds: (db, ids, options) => retryTasks(db, ids, { where: options?.where }),
     preview: (db, f) => previewRetryWhere(db, f),
     where: (db, f) => retryWhere(db, f),
   }, false);
@@ -127,7 +134,7 @@ have still holds. Dispatchers listening for new tasks are woken.
   seedtask release --type graph_embed            # dry run: what would be released
   seedtask release --type graph_embed --yes
 `,
-    byIds: (db, ids) => releaseCreatedTasks(db, ids),
+    byIds: (db, ids, options) => releaseCreatedTasks(db, ids, { where: options?.where }),
     preview: (db, f) => previewReleaseWhere(db, f),
     where: (db, f) => releaseCreatedWhere(db, f),
   }, false);

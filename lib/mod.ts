@@ -43,6 +43,14 @@ export {
   type ThroughputBucket,
   ThroughputCache,
 } from "./queries/throughput.ts";
+export {
+  getOverview,
+  type Overview,
+  type OverviewOptions,
+  OverviewOptionsSchema,
+  type OverviewStuckTask,
+  type TypeQueue,
+} from "./queries/overview.ts";
 export { getLatency, type Latency, type Percentiles, type TypeLatency } from "./queries/latency.ts";
 export {
   type LatencyOptions,
@@ -136,6 +144,16 @@ export {
   type TaskFilter,
   type TransitionReport,
 } from "./ops/task_transitions.ts";
+export {
+  listPauses,
+  MAX_WAITING_COUNT,
+  pauseQueue,
+  type PauseRequest,
+  PausesNotMigratedError,
+  type PauseTarget,
+  type QueuePause,
+  resumeQueue,
+} from "./ops/queue_pauses.ts";
 export { type RequeuedTask, type RequeueOptions, requeueStale } from "./ops/requeue_stale.ts";
 export {
   DEFAULT_PURGE_BATCH,

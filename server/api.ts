@@ -16,6 +16,7 @@ import {
 } from "../lib/input/list_filter.ts";
 import { NewTaskObject, NewTaskSchema } from "../lib/input/new_task.ts";
 import { StatsOptionsSchema } from "../lib/input/stats_options.ts";
+import { PauseSchema, ResumeSchema } from "../lib/input/queue_pause.ts";
 import { CheckOptionsSchema } from "../lib/input/check_thresholds.ts";
 import {
   FailureGroupParam,
@@ -114,6 +115,17 @@ const FilterResult = z.union([
   }),
 ]).meta({ id: "FilterTransitionResult", description: "A dry run, or what was changed" });
 
+const Pause = z.strictObject({
+  type: z.string(),
+  domain: z.string().nullable().meta({ description: "null: every domain of the type" }),
+  reason: z.string().nullable(),
+  paused_by: z.string(),
+  paused_at: instant,
+  waiting: z.number().int().optional()
+    .meta({ description: "Claimable tasks it holds back (counted up to 100,000)" }),
+  waiting_capped: z.boolean().optional().meta({ description: "More than 100,000 wait" }),
+}).meta({ id: "Pause" });
+
 const counts = z.record(z.string(), z.number());
 
 const Bucket = z.strictObject({
@@ -182,6 +194,12 @@ const Statistics = z.strictObject({
     error: z.string().nullable(),
     updated_at: instant,
   })),
+  long_running_total: z.number().int()
+    .meta({ description: "Every long-running task (long_running lists the first top)" }),
+  high_attempts_total: z.number().int().meta({
+    description: "Every task with at least high_attempts attempts (high_attempts lists the " +
+      "first top); estimated when attempts_distribution is",
+  }),
   total: z.number().int(),
   status_percentages: counts,
   queue: z.strictObject({
@@ -191,6 +209,7 @@ const Statistics = z.strictObject({
     overdue: z.number().int(),
   }),
   stuck_running: z.number().int(),
+  paused: z.array(Pause).meta({ description: "Paused types; their work is not in `queue`" }),
   throughput: counts,
   failure_rate: z.strictObject({
     last_hour: z.number().nullable(),
@@ -279,6 +298,7 @@ const CheckResult = z.strictObject({
     failed_last_day: z.number().int(),
     failure_rate_last_hour: z.number().nullable(),
     failure_rate_last_day: z.number().nullable(),
+    paused: z.array(Pause).meta({ description: "Their work is left out of lag and queued" }),
   }),
 }).meta({ id: "CheckResult", description: "What `seedtask check --json` prints" });
 
@@ -612,13 +632,14 @@ export const ROUTES = {
   retryTask: createRoute({
     method: "post",
     path: "/tasks/{id}/retry",
-    summary: "Put a failed or cancelled task back in the queue (seedtask retry --json)",
+    summary: "Put a failed or cancelled task back in the queue, or run a retry task waiting on " +
+      "its backoff now (seedtask retry --json)",
     security: write,
     request: { params: TaskIdParam },
     responses: {
       200: json(TransitionReport, "Requeued"),
       ...errors(400, 401, 403, 404, 503),
-      409: refused("Not failed or cancelled, or an ambiguous prefix"),
+      409: refused("Not failed, cancelled or retry, or an ambiguous prefix"),
     },
   }),
   releaseTask: createRoute({
@@ -636,6 +657,49 @@ export const ROUTES = {
   cancelWhere: filterRoute("cancel", CancelFilterSchema),
   retryWhere: filterRoute("retry", FilterTransitionSchema),
   releaseWhere: filterRoute("release", FilterTransitionSchema),
+  pause: createRoute({
+    method: "post",
+    path: "/pause",
+    summary: "Pause a task type, or one domain of it: no seedtask dispatcher claims its tasks " +
+      "(seedtask pause --json)",
+    security: write,
+    middleware: [jsonBody] as const,
+    request: { body: { required: true, content: { "application/json": { schema: PauseSchema } } } },
+    responses: {
+      200: json(
+        z.strictObject({ pause: Pause, created: z.boolean() }),
+        "Paused (`created` false: it already was; reason and who updated)",
+      ),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  }),
+  resume: createRoute({
+    method: "post",
+    path: "/resume",
+    summary: "Resume a task type (every pause of it), or one domain (seedtask resume --json)",
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      body: { required: true, content: { "application/json": { schema: ResumeSchema } } },
+    },
+    responses: {
+      200: json(
+        z.strictObject({ resumed: z.array(Pause) }),
+        "The pauses removed (none when nothing was paused)",
+      ),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  }),
+  paused: createRoute({
+    method: "get",
+    path: "/paused",
+    summary:
+      "The paused types: who paused them, when, why, and what waits (seedtask paused --json)",
+    responses: {
+      200: json(z.strictObject({ paused: z.array(Pause) }), "The pauses, oldest first"),
+      ...errors(401, 503),
+    },
+  }),
   stats: createRoute({
     method: "get",
     path: "/stats",

@@ -14,6 +14,7 @@ import { checkHealth } from "../lib/queries/check_health.ts";
 import { type Db, guard } from "../lib/db.ts";
 import { enqueueTask } from "../lib/ops/enqueue_task.ts";
 import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
+import { listPauses, pauseQueue, resumeQueue } from "../lib/ops/queue_pauses.ts";
 import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../lib/errors.ts";
 import { shown, usageError } from "../lib/input/fields.ts";
 import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
@@ -333,6 +334,8 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return undefined;
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
+  for (const path of ["/pause", "/resume", "/paused"]) app.use(path, gated(true));
+  for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
   app.use("/failures/*", gated(true)); // the group actions
   for (
     const path of [
@@ -393,16 +396,25 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return c.json(result, 201);
   }, batchHook(ROUTES.enqueueTasks));
 
-  const transitionAnswer = (c: Context, report: TransitionReport) =>
-    report.refused.length > 0
-      ? c.json({
-        error: { code: "invalid_transition", message: report.refused[0]!.message },
-        ...report,
-      }, 409)
-      : c.json(report, 200);
+  const transitionAnswer = (c: Context, report: TransitionReport, forced?: boolean) => {
+    const first = report.refused[0];
+    if (!first) return c.json(report, 200);
+    // The way to force is this API's body field, not the CLI's flag.
+    const hint = forced === false && first.status === "running"
+      ? ' (send {"force": true} to cancel a running task)'
+      : "";
+    return c.json({
+      error: { code: "invalid_transition", message: first.message + hint },
+      ...report,
+    }, 409);
+  };
   app.openapi(cancelRoute, async (c) => {
     const { force } = c.req.valid("json");
-    return transitionAnswer(c, await cancelTasks(db, [c.req.valid("param").id], { force }));
+    return transitionAnswer(
+      c,
+      await cancelTasks(db, [c.req.valid("param").id], { force }),
+      force,
+    );
   }, requestHook(cancelRoute));
   app.openapi(
     ROUTES.retryTask,
@@ -458,6 +470,20 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       ) as never;
     }, requestHook(route));
   }
+
+  app.openapi(ROUTES.pause, async (c) => {
+    const { by, ...request } = c.req.valid("json");
+    return c.json(await pauseQueue(db, { ...request, by: by ?? "http" }), 200);
+  }, requestHook(ROUTES.pause));
+  app.openapi(
+    ROUTES.resume,
+    async (c) => c.json({ resumed: await resumeQueue(db, c.req.valid("json")) }, 200),
+    requestHook(ROUTES.resume),
+  );
+  app.openapi(
+    ROUTES.paused,
+    async (c) => c.json({ paused: await listPauses(db, { waiting: true }) }, 200),
+  );
 
   app.openapi(
     ROUTES.stats,
@@ -607,6 +633,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       basePath,
       cache,
       stats,
+      throughputCache,
       run: (fn) => gate.run(fn),
       invalidate: () => singleFlight.clear(),
       refreshSeconds: deps.consoleRefreshSeconds,

@@ -10,7 +10,7 @@ import { InvalidInputError } from "../lib/errors.ts";
 export function normaliseBasePath(given: string): string {
   const path = given.replace(/\/+$/, "");
   if (path === "") return "";
-  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(path)) {
+  if (!/^(\/[A-Za-z0-9._~-]+)+$/.test(path) || path.split("/").some((p) => /^\.+$/.test(p))) {
     throw new InvalidInputError(
       `Invalid --base-path "${given.slice(0, 100)}": expected a path such as /seedtask`,
       "letters, digits and -._~ between slashes",

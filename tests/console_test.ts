@@ -12,6 +12,7 @@ import { CONSOLE_CSP } from "../server/console/app.tsx";
 import { ASSETS } from "../server/console/assets_embedded.ts";
 import { embeddedAssetsSource } from "../tools/embed_console_assets.ts";
 import { IDS, insertFixture, spawnCli, testSchema } from "./helpers.ts";
+import { runMain } from "./run_main.ts";
 
 const TOKEN = "s3cret-token-42";
 const HOSTILE = "<script>alert(1)</script>";
@@ -100,6 +101,11 @@ Deno.test("the overview shows the counts by status and the queue's health", asyn
     assert.match(text, /Queue health/);
     assert.match(text, /Stuck running/);
     assert.match(text, /<svg class="chart"/);
+    // Throughput per minute and per hour, the per-type queue table, the workers.
+    assert.match(text, /Last hour, per minute/);
+    assert.match(text, /Last 48 hours, per hour/);
+    assert.match(text, /id="p-queues"[^]*?href="\/ui\/tasks\?type=graph_embed"/);
+    assert.match(text, /id="p-workers"[^]*?disp-dead/);
   });
 });
 
@@ -544,5 +550,20 @@ Deno.test("demo --serve says the console's URL, and the console answers there", 
   } finally {
     demo.child.kill("SIGINT");
     assert.equal(await demo.exit(), 0);
+  }
+});
+
+Deno.test("serve --base-path takes a path such as /seedtask; anything else is exit 2", async () => {
+  for (const bad of ["seedtask", "/a b", "/../x", "/x?y"]) {
+    const r = await runMain([
+      "serve",
+      "--base-path",
+      bad,
+      "--dsn",
+      "postgres://nobody@127.0.0.1:1/x",
+    ]);
+    assert.equal(r.code, 2, bad);
+    assert.match(r.stderr, /invalid --base-path/i);
+    assert.equal(r.stdout, "");
   }
 });

@@ -389,7 +389,7 @@ serverTest(
       const enq = await runMain([...t.args, "enqueue", "--type", "ping"]);
       const id = enq.stdout.trim();
       await eventually(async () => (await count(t)).completed === 1, 30_000, "picked up");
-      await p.waitFor(new RegExp(`Task ${id} completed successfully`));
+      await p.waitFor(new RegExp(`Task ${id.slice(0, 8)} completed successfully`));
     } finally {
       p.child.kill("SIGTERM");
       await p.exit();

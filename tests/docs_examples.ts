@@ -188,12 +188,16 @@ async function serveCall(conn: Deno.Conn): Promise<void> {
   await write(outBytes);
 }
 
+/** The longest a block may run. */
+const BLOCK_TIMEOUT_MS = 180_000;
+
 /** Runs `block` with bash (`-e -o pipefail -x`) in `cwd` with `env`. */
 export async function runBlock(
   block: ShellBlock,
   options: { cwd: string; env: Record<string, string> },
 ): Promise<BlockResult> {
-  const out = await new Deno.Command("bash", {
+  // A safety net only: an example that waits for ever fails instead of hanging the suite.
+  const child = new Deno.Command("bash", {
     args: ["-e", "-o", "pipefail", "-x", "-c", block.code],
     cwd: options.cwd,
     env: options.env,
@@ -201,9 +205,13 @@ export async function runBlock(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), BLOCK_TIMEOUT_MS);
+  const out = await child.output().finally(() => clearTimeout(timer));
   const dec = new TextDecoder();
-  return { block, code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  const stderr = dec.decode(out.stderr) +
+    (out.signal === "SIGKILL" ? `\n(killed after ${BLOCK_TIMEOUT_MS / 1000} s)` : "");
+  return { block, code: out.code, stdout: dec.decode(out.stdout), stderr };
 }
 
 /** A failed block as the test reports it: where, the exit code, and the end of its output. */

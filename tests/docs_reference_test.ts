@@ -44,3 +44,25 @@ Deno.test("npm package: the version is deno.json's, and it ships every directory
   for (const dir of dirs) assert.ok(pkg.files.includes(dir), `package.json "files" lacks ${dir}`);
   assert.ok(pkg.files.includes("deno.lock") && pkg.files.includes("deno.json"));
 });
+
+Deno.test("docs: every relative link of README.md and docs/*.md points at a file that exists", async () => {
+  const files = ["README.md"];
+  for await (const e of Deno.readDir(new URL("docs/", ROOT))) {
+    if (e.name.endsWith(".md")) files.push(`docs/${e.name}`);
+  }
+  const broken: string[] = [];
+  for (const file of files) {
+    const text = await Deno.readTextFile(new URL(file, ROOT));
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^(https?:|mailto:|#)/.test(target!)) continue;
+      const path = target!.split("#")[0]!;
+      const url = new URL(path, new URL(file, ROOT));
+      try {
+        await Deno.stat(url);
+      } catch {
+        broken.push(`${file}: ${target}`);
+      }
+    }
+  }
+  assert.deepEqual(broken, []);
+});

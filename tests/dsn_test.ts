@@ -137,7 +137,13 @@ serverTest(
       "--json",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { items: [], next_cursor: null });
+    assert.deepEqual(JSON.parse(r.stdout), {
+      items: [],
+      next_cursor: null,
+      total: 0,
+      total_exact: true,
+      total_note: null,
+    });
   },
 );
 

@@ -15,8 +15,8 @@ Deno.test("demo and migrate --embedded work from another directory (no asset rea
     const out = demo.stdout;
     assert.match(out, /^Embedded PostgreSQL \(PGlite\) in memory\n/);
     assert.match(out, /Enqueued 12 tasks/);
-    assert.match(out, /\[QueueDispatcher\] Processing task [0-9a-f-]{36} \(type=graph_embed/);
-    assert.match(out, /\[QueueDispatcher\] Task [0-9a-f-]{36} completed successfully/);
+    assert.match(out, /\[QueueDispatcher\] Processing task [0-9a-f]{8} \(type=graph_embed/);
+    assert.match(out, /\[QueueDispatcher\] Task [0-9a-f]{8} completed successfully/);
     assert.match(
       out,
       /\[QueueDispatcher\] Task [0-9a-f-]{36} failed \(attempt 1\/3\), retrying in/,

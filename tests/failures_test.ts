@@ -69,12 +69,29 @@ const GROUPING: Array<[string, string]> = [
   ["worker db2 unreachable", "I"], // named hosts differ
   ["Key (id)=(42) already exists", "J"],
   ["Key (id)=(7) already exists", "J"],
+  ["order 12345678901 not found", "L"], // a long number is a number, not a hex id
+  ["order 42 not found", "L"],
+  ["blob 5f3e9a2c01 missing", "M"],
+  ["blob 0x1f missing", "M"],
   ["Connection refused to 10.0.0.5:5432", "K"], // case is kept: another message
 ];
 
 Deno.test("fingerprintError() and the database's fingerprint agree on every text", async () => {
   await using t = await testSchema();
-  const texts = [...FINGERPRINTS.map(([text]) => text), ...GROUPING.map(([text]) => text), null];
+  const long = [
+    `id ${"7".repeat(1500)} and more`, // cut after 1,000 characters of the first line
+    `${"é".repeat(999)}1234 5`, // characters, not bytes
+    `${"🙂".repeat(600)} 42`, // beyond the Basic Multilingual Plane
+  ];
+  const texts = [
+    ...FINGERPRINTS.map(([text]) => text),
+    ...GROUPING.map(([text]) => text),
+    ...long,
+    "café1 failed after 2s",
+    "\u00a0nbsp\u00a0 kept\u00a0",
+    "tab\tand\r\fform feed\vvertical",
+    null,
+  ];
   const rows = await t.sql.unsafe(
     `select t, ${fingerprintExpression("t")} as fp from unnest($1::text[]) with ordinality u(t, n)
      order by n`,
@@ -92,6 +109,10 @@ Deno.test("fingerprintError() and the database's fingerprint agree on every text
     assert.equal(fingerprintError(text), expected, JSON.stringify(text));
   }
   assert.equal(fingerprintError("x".repeat(1000)).length, 300, "cut after 300 characters");
+  assert.equal(fingerprintError(long[0]), "id <n>");
+  assert.equal(fingerprintError(long[1]), "é".repeat(300));
+  assert.equal(fingerprintError("café1 failed after 2s"), "café<n> failed after <n>s");
+  assert.equal(fingerprintError("\u00a0nbsp\u00a0 kept\u00a0"), "\u00a0nbsp\u00a0 kept\u00a0");
 });
 
 async function insertFailures(

@@ -162,6 +162,12 @@ serverTest(
   async () => {
     await using t = await testSchema();
     await enqueue(t, 3);
+    // A worker that died a week ago: the next dispatcher to start prunes its row.
+    await t.sql`insert into ${
+      t.sql(`${t.schema}.seedtask_workers`)
+    } (table_name, name, last_seen_at)
+      values ('tasks', 'long-dead', now() - interval '8 days'),
+             ('tasks', 'died-yesterday', now() - interval '1 day 1 hour')`;
     const p = spawnCli([
       ...t.args,
       "dispatch",
@@ -191,13 +197,16 @@ serverTest(
     }
     assert.equal(await p.exit(), 0);
     const after = await listWorkers(t.db, { all: true });
-    assert.deepEqual(after.workers, [], "a clean stop removes the row");
+    assert.deepEqual(
+      after.workers.map((w) => [w.name, w.silent]),
+      [["died-yesterday", true]],
+      "a clean stop removes its row; a week-old row was pruned at start, a day-old one kept",
+    );
+    assert.equal((await listWorkers(t.db)).hidden, 1, "silent for more than a day: hidden");
     // Nothing is left running, so nothing is stuck, even long after.
     const later = await getLeases(t.db, { now: new Date(Date.now() + 60 * MIN) });
     assert.deepEqual([later.total, later.owners], [0, []]);
-    const rows = await t.sql`select count(*)::int as n from ${
-      t.sql(`${t.schema}.seedtask_workers`)
-    }`;
-    assert.equal(rows[0]!.n, 0);
+    const rows = await t.sql`select name from ${t.sql(`${t.schema}.seedtask_workers`)}`;
+    assert.deepEqual(rows.map((r) => r.name), ["died-yesterday"]);
   },
 );

@@ -76,13 +76,17 @@ Deno.test("seedtask list prints the table with short ids and the count", async (
   const r = await runMain([...t.args, "list", "--status", "running"]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
-  assert.match(lines[0]!, /^ID\s+Status\s+Type\s+Description\s+Domain\s+Attempts\s+Updated$/);
+  // Piped: every column at full width, UTC times with the age.
+  assert.match(
+    lines[0]!,
+    /^ID\s+Status\s+Type\s+Domain\s+Attempts\s+Updated \(UTC\)\s+Description$/,
+  );
   assert.match(
     lines[1]!,
-    /^cccc1000\s+running\s+graph_embed\s+running embed\s+user_1\s+1\s+20\d\d-/,
+    /^cccc1000\s+running\s+graph_embed\s+user_1\s+1\s+20\d\d-\d\d-\d\d [\d:]+ \(\d+[sm] ago\)\s+running embed$/,
   );
-  assert.match(lines[2]!, /^cccc3000\s+running\s+fact_search\s+stuck search\s+user_3\s+2\s+/);
-  assert.match(lines[3]!, /^cccc2000\s+running\s+graph_rag_query\s+long rag query\s+user_2\s+1\s+/);
+  assert.match(lines[2]!, /^cccc3000\s+running\s+fact_search\s+user_3\s+2\s+.*stuck search$/);
+  assert.match(lines[3]!, /^cccc2000\s+running\s+graph_rag_query\s+user_2\s+1\s+.*long rag query$/);
   assert.equal(lines.at(-1), "Found 3 tasks");
   assert.doesNotMatch(r.stdout, /🏃/, "no emoji when stdout is not a terminal");
 
@@ -96,7 +100,7 @@ Deno.test("seedtask list prints the table with short ids and the count", async (
     "1",
   ]);
   assert.match(full.stdout, new RegExp(`^${IDS.runningHealthy}\\s+running`, "m"));
-  assert.match(full.stdout, /Found 1 task\nMore: add --after \S+\n$/);
+  assert.match(full.stdout, /Showing 1 of 3 tasks\nMore: add --after \S+\n$/);
 
   const none = await runMain([...t.args, "list", "--type", "nope"]);
   assert.equal(none.code, 0);
@@ -110,8 +114,15 @@ Deno.test("seedtask list --json, --format ndjson and csv print the same tasks", 
   const json = await runMain([...args, "--json"]);
   assert.equal(json.code, 0, json.stderr);
   const doc = JSON.parse(json.stdout);
-  assert.deepEqual(Object.keys(doc), ["items", "next_cursor"]);
+  assert.deepEqual(Object.keys(doc), [
+    "items",
+    "next_cursor",
+    "total",
+    "total_exact",
+    "total_note",
+  ]);
   assert.equal(doc.next_cursor, null);
+  assert.equal(doc.total, 2);
   assert.deepEqual(doc.items.map((x: { id: string }) => x.id), [
     IDS.failedRecent,
     IDS.completedRecent2,
@@ -123,7 +134,8 @@ Deno.test("seedtask list --json, --format ndjson and csv print the same tasks", 
   assert.match(failed.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   // The lib returns the same rows
   const lib = await listTasks(t.db, { statuses: ["failed", "completed"], domain: "user_2" });
-  assert.deepEqual(doc, JSON.parse(JSON.stringify(lib)));
+  const { total: _, total_exact: _e, total_note: _n, ...page } = doc;
+  assert.deepEqual(page, JSON.parse(JSON.stringify(lib)));
 
   const nd = await runMain([...args, "--format", "ndjson"]);
   const lines = nd.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
@@ -131,9 +143,11 @@ Deno.test("seedtask list --json, --format ndjson and csv print the same tasks", 
 
   const csv = await runMain([...args, "--format", "csv"]);
   const rows = csv.stdout.trimEnd().split("\n");
+  // The same columns as ndjson: the table's, extra ones included.
+  assert.equal(rows[0], Object.keys(lines[0]).join(","));
   assert.equal(
     rows[0],
-    "id,status,type,description,domain,drift_score,attempts,locked_by,locked_at,run_after,params,result,error,created_at,updated_at",
+    "id,status,type,description,domain,drift_score,attempts,locked_by,locked_at,run_after,params,result,error,created_at,updated_at,owner_id,lease_expires_at,last_heartbeat,priority,labels",
   );
   assert.equal(rows.length, 3);
   assert.match(

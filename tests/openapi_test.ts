@@ -186,6 +186,19 @@ const CALLS: Record<string, { valid: Call; invalid?: Call }> = {
     valid: { path: {}, body: { domain: "user_1", older_than: "1m", yes: false }, status: 200 },
     invalid: { path: {}, body: { yes: "maybe", type: "x" }, status: 400 },
   },
+  "POST /pause": {
+    valid: {
+      path: {},
+      body: { type: "graph_embed", domain: "user_9", reason: "openapi", by: "test" },
+      status: 200,
+    },
+    invalid: { path: {}, body: { type: "x", colour: "red" }, status: 400 },
+  },
+  "POST /resume": {
+    valid: { path: {}, body: { type: "graph_embed", domain: "user_9" }, status: 200 },
+    invalid: { path: {}, body: { domain: "user_9" }, status: 400 },
+  },
+  "GET /paused": { valid: { path: {}, status: 200 } },
   "GET /stats": {
     valid: {
       path: {},

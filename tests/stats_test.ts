@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { VERSION } from "../lib/version.ts";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
-import { fixtureCounts, IDS, insertFixture, testSchema } from "./helpers.ts";
+import { FIXTURE, fixtureCounts, IDS, insertFixture, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 
 const NOW = new Date("2026-03-10T12:00:00Z");
@@ -149,7 +149,8 @@ Deno.test("seedtask stats prints an aligned report with every section", async ()
       "TOP DOMAINS",
       "RECENT ACTIVITY (7 days, UTC)",
       "LONG RUNNING (> 10m 0s)",
-      "HIGH ATTEMPTS (>= 3)",
+      // --top 2 shows two of them, and says how many there are.
+      `HIGH ATTEMPTS (>= 3): 2 of ${FIXTURE.filter((x) => x.attempts >= 3).length}`,
     ]
   ) assert.match(r.stdout, new RegExp(`^${section.replace(/[()>]/g, "\\$&")}$`, "m"));
   assert.match(r.stdout, /^ {3}completed {3}4 {2}\( 21\.1%\)$/m);

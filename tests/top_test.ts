@@ -165,6 +165,25 @@ Deno.test("renderTopFrame() fits the terminal, and has no escape codes without c
   assert.match(next.join("\n"), /queued .*3.* -2/);
   assert.ok(next.some((l) => l.includes(`${ESC}[31m3`)), "new failures in red");
 
+  // Every panel that gets a title also gets a row, whatever the height.
+  const panels = [
+    { title: "FAILURE GROUPS", header: ["COUNT"], rows: [], empty: "no failures in 1h" },
+    { title: "WORKERS", header: ["NAME"], rows: [["worker-one"], ["worker-two"]], empty: "" },
+  ];
+  for (let h = 12; h <= 30; h++) {
+    const lines = renderTopFrame({ overview: o, previous: null, panels }, view({ height: h }));
+    assert.equal(lines.length, h);
+    const text = lines.join("\n");
+    for (const title of ["QUEUE BY TYPE", "STUCK", "WORKERS"]) {
+      if (!text.includes(title)) continue;
+      const at = lines.findIndex((l) => l.startsWith(title));
+      assert.ok(
+        at + 2 < h - 1 && lines[at + 2]!.trim() !== "",
+        `${title} has a row at height ${h}`,
+      );
+    }
+  }
+
   const paused = renderTopFrame(
     { overview: o, previous: null, panels: [] },
     view({ paused: true }),

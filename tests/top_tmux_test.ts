@@ -46,7 +46,13 @@ class Tmux implements AsyncDisposable {
   }
 
   /** Starts `seedtask top` for `t` in a session `name` of `width` x `height`. */
-  async start(name: string, t: TestSchema, width: number, height: number): Promise<void> {
+  async start(
+    name: string,
+    t: TestSchema,
+    width: number,
+    height: number,
+    noColor = false,
+  ): Promise<void> {
     const deno = Deno.execPath();
     const args = ["run", "--allow-all", "--quiet", MAIN, "--dsn", TEST_DSN, "--table", t.table];
     const quoted = [deno, ...args, "top", "--interval", "500ms"].map((a) => `'${a}'`).join(" ");
@@ -65,6 +71,7 @@ class Tmux implements AsyncDisposable {
       "-u",
       "NO_COLOR",
       "TERM=xterm-256color",
+      ...(noColor ? ["NO_COLOR=1"] : []),
       "sh",
       "-c",
       script,
@@ -74,6 +81,11 @@ class Tmux implements AsyncDisposable {
 
   screen(name: string): Promise<string> {
     return this.run("capture-pane", "-p", "-t", name);
+  }
+
+  /** The screen with its attributes as escape sequences (colour, reverse video). */
+  styled(name: string): Promise<string> {
+    return this.run("capture-pane", "-p", "-e", "-t", name);
   }
 
   /** `#{alternate_on}` and `#{cursor_flag}`: 1/0 while top runs, 0/1 once it has restored. */
@@ -119,8 +131,9 @@ Deno.test({
     assert.doesNotMatch(first, /BEFORE-TOP/, "drawn on the alternate screen");
     assert.deepEqual(await tmux.modes("top"), { alternate: true, cursor: false });
     for (const line of first.split("\n")) assert.ok([...line].length <= 80, line);
-    // At 80 columns the stuck panel's note is cut.
-    assert.match(first, /STUCK {2}1 running .*…/);
+    // At 80 columns the header is cut before the table's name.
+    assert.match(first, /^ .* top of .*…$/m);
+    assert.ok(!first.includes(t.table));
 
     // p pauses: the header says so, and the clock in it stops.
     await tmux.run("send-keys", "-t", "top", "p");
@@ -132,9 +145,9 @@ Deno.test({
     await tmux.run("send-keys", "-t", "top", "p");
     await tmux.waitFor("top", /every 500ms/, "refreshing again");
 
-    // A resize redraws at the new size: the note fits in 130 columns.
+    // A resize redraws at the new size: the header fits in 130 columns.
     await tmux.run("resize-window", "-t", "top", "-x", "130", "-y", "40");
-    const wide = await tmux.waitFor("top", /requeue-stale` returns them/, "the wider frame");
+    const wide = await tmux.waitFor("top", new RegExp(`top of .*${t.table}`), "the wider frame");
     assert.ok(wide.split("\n").some((l) => [...l].length > 80), "lines use the new width");
 
     // t cycles the type filter through the types seen; ? shows the help.
@@ -173,5 +186,24 @@ Deno.test({
     const after = await tmux.waitFor("top", /EXITED \d+/, "top to exit");
     assert.match(after, /BEFORE-TOP\s+EXITED 0/);
     assert.deepEqual(await tmux.modes("top"), { alternate: false, cursor: true });
+  },
+});
+
+Deno.test({
+  name: "top in tmux draws colour and reverse video on a terminal, none with NO_COLOR",
+  ignore: !TMUX,
+  fn: async () => {
+    await using t = await testSchema();
+    await insertFixture(t);
+    await using tmux = new Tmux();
+    await tmux.start("colour", t, 100, 30);
+    await tmux.start("plain", t, 100, 30, true);
+    await tmux.waitFor("colour", /QUEUE BY TYPE/, "the coloured frame");
+    await tmux.waitFor("plain", /QUEUE BY TYPE/, "the plain frame");
+    const sgr = /\x1b\[[0-9;]*m/;
+    assert.match(await tmux.styled("colour"), sgr);
+    assert.doesNotMatch(await tmux.styled("plain"), sgr);
+    for (const name of ["colour", "plain"]) await tmux.run("send-keys", "-t", name, "q");
+    await tmux.waitFor("plain", /EXITED 0/, "top to exit");
   },
 });

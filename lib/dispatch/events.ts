@@ -1,3 +1,5 @@
+import { shortId } from "../queries/task_id.ts";
+
 /** Everything a dispatcher reports, one event per log line. Task events carry the task id. */
 export type DispatchEvent =
   | {
@@ -74,12 +76,20 @@ function seconds(ms: number): string {
 
 /**
  * The seed's log line for an event, e.g.
- * `[QueueDispatcher] 🚀 Processing task <id> (type=graph_embed, domain=user_123, attempts=1/3)`.
- * Emoji only when `emoji` (a terminal without NO_COLOR).
+ * `[QueueDispatcher] 🚀 Processing task 1a2b3c4d (type=graph_embed, domain=user_123, attempts=1/3)`.
+ * Emoji only when `emoji` (a terminal without NO_COLOR); the task's short id unless `fullId`.
  */
-export function formatEventText(e: DispatchEvent, emoji: boolean): string {
+export function formatEventText(
+  event: DispatchEvent,
+  emoji: boolean,
+  options: { fullId?: boolean } = {},
+): string {
   const i = (s: string) => (emoji ? `${s} ` : "");
   const p = "[QueueDispatcher]";
+  // Short ids, as in every table (`seedtask show` takes them); the full one when asked.
+  const e = !options.fullId && "task_id" in event && event.task_id
+    ? { ...event, task_id: shortId(event.task_id) } as DispatchEvent
+    : event;
   switch (e.event) {
     case "started":
       return `${p} ${i("▶️")}Dispatcher ${e.dispatcher} started (concurrency=${e.concurrency}, ` +
@@ -139,7 +149,7 @@ export function formatEventText(e: DispatchEvent, emoji: boolean): string {
 export function formatEvent(
   e: DispatchEvent,
   format: "text" | "json",
-  options: { emoji?: boolean; now?: Date } = {},
+  options: { emoji?: boolean; now?: Date; fullId?: boolean } = {},
 ): string {
   const ts = (options.now ?? new Date()).toISOString();
   if (format === "json") {
@@ -149,7 +159,7 @@ export function formatEvent(
           e.event === "retry" || e.event === "listen_unavailable"
       ? "warn"
       : "info";
-    return JSON.stringify({ ts, level, ...e, msg: formatEventText(e, false) });
+    return JSON.stringify({ ts, level, ...e, msg: formatEventText(e, false, { fullId: true }) });
   }
-  return `${ts} ${formatEventText(e, !!options.emoji)}`;
+  return `${ts} ${formatEventText(e, !!options.emoji, { fullId: options.fullId })}`;
 }

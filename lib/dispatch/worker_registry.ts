@@ -4,6 +4,9 @@ import { workersTableExists } from "../queries/workers.ts";
 import { VERSION } from "../version.ts";
 import type { DispatcherStats } from "./stats.ts";
 
+/** A registry row silent this long is deleted when a dispatcher of the table starts. */
+export const PRUNE_AFTER = "7 days";
+
 /** What a dispatcher tells the registry about itself. */
 export interface WorkerRegistration {
   db: Db;
@@ -53,6 +56,10 @@ export class WorkerRegistry {
           last_seen_at = excluded.last_seen_at, concurrency = excluded.concurrency,
           types = excluded.types, lease_ms = excluded.lease_ms, in_flight = 0, claimed = 0,
           completed = 0, retried = 0, failed = 0`;
+      // Rows of dispatchers that died long ago (SIGKILL, a lost host) would stay forever.
+      await sql`
+        delete from ${sql(workersTableName(db.schema))}
+        where table_name = ${db.tableName} and last_seen_at < now() - ${PRUNE_AFTER}::interval`;
     });
   }
 

@@ -1,5 +1,6 @@
 import type { CheckMetric, CheckResult } from "../queries/check_health.ts";
 import { oneLine } from "../errors.ts";
+import { formatPausedClause } from "./pauses.ts";
 
 function show(m: CheckMetric): string {
   switch (m.name) {
@@ -26,12 +27,17 @@ function perf(m: CheckMetric): string {
  * One monitoring-plugin line: `SEEDTASK OK - lag 12s, stuck 0, ... | lag=12s;300;900;0; ...`.
  * Metrics over a threshold are listed first so the alert text leads with the cause.
  */
-export function formatCheckLine(result: CheckResult): string {
+export function formatCheckLine(result: CheckResult, now: Date = new Date()): string {
   const order = (m: CheckMetric) => m.state === "CRITICAL" ? 0 : m.state === "WARNING" ? 1 : 2;
   const text = [...result.metrics].sort((a, b) => order(a) - order(b)).map((m) =>
     m.state === "OK" ? show(m) : `${show(m)} (${m.state})`
   );
-  return `SEEDTASK ${result.state} - ${text.join(", ")} | ${result.metrics.map(perf).join(" ")}\n`;
+  // Paused types are named so that a queue that grows on purpose is not taken for an outage
+  // (their work is left out of lag and queued: see QueueHealth).
+  const paused = formatPausedClause(result.health.paused, now);
+  return `SEEDTASK ${result.state} - ${text.join(", ")}${paused ? `; ${paused}` : ""} | ${
+    result.metrics.map(perf).join(" ")
+  }\n`;
 }
 
 /** The line printed when the check itself cannot run (exit 3). */

@@ -1,10 +1,12 @@
 import { formatDuration } from "../duration.ts";
 import { formatStatus } from "./tasks.ts";
+import { renderTable } from "./table.ts";
 import { formatUtc } from "./time.ts";
 import type { TaskStatistics } from "../queries/task_stats.ts";
 import { TASK_STATUSES } from "../table/contract.ts";
 import { shortId } from "../queries/task_id.ts";
 import type { DisplayOptions } from "./tasks.ts";
+import { formatPauses } from "./pauses.ts";
 
 function pct(rate: number | null): string {
   return rate === null ? "-" : `${(rate * 100).toFixed(1)}%`;
@@ -16,19 +18,18 @@ function secs(value: number | null): string {
 
 /** Right-aligned numbers under left-aligned labels. */
 function rows(entries: Array<[string, string]>, indent = "   "): string[] {
-  const width = Math.max(0, ...entries.map(([k]) => [...k].length));
-  const numWidth = Math.max(0, ...entries.map(([, v]) => v.length));
-  return entries.map(([k, v]) =>
-    `${indent}${k}${" ".repeat(width - [...k].length)}  ${v.padStart(numWidth)}`.trimEnd()
-  );
+  return renderTable(entries.map(([k, v]) => [k, v]), { indent, align: ["left", "right"] });
 }
 
 /** Left-aligned columns separated by two spaces. */
 function columns(table: string[][], indent = "   "): string[] {
-  const widths = table[0]?.map((_, i) => Math.max(...table.map((r) => [...r[i]!].length))) ?? [];
-  return table.map((r) =>
-    (indent + r.map((c, i) => c + " ".repeat(widths[i]! - [...c].length)).join("  ")).trimEnd()
-  );
+  return renderTable(table, { indent });
+}
+
+/** `: 10 of 87` after a section heading, or nothing when the list is complete. */
+function ofTotal(shown: number, total: number, approximate: boolean): string {
+  if (!approximate && total <= shown) return "";
+  return `: ${shown} of ${approximate ? "≈" : ""}${Math.max(total, shown)}`;
 }
 
 /** The human `seedtask stats` report: aligned sections, same numbers as `--json`. */
@@ -89,6 +90,12 @@ export function formatStatistics(stats: TaskStatistics, options: DisplayOptions 
     ]),
   );
 
+  if (stats.paused.length > 0) {
+    // Paused work is left out of the health numbers above: say where it is.
+    out.push("", `${e("⏸️")}PAUSED (not claimed; not counted in ready, lag or overdue)`);
+    out.push(...formatPauses(stats.paused, stats.generated_at, "   "));
+  }
+
   const attempts = Object.entries(stats.attempts_distribution);
   if (attempts.length > 0) {
     out.push("", `${e("🔢")}${heading("attempts_distribution", "ATTEMPTS")}`);
@@ -105,20 +112,30 @@ export function formatStatistics(stats: TaskStatistics, options: DisplayOptions 
     out.push(...rows(domains.map(([k, v]) => [k, String(v)])));
   }
 
-  out.push("", `${e("📅")}RECENT ACTIVITY (${stats.options.days} days, UTC)`);
-  out.push("   date        created  completed  failed");
-  for (const d of stats.recent_activity) {
-    out.push(
-      `   ${d.date}  ${String(d.created_count).padStart(7)}  ${
-        String(d.completed_count).padStart(9)
-      }  ${String(d.failed_count).padStart(6)}`,
-    );
-  }
+  const days = stats.options.days;
+  out.push("", `${e("📅")}RECENT ACTIVITY (${days} day${days === 1 ? "" : "s"}, UTC)`);
+  out.push(
+    ...renderTable(
+      stats.recent_activity.map((d) => [
+        d.date,
+        String(d.created_count),
+        String(d.completed_count),
+        String(d.failed_count),
+      ]),
+      {
+        head: ["date", "created", "completed", "failed"],
+        align: ["left", "right", "right", "right"],
+        indent: "   ",
+      },
+    ),
+  );
 
   if (stats.long_running.length > 0) {
     out.push(
       "",
-      `${e("⏰")}LONG RUNNING (> ${formatDuration(stats.options.long_running_seconds * 1000)})`,
+      `${e("⏰")}LONG RUNNING (> ${formatDuration(stats.options.long_running_seconds * 1000)})${
+        ofTotal(stats.long_running.length, stats.long_running_total, false)
+      }`,
     );
     out.push(...columns(stats.long_running.map((t) => [
       shortId(t.id),
@@ -129,12 +146,21 @@ export function formatStatistics(stats: TaskStatistics, options: DisplayOptions 
     ])));
   }
   if (stats.high_attempts.length > 0) {
-    out.push("", `${e("🔄")}HIGH ATTEMPTS (>= ${stats.options.high_attempts})`);
+    out.push(
+      "",
+      `${e("🔄")}HIGH ATTEMPTS (>= ${stats.options.high_attempts})${
+        ofTotal(
+          stats.high_attempts.length,
+          stats.high_attempts_total,
+          estimated.has("attempts_distribution"),
+        )
+      }`,
+    );
     const lines = columns(stats.high_attempts.map((t) => [
       shortId(t.id),
       t.type,
       formatStatus(t.status, options.emoji),
-      `${t.attempts} attempts`,
+      `${t.attempts} attempt${t.attempts === 1 ? "" : "s"}`,
       formatUtc(t.updated_at),
     ]));
     stats.high_attempts.forEach((t, i) => {

@@ -120,13 +120,16 @@ export function formatTaskTable(tasks: readonly Task[], options: TaskTableOption
     column("description", "Description", tasks.map((t) => oneLine(t.description ?? "-"))),
   ];
   if (errors.some((e) => e !== "")) columns.push(column("error", "Error", errors));
+  const natural = columns.map((c) => c.width).join();
   if (!full) columns = fit(columns, options.width!);
+  const cut = columns.map((c) => c.width).join() !== natural;
   const lines = renderTable(columns[0]!.cells.map((_, i) => columns.map((c) => c.cells[i]!)), {
     head: columns.map((c) => c.head),
     align: columns.map((c) => c.align ?? "left"),
     widths: columns.map((c) => c.width),
   });
   let text = `${lines.join("\n")}\n\n${formatTotalLine(tasks.length, options.total)}\n`;
+  if (cut) text += `(cut to fit ${options.width} columns; --wide shows every column in full)\n`;
   if (options.nextCursor) text += `More: add --after ${options.nextCursor}\n`;
   return text;
 }
@@ -203,25 +206,34 @@ export function formatTaskDetails(task: Task, options: DisplayOptions = {}): str
   }
   field("Run after", task.run_after ? formatUtcRelative(task.run_after, now) : "-");
 
-  out.push("", `${e("🔒")}LOCK AND LEASE`);
-  field("Locked by", task.locked_by ?? "-");
-  field("Locked at", formatUtcRelative(task.locked_at, now));
-  if ("owner_id" in task || "lease_expires_at" in task) {
-    field("Lease owner", task.owner_id ?? "-");
-    const lease = task.lease_expires_at;
-    field(
-      "Lease expires",
-      lease
-        ? `${formatUtc(lease)} (${
-          lease.getTime() < now.getTime()
-            ? `expired ${formatDuration(now.getTime() - lease.getTime())} ago`
-            : `in ${formatDuration(lease.getTime() - now.getTime())}`
-        })`
-        : "-",
-    );
-    field("Last heartbeat", formatUtcRelative(task.last_heartbeat, now));
-  } else {
-    field("Lease", "no lease columns (run `seedtask migrate`)");
+  if (task.status === "running") {
+    out.push("", `${e("🔒")}LOCK AND LEASE`);
+    field("Locked by", task.locked_by ?? "-");
+    field("Locked at", formatUtcRelative(task.locked_at, now));
+    if ("owner_id" in task || "lease_expires_at" in task) {
+      field("Lease owner", task.owner_id ?? "-");
+      const lease = task.lease_expires_at;
+      field(
+        "Lease expires",
+        lease
+          ? `${formatUtc(lease)} (${
+            lease.getTime() < now.getTime()
+              ? `expired ${formatDuration(now.getTime() - lease.getTime())} ago`
+              : `in ${formatDuration(lease.getTime() - now.getTime())}`
+          })`
+          : "-",
+      );
+      field("Last heartbeat", formatUtcRelative(task.last_heartbeat, now));
+    } else {
+      field("Lease", "no lease columns (run `seedtask migrate`)");
+    }
+  } else if (task.locked_by || task.locked_at) {
+    // Not running: the lock columns are what is left of its last run (seedtask keeps who ran
+    // it), not a lock anyone holds now.
+    out.push("", `${e("🔒")}LAST RUN`);
+    field("Ran on", task.locked_by ?? "-");
+    field("Claimed at", formatUtcRelative(task.locked_at, now));
+    if (task.last_heartbeat) field("Last heartbeat", formatUtcRelative(task.last_heartbeat, now));
   }
 
   out.push("", `${e("⚙️")}PARAMS`, indent(pretty(task.params)));

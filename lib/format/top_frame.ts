@@ -166,8 +166,8 @@ export function stuckPanel(o: Overview, now: Date): Panel {
   const ago = (d: Date | null) => (d ? formatDuration(now.getTime() - d.getTime()) : "-");
   return {
     title: "STUCK",
-    note: `${formatCount(o.stuck)} running with an expired lease or locked too long` +
-      (o.stuck > 0 ? " — `seedtask requeue-stale` returns them" : ""),
+    note: `${formatCount(o.stuck)} running, lease expired or locked too long` +
+      (o.stuck > 0 ? " — seedtask requeue-stale" : ""),
     header: ["ID", "TYPE", "LOCKED BY", "CLAIMED", "LEASE EXPIRED", "ATTEMPTS"],
     right: [3, 4, 5],
     flexible: 2,
@@ -186,7 +186,8 @@ export function stuckPanel(o: Overview, now: Date): Panel {
 
 /** The failure groups panel: the largest groups of the last hour, with their trend. */
 export function failuresPanel(f: FailureGroups, now: Date): Panel {
-  const window = formatDuration(f.window.until.getTime() - f.window.since.getTime());
+  const window = formatDuration(f.window.until.getTime() - f.window.since.getTime())
+    .replace(/ 0[ms]$/, "");
   const trend = (g: FailureGroups["groups"][number]) => {
     const arrow = g.trend.this_hour > g.trend.previous_hour
       ? "↑"
@@ -200,7 +201,7 @@ export function failuresPanel(f: FailureGroups, now: Date): Panel {
     note: `${formatCount(f.total)} failed or retrying in ${window}` +
       (f.sampled ? ` (newest ${formatCount(f.analyzed)} grouped)` : "") +
       (f.groups.length > 0 ? " — seedtask retry --group GROUP" : ""),
-    header: ["COUNT", "1H", "TYPE", "ERROR", "LAST", "GROUP"],
+    header: ["COUNT", "1H", "TYPE", "ERROR", "LAST SEEN", "GROUP"],
     right: [0, 1, 4],
     flexible: 3,
     rows: f.groups.map((g) => [
@@ -273,7 +274,7 @@ function panelLines(p: Panel, rowsAvailable: number, w: number): Seg[][] {
   const alarm = new Set(p.alarm ?? []);
   const lines: Seg[][] = [title, [[cells(p.header), "dim"]]];
   shown.forEach((r, i) => lines.push([[cells(r), alarm.has(i) ? "red" : undefined]]));
-  if (shown.length < p.rows.length) {
+  if (shown.length < p.rows.length && rowsAvailable >= 2) {
     lines.push([[`  … ${p.rows.length - shown.length} more`, "dim"]]);
   }
   return lines;

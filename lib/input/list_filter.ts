@@ -117,7 +117,9 @@ export function nameList(key: string): Field<string[]> {
     }
     if (out.length === 0) throw new InvalidInputError(`Invalid ${key} "": expected a name`);
     if (out.length > MAX_LIST_VALUES) {
-      throw new OutOfRangeError(`Invalid ${key}: ${out.length} values, at most ${MAX_LIST_VALUES}`);
+      throw new OutOfRangeError(
+        `Invalid value for "${key}": ${out.length} values, at most ${MAX_LIST_VALUES}`,
+      );
     }
     return out;
   }, {

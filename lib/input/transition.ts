@@ -91,11 +91,11 @@ export const TransitionObject = z.strictObject({
     .meta({ description: "Also cancel running tasks (their dispatcher's result is refused)" }),
 });
 
-/** A transition: either ids or a filter, and whether to force it. */
+/** A transition: ids, a filter, or ids guarded by a filter; and whether to force it. */
 export interface TransitionOptions {
-  /** Task ids or unique prefixes to act on; absent when a filter is given. */
+  /** Task ids or unique prefixes to act on. */
   ids?: string[];
-  /** The tasks to act on by filter; absent when ids are given. */
+  /** The tasks to act on by filter; beside ids, it guards them (only those it matches change). */
   filter?: TaskFilter;
   /** Also cancel running tasks (their dispatcher's result is then refused). */
   force: boolean;
@@ -108,13 +108,16 @@ export interface TransitionOptions {
  */
 export type TransitionObjectType = typeof TransitionObject;
 
-/** {@link TransitionObject} producing {@link TransitionOptions}: ids or a filter, not both. */
+/**
+ * {@link TransitionObject} producing {@link TransitionOptions}: ids, a filter, or both — ids
+ * with a filter change only the given tasks the filter matches
+ * (`cancel --status running --force 1a2b3c4d`: "that task, if it is running").
+ */
 export const TransitionSchema: Transformed<TransitionObjectType, TransitionOptions> =
   TransitionObject.transform((o, ctx): TransitionOptions => {
     const filter = toTaskFilter(o);
     const ids = o.ids?.length ? o.ids : undefined;
     ruled(ctx, o, () => {
-      if (ids && filter) throw new InvalidInputError("Give either task ids or a filter, not both");
       if (!ids && !filter) {
         throw new InvalidInputError(
           "Give task ids or a filter (a status, type, domain, age or failure group)",

@@ -23,7 +23,7 @@ export interface RefusedTransition {
 
 /** What a transition by ids changed (rows after the change) and what it refused. */
 export interface TransitionReport {
-  /** The tasks that changed, as they are after the change. */
+  /** Exactly the rows this call changed, as they are now, in the order the ids were given. */
   changed: Task[];
   /** The tasks that were left alone, each with the reason. */
   refused: RefusedTransition[];
@@ -61,10 +61,8 @@ function cancelTransition(force: boolean): Transition {
         ? db.sql`status = 'cancelled', lease_expires_at = null, owner_id = null`
         : db.sql`status = 'cancelled'`,
     notify: false,
-    refusal: (status) =>
-      status === "running"
-        ? `it is "running" (pass --force to cancel a running task)`
-        : `it is "${status}"`,
+    // Bare: each surface names its own way to force (--force, {"force": true}, force: true).
+    refusal: (status) => `it is "${status}"`,
   };
 }
 
@@ -147,7 +145,10 @@ async function transitionIds(
   db: Db,
   t: Transition,
   args: readonly string[],
+  where?: TaskFilter,
 ): Promise<TransitionReport> {
+  // A filter beside ids guards them: only those it matches change (checked before connecting).
+  const guardCond = where ? filterCondition(db, t, where) : undefined;
   const ids = await resolveTaskIds(db, args);
   return await guard(db, async () => {
     const { hasLease } = await getTableInfo(db);
@@ -158,7 +159,9 @@ async function transitionIds(
     const changed = await sql<Task[]>`
       with changed as (
         update ${table} set ${t.set(db, hasLease)}
-        where id = any(${ids}::uuid[]) and status in ${sql(t.from as string[])}
+        where id = any(${ids}::uuid[]) and status in ${sql(t.from as string[])}${
+      guardCond ? sql` and ${guardCond}` : sql``
+    }
         returning *
       )
       select changed.*${
@@ -176,11 +179,10 @@ async function transitionIds(
       changed: changed.map(({ __notified: _, ...task }) => task as Task),
       refused: rest.map((id) => {
         const status = byId.get(id) ?? ("deleted" as TaskStatus);
-        return {
-          id,
-          status,
-          message: `Cannot ${t.verb} task "${id.slice(0, 8)}": ${t.refusal(status)}`,
-        };
+        const why = guardCond && t.from.includes(status)
+          ? `it is "${status}" and does not match the given filter`
+          : t.refusal(status);
+        return { id, status, message: `Cannot ${t.verb} task "${id.slice(0, 8)}": ${why}` };
       }),
     };
   });
@@ -241,7 +243,8 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
 
 /**
  * Cancels tasks by id or unique prefix: created, queued and retry tasks (and running ones with
- * `force`). Returns the changed rows and, per task, each refused transition.
+ * `force`). `where` guards the ids: a task it does not match is refused. Returns the changed
+ * rows and, per task, each refused transition.
  *
  * @example
  * ```ts
@@ -252,17 +255,22 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
 export function cancelTasks(
   db: Db,
   ids: readonly string[],
-  options: { force?: boolean } = {},
+  options: { force?: boolean; where?: TaskFilter } = {},
 ): Promise<TransitionReport> {
-  return transitionIds(db, cancelTransition(!!options.force), ids);
+  return transitionIds(db, cancelTransition(!!options.force), ids, options.where);
 }
 
 /**
  * Moves failed or cancelled tasks back to queued (attempts reset, run_after cleared), and runs
- * `retry` tasks waiting on their backoff now (run_after set to now, attempts kept).
+ * `retry` tasks waiting on their backoff now (run_after set to now, attempts kept). `where`
+ * guards the ids: a task it does not match is refused.
  */
-export function retryTasks(db: Db, ids: readonly string[]): Promise<TransitionReport> {
-  return transitionIds(db, RETRY, ids);
+export function retryTasks(
+  db: Db,
+  ids: readonly string[],
+  options: { where?: TaskFilter } = {},
+): Promise<TransitionReport> {
+  return transitionIds(db, RETRY, ids, options.where);
 }
 
 /** What `cancelWhere` would change: count and a sample. Changes nothing. */
@@ -304,12 +312,17 @@ export function retryWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
 
 /**
  * Releases staged tasks by id or unique prefix: `created` becomes `queued` (claimable once a
- * run_after it has passes), with a NOTIFY. Returns the changed rows and each refusal.
+ * run_after it has passes), with a NOTIFY. `where` guards the ids: a task it does not match
+ * is refused. Returns the changed rows and each refusal.
  *
  * @example const { changed, refused } = await releaseCreatedTasks(db, ["1a2b3c4d"]);
  */
-export function releaseCreatedTasks(db: Db, ids: readonly string[]): Promise<TransitionReport> {
-  return transitionIds(db, RELEASE, ids);
+export function releaseCreatedTasks(
+  db: Db,
+  ids: readonly string[],
+  options: { where?: TaskFilter } = {},
+): Promise<TransitionReport> {
+  return transitionIds(db, RELEASE, ids, options.where);
 }
 
 /** What `releaseCreatedWhere` would change: count and a sample. Changes nothing. */

@@ -2,7 +2,7 @@ import type postgres from "postgres";
 import { type Db, guard } from "../db.ts";
 import { type FailureGroupsOptions, resolveFailureGroupsOptions } from "../input/insight.ts";
 import type { TaskStatus } from "../table/contract.ts";
-import { fingerprintExpression } from "./fingerprint.ts";
+import { fingerprintExpression, firstLineExpression } from "./fingerprint.ts";
 import { nowFragment } from "./queue_health.ts";
 
 export { failureGroupId, fingerprintError } from "./fingerprint.ts";
@@ -100,7 +100,10 @@ export function getFailureGroups(
     ].reduce((a, b) => sql`${a}${b}`);
     const inWindow = (status: Fragment) =>
       sql`${status} and updated_at >= ${since} and updated_at <= ${now}${narrow}`;
-    const columns = sql`id, type, domain, attempts, status::text as status, updated_at, error`;
+    // Only the part of the error the fingerprint reads travels through the statement.
+    // Collation "C" for the keys grouped and joined on: byte comparisons, not the locale's.
+    const columns = sql`id, type collate "C" as type, domain, attempts, status::text as status,
+      updated_at, ${sql.unsafe(firstLineExpression("error"))} collate "C" as line`;
     // Per status, the newest N by the (status, updated_at) index; then the newest N of those.
     const source = o.exact
       ? sql`select ${columns} from ${t} where ${inWindow(sql`status in ${sql(o.statuses)}`)}`
@@ -113,18 +116,18 @@ export function getFailureGroups(
     const total = o.exact
       ? sql`(select count(*)::int from s)`
       : sql`(select count(*)::int from ${t} where ${inWindow(sql`status in ${sql(o.statuses)}`)})`;
-    const fp = sql.unsafe(fingerprintExpression("d.error"));
-    // Each distinct error text is fingerprinted once: the regular expressions are the cost,
+    const fp = sql.unsafe(fingerprintExpression("d.line"));
+    // Each distinct first line is fingerprinted once: the regular expressions are the cost,
     // and the failures of one incident often share their text exactly.
     const [row] = await sql`
       with w as materialized (${source}),
       f as materialized (
-        select d.type, d.error, ${fp} as fingerprint
-        from (select distinct type, coalesce(error, '') as error from w) d
+        select d.type, d.line, ${fp} as fingerprint
+        from (select distinct type, line from w) d
       ),
       s as materialized (
         select w.id, w.type, w.domain, w.attempts, w.status, w.updated_at, f.fingerprint
-        from w join f on f.type = w.type and f.error = coalesce(w.error, '')
+        from w join f on f.type = w.type and f.line = w.line
       ),
       g as (
         select type, fingerprint, count(*)::int as count,

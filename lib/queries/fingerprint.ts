@@ -4,7 +4,9 @@
  * that "connection refused to 10.0.0.5:5432" and "… to 10.0.0.17:5432" are one failure group.
  *
  * The rules are written once, as regular expressions that mean the same in JavaScript and in
- * PostgreSQL's ARE dialect (no `\b`, which is a backspace there; lookbehind instead). The
+ * PostgreSQL's ARE dialect: no `\b` (a backspace there; lookbehind instead), and no `\w`, `\d`
+ * or `\s`, whose sets of characters differ between the two beyond ASCII (explicit ASCII
+ * classes instead: `é1` is a letter and a number in both). The
  * database applies them with `regexp_replace` — so grouping happens where the rows are — and
  * {@link fingerprintError} applies the same list in TypeScript; a test holds the two equal.
  */
@@ -35,7 +37,7 @@ export interface FingerprintRule extends Pattern {
   otherwise?: Pattern & { replacement: string };
 }
 
-const NUMBER = String.raw`(?<![\w.])\d+(\.\d+)?`;
+const NUMBER = String.raw`(?<![A-Za-z0-9_.])[0-9]+(\.[0-9]+)?`;
 
 /**
  * The rules, in order. Digits glued to letters (`v1`, `utf8`, `s3`) and HTTP status codes
@@ -44,20 +46,21 @@ const NUMBER = String.raw`(?<![\w.])\d+(\.\d+)?`;
 export const FINGERPRINT_RULES: readonly FingerprintRule[] = [
   {
     name: "whitespace",
-    pattern: String.raw`\s+`,
+    pattern: String.raw`[ \t\r\f\v]+`,
     replacement: " ",
-    when: { pattern: String.raw`\s\s|[\t\r\f\v]` },
+    when: { pattern: String.raw`[ \t\r\f\v]{2}|[\t\r\f\v]` },
   },
   // The dispatcher's wrapper of a final failure: a retry and a failure of one cause are one group.
   {
     name: "max attempts prefix",
-    pattern: String.raw`^Max attempts \(\d+\) exceeded: `,
+    pattern: String.raw`^Max attempts \([0-9]+\) exceeded: `,
     replacement: "",
     when: { pattern: String.raw`^Max attempts \(` },
   },
   {
     name: "timestamp",
-    pattern: String.raw`\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?`,
+    pattern: String
+      .raw`[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?`,
     replacement: "<ts>",
   },
   {
@@ -68,35 +71,53 @@ export const FINGERPRINT_RULES: readonly FingerprintRule[] = [
   },
   {
     name: "ip address",
-    pattern: String.raw`(?<![\w.])\d{1,3}(\.\d{1,3}){3}(:\d+)?(?![\w.])`,
+    pattern: String.raw`(?<![A-Za-z0-9_.])[0-9]{1,3}(\.[0-9]{1,3}){3}(:[0-9]+)?(?![A-Za-z0-9_.])`,
     replacement: "<ip>",
   },
   {
     name: "absolute path",
-    pattern: String.raw`(?<![\w/])(/[\w.~%@+-]+){2,}/?`,
+    pattern: String.raw`(?<![A-Za-z0-9_/])(/[A-Za-z0-9_.~%@+-]+){2,}/?`,
     replacement: "<path>",
   },
   {
     name: "hex id",
-    pattern: String.raw`(?<!\w)(0x[0-9a-f]+|(?=[0-9a-f]*\d)[0-9a-f]{8,})(?!\w)`,
+    pattern: String
+      .raw`(?<![A-Za-z0-9_])(0x[0-9a-f]+|(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{8,})(?![A-Za-z0-9_])`,
     replacement: "<hex>",
     ignoreCase: true,
   },
   { name: "double-quoted", pattern: `"[^"]*"`, replacement: `"<str>"` },
-  { name: "single-quoted", pattern: String.raw`(?<!\w)'[^']*'`, replacement: "'<str>'" },
+  { name: "single-quoted", pattern: String.raw`(?<![A-Za-z0-9_])'[^']*'`, replacement: "'<str>'" },
   {
     // Keeps a status code; the lookbehind that does so is costly, so it runs only when needed.
     name: "number",
     pattern: `(?<!(HTTP|status|code)[ =:]{0,2})${NUMBER}`,
     replacement: "<n>",
     ignoreCase: true,
-    when: { pattern: String.raw`(HTTP|status|code)[ =:]{0,2}\d`, ignoreCase: true },
+    when: { pattern: String.raw`(HTTP|status|code)[ =:]{0,2}[0-9]`, ignoreCase: true },
     otherwise: { pattern: NUMBER, replacement: "<n>" },
   },
 ];
 
 /** Longest fingerprint, in characters: a long first line is cut after this. */
 export const MAX_FINGERPRINT_LENGTH = 300;
+
+/**
+ * Characters of the first line the rules read: a first line longer than this (a payload dumped
+ * into the message) is cut before normalising, which bounds the cost of one error.
+ */
+export const MAX_LINE_LENGTH = 1000;
+
+/** The part of an error text the fingerprint reads: its first line, cut (see above). */
+export function firstLine(text: string | null | undefined): string {
+  const line = (text ?? "").split("\n")[0]!;
+  return line.length <= MAX_LINE_LENGTH ? line : [...line].slice(0, MAX_LINE_LENGTH).join("");
+}
+
+/** {@link firstLine} as an SQL expression of a text column. */
+export function firstLineExpression(column = "error"): string {
+  return `left(split_part(coalesce(${column}, ''), E'\\n', 1), ${MAX_LINE_LENGTH})`;
+}
 
 const global = (p: Pattern) => new RegExp(p.pattern, p.ignoreCase ? "gi" : "g");
 const compiled = FINGERPRINT_RULES.map((r) => ({
@@ -117,13 +138,14 @@ const compiled = FINGERPRINT_RULES.map((r) => ({
  * ```
  */
 export function fingerprintError(text: string | null | undefined): string {
-  const line = (text ?? "").split("\n")[0]!;
+  const line = firstLine(text);
   let s = line;
   for (const { regex, replacement, when, otherwise } of compiled) {
     if (!when || when.test(line)) s = s.replace(regex, replacement);
     else if (otherwise) s = s.replace(otherwise.regex, otherwise.replacement);
   }
-  return [...s.trim()].slice(0, MAX_FINGERPRINT_LENGTH).join("");
+  // btrim's spaces only: the whitespace rule has made every other blank a space.
+  return [...s.replace(/^ +| +$/g, "")].slice(0, MAX_FINGERPRINT_LENGTH).join("");
 }
 
 /**
@@ -149,7 +171,7 @@ function replace(expression: string, p: Pattern & { replacement: string }): stri
  * `regexp_replace` per rule, nested, each guarded rule a CASE that tests the first line.
  */
 export function fingerprintExpression(column = "error"): string {
-  const line = `split_part(coalesce(${column}, ''), E'\\n', 1)`;
+  const line = firstLineExpression(column);
   let e = line;
   for (const r of FINGERPRINT_RULES) {
     if (!r.when) {

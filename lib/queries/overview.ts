@@ -66,7 +66,7 @@ export interface TypeQueue {
 }
 
 /** A running task whose lease expired (or, without a lease, locked too long). */
-export interface StuckTask {
+export interface OverviewStuckTask {
   /** Task id. */
   id: string;
   /** Task type. */
@@ -98,10 +98,10 @@ export interface Overview {
    * counts are counts within the sample.
    */
   queue_sample: number | null;
-  /** Stuck running tasks (see {@link StuckTask}). */
+  /** Stuck running tasks (see {@link OverviewStuckTask}). */
   stuck: number;
   /** The longest-stuck of them, at most {@link STUCK_LISTED}. */
-  stuck_tasks: StuckTask[];
+  stuck_tasks: OverviewStuckTask[];
   /** Completed and failed per minute over the last hour (no hourly buckets). */
   throughput: Throughput;
   /** The database's clock. */
@@ -324,7 +324,7 @@ export function overviewFromJson(json: unknown): Overview {
       oldest_ready_at: date(q.oldest_ready_at),
     })),
     stuck_tasks: (o.stuck_tasks as Array<Record<string, unknown>>).map((s) => ({
-      ...(s as unknown as StuckTask),
+      ...(s as unknown as OverviewStuckTask),
       locked_at: date(s.locked_at),
       lease_expires_at: date(s.lease_expires_at),
     })),

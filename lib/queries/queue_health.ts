@@ -3,6 +3,7 @@ import { type Db, getTableInfo, guard } from "../db.ts";
 import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
 import { CLAIMABLE_STATUSES, READY_AT } from "../table/contract.ts";
 import { DEFAULT_LONG_RUNNING_MS } from "../input/stats_options.ts";
+import { listPauses, notPausedByList, type QueuePause } from "../ops/queue_pauses.ts";
 
 /** Options shared by stats and check. */
 export interface HealthOptions {
@@ -14,7 +15,12 @@ export interface HealthOptions {
   withQueued?: boolean;
 }
 
-/** The live health of the queue: what `check` alerts on and `stats` reports. */
+/**
+ * The live health of the queue: what `check` alerts on and `stats` reports. Work held back by
+ * a pause (`seedtask pause`) is left out of `ready`, `lag_seconds`, `overdue` and `queued` — it
+ * waits on purpose, and counting it would turn a deliberate pause into an alert — and shown
+ * in `paused` instead, with how much each pause holds back.
+ */
 export interface QueueHealth {
   /** Tasks a dispatcher could claim right now (queued or retry, run_after passed or unset). */
   ready: number;
@@ -40,6 +46,8 @@ export interface QueueHealth {
   failure_rate_last_hour: number | null;
   /** failed / (completed + failed) over the last 24 hours; null when nothing finished. */
   failure_rate_last_day: number | null;
+  /** The paused types (and domains), with the claimable tasks each holds back. */
+  paused: QueuePause[];
 }
 
 /** `now()` or a fixed instant, as an SQL fragment. */
@@ -105,12 +113,15 @@ export function queueHealthQuery(
   hasLease: boolean,
   indexes: IndexSupport,
   options: HealthOptions = {},
+  pauses: readonly QueuePause[] = [],
 ): postgres.PendingQuery<postgres.Row[]> {
   const sql = db.sql;
   const t = sql(db.table);
   const now = nowFragment(db, options.now);
   const longRunningMs = options.longRunningMs ?? DEFAULT_LONG_RUNNING_MS;
-  const ready = claimableCondition(db, now);
+  // Only with pauses: the condition reads type and domain, which the counts' indexes lack.
+  const notPaused = pauses.length === 0 ? sql`` : sql` and ${notPausedByList(db, pauses)}`;
+  const ready = sql`${claimableCondition(db, now)}${notPaused}`;
   const claimIndex = indexes.recommended("claim_idx");
   const readyPass = sql`(select count(*)::int as ready,
            count(*) filter (where run_after is not null)::int as overdue${
@@ -145,7 +156,7 @@ export function queueHealthQuery(
       ${
     options.withQueued === false
       ? sql`null::int`
-      : sql`(select count(*)::int from ${t} where status = 'queued')`
+      : sql`(select count(*)::int from ${t} where status = 'queued'${notPaused})`
   } as queued,
       (select count(*)::int from ${t} where ${
     stuckCondition(db, hasLease, longRunningMs, now)
@@ -157,8 +168,12 @@ export function queueHealthQuery(
 /** Reads the queue's live health (see {@link queueHealthQuery} for how it uses indexes). */
 export function getQueueHealth(db: Db, options: HealthOptions = {}): Promise<QueueHealth> {
   return guard(db, async () => {
-    const [{ hasLease }, indexes] = await Promise.all([getTableInfo(db), getIndexSupport(db)]);
-    const [row] = await queueHealthQuery(db, hasLease, indexes, options);
+    const [{ hasLease }, indexes, paused] = await Promise.all([
+      getTableInfo(db),
+      getIndexSupport(db),
+      listPauses(db, { waiting: true }),
+    ]);
+    const [row] = await queueHealthQuery(db, hasLease, indexes, options, paused);
     const r = row!;
     const oldest = r.oldest_ready_at as Date | null;
     const nowDate = r.now as Date;
@@ -175,6 +190,7 @@ export function getQueueHealth(db: Db, options: HealthOptions = {}): Promise<Que
       failed_last_day: r.failed_last_day,
       failure_rate_last_hour: rate(r.failed_last_hour, r.completed_last_hour),
       failure_rate_last_day: rate(r.failed_last_day, r.completed_last_day),
+      paused,
     };
   });
 }

@@ -7,6 +7,7 @@ import {
   type StatsOptions,
 } from "../input/stats_options.ts";
 import { getQueueHealth, nowFragment, type QueueHealth } from "./queue_health.ts";
+import type { QueuePause } from "../ops/queue_pauses.ts";
 import {
   ESTIMATE_MIN_ROWS,
   ESTIMATE_MIN_STATUS,
@@ -82,6 +83,13 @@ export interface TaskStatistics {
   long_running: LongRunningTask[];
   /** Tasks with at least `high_attempts` attempts. */
   high_attempts: HighAttemptTask[];
+  /** How many tasks run longer than the threshold (`long_running` shows the first `top`). */
+  long_running_total: number;
+  /**
+   * How many tasks have at least `high_attempts` attempts (`high_attempts` shows the first
+   * `top`), from the attempts distribution: an estimate when that one is.
+   */
+  high_attempts_total: number;
   /** All tasks in the table. */
   total: number;
   /** Percentage of the total per status. */
@@ -95,6 +103,11 @@ export interface TaskStatistics {
   };
   /** Running tasks whose lease expired, or locked too long without a lease. */
   stuck_running: number;
+  /**
+   * Paused types (`seedtask pause`), with the claimable tasks each holds back; that work is not
+   * in `queue` (it waits on purpose).
+   */
+  paused: QueuePause[];
   /** Completions and failures in the last hour and day. */
   throughput: {
     completed_last_hour: number;
@@ -205,7 +218,8 @@ export function statsQueries(
       group by 1`,
     longRunning: sql`
       select id, type, locked_by, locked_at, attempts,
-             extract(epoch from ${now} - locked_at)::float8 as running_seconds
+             extract(epoch from ${now} - locked_at)::float8 as running_seconds,
+             count(*) over ()::int as total
       from ${t}
       where status = 'running' and locked_at < ${now} - ${opts.longRunningMs} * interval '1 millisecond'
       order by locked_at limit ${opts.top}`,
@@ -438,6 +452,10 @@ export async function getTaskStatistics(
         error: r.error,
         updated_at: r.updated_at,
       })),
+      long_running_total: long[0]?.total ?? 0,
+      high_attempts_total: Object.entries(dist.attempts)
+        .filter(([k]) => Number(k) >= opts.highAttempts)
+        .reduce((n, [, v]) => n + v, 0),
       total,
       status_percentages: statusPercentages,
       queue: {
@@ -447,6 +465,7 @@ export async function getTaskStatistics(
         overdue: health.overdue,
       },
       stuck_running: health.stuck,
+      paused: health.paused,
       throughput: {
         completed_last_hour: health.completed_last_hour,
         failed_last_hour: health.failed_last_hour,

@@ -14,6 +14,7 @@ import {
   COLUMNS,
   indexDefinition,
   LEASE_COLUMNS,
+  PAUSES_TABLE,
   type RecommendedIndex,
   recommendedIndexes,
   STATUS_TYPE,
@@ -101,6 +102,8 @@ export interface Catalog {
   trgmAvailable: boolean;
   /** `seedtask_migrations` next to the table (regclass text), null when it does not exist. */
   migrationsTable: string | null;
+  /** `seedtask_pauses` next to the table (regclass text), null when it does not exist. */
+  pausesTable: string | null;
   /** `seedtask_workers` next to the table (regclass text), null when it does not exist. */
   workersTable: string | null;
   /** Names of relations in the table's schema that begin with `<table>_` (index names taken). */
@@ -118,6 +121,7 @@ interface CatalogRow {
   trgm_schema: string | null;
   trgm_available: boolean;
   migrations_table: string | null;
+  pauses_table: string | null;
   workers_table: string | null;
   taken_names: string[] | null;
 }
@@ -221,6 +225,7 @@ export async function readCatalog(
         exists (select 1 from pg_available_extensions where name = 'pg_trgm')) as trgm_available,
       (select to_regclass(t.prefix || 'seedtask_migrations')::text from target t)
         as migrations_table,
+      (select to_regclass(t.prefix || ${PAUSES_TABLE})::text from target t) as pauses_table,
       (select to_regclass(t.prefix || 'seedtask_workers')::text from target t) as workers_table,
       (select json_agg(c.relname) from pg_class c join ns on c.relnamespace = ns.oid, target t
        where left(c.relname::text, length(t.name) + 1) = t.name || '_') as taken_names`;
@@ -239,6 +244,7 @@ export async function readCatalog(
     trgmSchema: r.trgm_schema,
     trgmAvailable: r.trgm_available,
     migrationsTable: r.migrations_table,
+    pausesTable: r.pauses_table,
     workersTable: r.workers_table,
     takenNames: r.taken_names ?? [],
   };

@@ -301,6 +301,36 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
 }
 
 /**
+ * The table of queue pauses, next to the task table (one per schema, shared by its task
+ * tables, like `seedtask_migrations`): a row pauses a task type of one table — in every domain
+ * (domain null) or in one. `migrate` creates it; dispatchers claim nothing a row pauses.
+ */
+export const PAUSES_TABLE = "seedtask_pauses";
+
+/** The columns of {@link PAUSES_TABLE}, as CREATE TABLE takes them. */
+export const PAUSE_COLUMNS: readonly string[] = [
+  "table_name text not null",
+  "type text not null",
+  "domain text",
+  "reason text",
+  "paused_by text not null",
+  "paused_at timestamptz not null default now()",
+];
+
+/**
+ * Its unique indexes, as CREATE UNIQUE INDEX takes them after `ON <table>`: one pause per type
+ * (every domain), one per type and domain. Two partial indexes rather than one over a
+ * nullable domain, which would let a type be paused twice (NULL is distinct from NULL).
+ */
+export const PAUSE_INDEXES: readonly { suffix: string; definition: string }[] = [
+  { suffix: "type_key", definition: "(table_name, type) where domain is null" },
+  {
+    suffix: "domain_key",
+    definition: "(table_name, type, domain) where domain is not null",
+  },
+];
+
+/**
  * The table where seedtask dispatchers register themselves (`seedtask workers`), created by
  * `migrate` next to the task table (in its schema). One row per running dispatcher of a task
  * table: written at start, refreshed with its heartbeat, deleted on a clean stop. A row whose

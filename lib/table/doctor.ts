@@ -1,7 +1,7 @@
 import { type Db, guard, mapDbError, type Sql } from "../db.ts";
 import { ConnectionError, MIGRATE_HINT } from "../errors.ts";
 import { matchRecommendedIndexes, readCatalog } from "./catalog.ts";
-import { COLUMNS, LEASE_COLUMNS, TASK_STATUSES } from "./contract.ts";
+import { COLUMNS, LEASE_COLUMNS, PAUSES_TABLE, TASK_STATUSES } from "./contract.ts";
 import { DEFAULT_MAX_ATTEMPTS } from "../dispatch/backoff.ts";
 
 /** One finding of `seedtask doctor`. */
@@ -217,6 +217,29 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
           message: "no trigger keeps updated_at current; run `seedtask migrate`",
         },
     );
+
+    if (catalog.pausesTable === null) {
+      checks.push({
+        name: "pauses",
+        ok: false,
+        message: `table ${PAUSES_TABLE} is missing (seedtask pause and resume need it; ` +
+          "dispatchers claim as if nothing were paused); run `seedtask migrate`",
+      });
+    } else {
+      const paused = await db.sql<{ type: string; domain: string | null }[]>`
+        select type, domain from ${db.sql.unsafe(catalog.pausesTable)}
+        where table_name = ${db.tableName} order by paused_at`;
+      checks.push({
+        name: "pauses",
+        ok: true,
+        message: paused.length === 0
+          ? `${PAUSES_TABLE} exists; nothing is paused`
+          : `${PAUSES_TABLE} exists; paused (not claimed): ${
+            paused.map((p) => p.domain === null ? p.type : `${p.type} (domain ${p.domain})`)
+              .join(", ")
+          }`,
+      });
+    }
 
     // One pass over the table counts every invariant at once.
     const t = db.sql(db.table);

@@ -19,6 +19,9 @@ import {
   COLUMNS,
   type ContractColumn,
   indexDefinition,
+  PAUSE_COLUMNS,
+  PAUSE_INDEXES,
+  PAUSES_TABLE,
   STATUS_TYPE,
   TASK_STATUSES,
   WORKER_COLUMNS,
@@ -61,6 +64,7 @@ export const MIGRATIONS = [
   "001_task_table_contract",
   "002_task_indexes",
   "003_workers",
+  "004_queue_pauses",
 ] as const;
 
 /** What the plan depends on: the catalog, and two reads of data. */
@@ -219,6 +223,24 @@ function buildPlan(db: Db, { catalog, tableEmpty, recorded }: DbState): Migratio
         WORKER_COLUMNS.map((c) => `  ${c}`).join(",\n")
       }\n)`,
     );
+  }
+
+  if (catalog.pausesTable === null) {
+    const pauses = `${schemaPrefix}${PAUSES_TABLE}`;
+    tx(
+      `create ${PAUSES_TABLE} (queue pauses: seedtask pause, resume, paused)`,
+      `create table if not exists ${pauses} (\n${
+        PAUSE_COLUMNS.map((c) => `  ${c}`).join(",\n")
+      }\n)`,
+    );
+    for (const index of PAUSE_INDEXES) {
+      tx(
+        `create the unique index ${PAUSES_TABLE}_${index.suffix}`,
+        `create unique index if not exists ${
+          quoteIdent(`${PAUSES_TABLE}_${index.suffix}`)
+        } on ${pauses} ${index.definition}`,
+      );
+    }
   }
 
   const pending = MIGRATIONS.filter((m) => !recorded.has(m));

@@ -36,6 +36,10 @@ import {
   type TaskFilter,
 } from "../../lib/ops/task_transitions.ts";
 import { getTask } from "../../lib/queries/get_task.ts";
+import { getOverview, OverviewOptionsSchema } from "../../lib/queries/overview.ts";
+import { getThroughput, type ThroughputCache } from "../../lib/queries/throughput.ts";
+import { getLatency } from "../../lib/queries/latency.ts";
+import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../../lib/input/history_options.ts";
 import { getFailureGroups } from "../../lib/queries/failure_groups.ts";
 import { getLeases } from "../../lib/queries/leases.ts";
 import { listWorkers } from "../../lib/queries/workers.ts";
@@ -63,6 +67,11 @@ import { type ListTotal, type TaskQuery, TasksPage } from "./pages/tasks.tsx";
 import { TaskPage } from "./pages/task.tsx";
 import { href, type View } from "./view.tsx";
 
+/** What the action middleware hands the handlers: the form it checked. */
+export interface ConsoleEnv {
+  Variables: { form: Record<string, unknown> };
+}
+
 /** Where the console is mounted inside the app. */
 export const CONSOLE_PATH = "/ui";
 
@@ -82,6 +91,8 @@ export interface ConsoleDeps {
   cache: <T>(key: string, load: () => Promise<T>) => Promise<T>;
   /** The API's /stats computation with the given options (shared with /stats). */
   stats: (options: ReturnType<typeof resolveStatsOptions>) => Promise<TaskStatistics>;
+  /** The app's throughput history (closed buckets counted once, shared with the API). */
+  throughputCache: ThroughputCache;
   /** Runs uncached database work through the gate. */
   run: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Drops cached answers (after an action changed the table). */
@@ -151,7 +162,7 @@ function describeFilter(f: Record<string, unknown>): string {
 }
 
 /** Builds the console's routes (mounted by server/app.ts at {@link CONSOLE_PATH}). */
-export function createConsole(deps: ConsoleDeps): Hono {
+export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   const { db } = deps;
   const root = `${deps.basePath}${CONSOLE_PATH}`;
   const keys = deps.token ? ConsoleKeys.derive(deps.token) : Promise.resolve(undefined);
@@ -161,7 +172,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
     }
   });
   const defaultStats = resolveStatsOptions({});
-  const app = new Hono();
+  const app = new Hono<ConsoleEnv>();
 
   const viewOf = async (c: Context): Promise<View> => {
     const k = await keys;
@@ -256,7 +267,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
       if (!sameText(String(form.csrf ?? ""), k!.csrf)) {
         return fail(c, 403, "Refused: the form's CSRF token is missing or wrong");
       }
-      c.set("form" as never, form as never);
+      c.set("form", form);
       return await next();
     }
     if (deps.requireTokenForReads && !isIn) {
@@ -273,12 +284,37 @@ export function createConsole(deps: ConsoleDeps): Hono {
   });
 
   // ---- overview --------------------------------------------------------------------------
+  // The same options, hence the same keys and shared computations, as the API's routes with
+  // no query: /stats, /overview (and `top --url`), /throughput, /latency, /workers.
+  const overviewOptions = parseInput(OverviewOptionsSchema, {});
+  const throughputOptions = parseInput(ThroughputOptionsSchema, {});
+  const latencyOptions = parseInput(LatencyOptionsSchema, {});
+  const workersOptions = parseInput(WorkersSchema, {});
+  const shared = <T,>(key: string, load: () => Promise<T>) =>
+    panels.load(key, () => deps.cache(key, load));
+  const loadWorkers = () =>
+    shared(`workers:${JSON.stringify(workersOptions)}`, () => listWorkers(db, workersOptions));
   app.get("/", async (c) => {
-    const stats = await panels.load(
-      `stats:${JSON.stringify(defaultStats)}`,
-      () => deps.stats(defaultStats),
+    const [stats, overview, throughput, latency, workers] = await Promise.all([
+      panels.load(`stats:${JSON.stringify(defaultStats)}`, () => deps.stats(defaultStats)),
+      shared(
+        `overview:${JSON.stringify(overviewOptions)}`,
+        () => getOverview(db, overviewOptions, deps.throughputCache),
+      ),
+      shared(
+        `throughput:${JSON.stringify(throughputOptions)}`,
+        () => getThroughput(db, throughputOptions, deps.throughputCache),
+      ),
+      shared(`latency:${JSON.stringify(latencyOptions)}`, () => getLatency(db, latencyOptions)),
+      loadWorkers(),
+    ]);
+    return page(
+      c,
+      <OverviewPage
+        view={await viewOf(c)}
+        data={{ stats, overview, throughput, latency, workers }}
+      />,
     );
-    return page(c, <OverviewPage view={await viewOf(c)} data={{ stats }} />);
   });
 
   // ---- tasks -----------------------------------------------------------------------------
@@ -459,7 +495,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
 
   app.post("/tasks/:id/:verb", async (c) => {
     const verb = verbOf(c);
-    const form = c.get("form" as never) as Record<string, unknown>;
+    const form = c.get("form");
     const id = c.req.param("id");
     const report = await deps.run(() => VERBS[verb].one(id, form.force === "1"));
     deps.invalidate();
@@ -519,7 +555,7 @@ export function createConsole(deps: ConsoleDeps): Hono {
 
   app.post("/actions/:verb", async (c) => {
     const verb = verbOf(c);
-    const form = c.get("form" as never) as Record<string, unknown>;
+    const form = c.get("form");
     const fields = groupFields(form);
     const filter = parseGroupFilter(fields);
     const changed = await deps.run(() => VERBS[verb].where(filter));
@@ -565,13 +601,11 @@ export function createConsole(deps: ConsoleDeps): Hono {
     return page(c, <FailuresPage view={view} since={since} result={result} />);
   });
 
-  const workersOptions = parseInput(WorkersSchema, {});
   const leasesOptions = parseInput(LeasesSchema, {});
   app.get("/workers", async (c) => {
-    const wKey = `workers:${JSON.stringify(workersOptions)}`;
     const lKey = `leases:${JSON.stringify(leasesOptions)}`;
     const [workers, leases] = await Promise.all([
-      panels.load(wKey, () => deps.cache(wKey, () => listWorkers(db, workersOptions))),
+      loadWorkers(),
       panels.load(lKey, () => deps.cache(lKey, () => getLeases(db, leasesOptions))),
     ]);
     return page(c, <WorkersPage view={await viewOf(c)} workers={workers} leases={leases} />);

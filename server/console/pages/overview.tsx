@@ -1,5 +1,9 @@
 /** The overview: counts by status, the queue's health, activity, types, long-running tasks. */
 import type { TaskStatistics } from "../../../lib/queries/task_stats.ts";
+import type { Latency } from "../../../lib/queries/latency.ts";
+import type { Overview } from "../../../lib/queries/overview.ts";
+import type { Throughput } from "../../../lib/queries/throughput.ts";
+import type { WorkerList } from "../../../lib/queries/workers.ts";
 import { TASK_STATUSES } from "../../../lib/table/contract.ts";
 import { BarChart, Legend, type Series } from "../chart.tsx";
 import type { PanelResult } from "../panels.ts";
@@ -18,13 +22,166 @@ import {
   type View,
 } from "../view.tsx";
 
-/** What the overview shows. */
+/** What the overview shows: each its own shared computation, each degrading alone. */
 export interface OverviewData {
   stats: PanelResult<TaskStatistics>;
+  overview: PanelResult<Overview>;
+  throughput: PanelResult<Throughput>;
+  latency: PanelResult<Latency>;
+  workers: PanelResult<WorkerList>;
 }
 
-const estimated = (s: TaskStatistics, field: string) =>
-  s.estimates?.fields.includes(field) ?? false;
+const THROUGHPUT: Series[] = [
+  { key: "completed", name: "completed", cls: "c-completed" },
+  { key: "failed", name: "failed", cls: "c-failed" },
+];
+
+function clockLabel(d: Date, hours: boolean): string {
+  const iso = new Date(d).toISOString();
+  return hours ? `${iso.slice(11, 13)}h` : iso.slice(11, 16);
+}
+
+function ThroughputCharts(props: { t: Throughput }) {
+  const bucket = (hours: boolean) => (b: Throughput["minutes"][number]) => ({
+    label: clockLabel(b.start, hours),
+    title: `${new Date(b.start).toISOString().slice(0, 16).replace("T", " ")} UTC${
+      b.open ? " (so far)" : ""
+    }`,
+    values: { completed: b.completed, failed: b.failed },
+  });
+  const sum = (bs: Throughput["minutes"], k: "completed" | "failed") =>
+    bs.reduce((n, b) => n + b[k], 0);
+  const m = props.t.minutes;
+  const h = props.t.hours;
+  return (
+    <>
+      <h3 class="chart-title">
+        Last hour, per minute{" "}
+        <span class="muted small">
+          {sum(m, "completed").toLocaleString("en-US")} completed ·{" "}
+          {sum(m, "failed").toLocaleString("en-US")} failed
+        </span>
+      </h3>
+      <BarChart
+        buckets={m.map(bucket(false))}
+        series={THROUGHPUT}
+        label="Tasks completed and failed per minute, last hour"
+      />
+      {h.length > 0 && (
+        <>
+          <h3 class="chart-title">
+            Last {h.length} hours, per hour{" "}
+            <span class="muted small">
+              {sum(h, "completed").toLocaleString("en-US")} completed ·{" "}
+              {sum(h, "failed").toLocaleString("en-US")} failed
+            </span>
+          </h3>
+          <BarChart
+            buckets={h.map(bucket(true))}
+            series={THROUGHPUT}
+            label={`Tasks completed and failed per hour, last ${h.length} hours`}
+          />
+        </>
+      )}
+      <Legend series={THROUGHPUT} />
+    </>
+  );
+}
+
+function TypeTable(props: { view: View; o: Overview; latency?: Latency }) {
+  const { view, o } = props;
+  const lat = new Map((props.latency?.types ?? []).map((t) => [t.type, t]));
+  const types = [...o.queue.map((q) => q.type)];
+  for (const t of lat.keys()) if (t !== null && !types.includes(t)) types.push(t);
+  if (types.length === 0) return <p class="empty">Nothing queued, running or finished lately</p>;
+  const queue = new Map(o.queue.map((q) => [q.type, q]));
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            <th>Type</th>
+            <th class="num">Ready</th>
+            <th class="num">Queued</th>
+            <th class="num">Running</th>
+            <th class="num">Retry</th>
+            <th class="num">Lag</th>
+            <th class="num" title="Failed for good in the latency window">Failed</th>
+            <th class="num hide-sm">p95 run</th>
+            <th class="num hide-sm">p95 wait</th>
+          </tr>
+        </thead>
+        <tbody>
+          {types.map((type) => {
+            const q = queue.get(type);
+            const l = lat.get(type);
+            return (
+              <tr>
+                <td class="wrap">
+                  <a href={href(view, "/tasks", { type })}>{type}</a>
+                </td>
+                <td class="num">{q ? <Count n={q.ready} /> : 0}</td>
+                <td class="num">{q ? <Count n={q.queued} /> : 0}</td>
+                <td class="num">{q ? <Count n={q.running} /> : 0}</td>
+                <td class="num">{q ? <Count n={q.retry} /> : 0}</td>
+                <td class="num">
+                  <span class={q?.lag_seconds && q.lag_seconds > 300 ? "tag tag-warn" : ""}>
+                    {duration(q?.lag_seconds)}
+                  </span>
+                </td>
+                <td class="num">
+                  {l && l.failed > 0
+                    ? (
+                      <a class="err-text" href={href(view, "/tasks", { type, status: "failed" })}>
+                        {l.failed}
+                      </a>
+                    )
+                    : 0}
+                </td>
+                <td class="num hide-sm">{duration(l?.run_seconds.p95)}</td>
+                <td class="num hide-sm">{duration(l?.wait_seconds.p95)}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      {props.latency && (
+        <p class="small muted">
+          Failed and percentiles: tasks that finished in the last{" "}
+          {duration(props.latency.window_seconds)}
+          {props.latency.sampled ? ` (the newest ${props.latency.sample_limit})` : ""}.
+        </p>
+      )}
+    </div>
+  );
+}
+
+function WorkersSummary(props: { view: View; w: WorkerList }) {
+  const { view, w } = props;
+  const live = w.workers.filter((x) => !x.silent);
+  const silent = w.workers.filter((x) => x.silent);
+  if (w.workers.length === 0) return <p class="empty">No dispatcher is working</p>;
+  return (
+    <>
+      <p>
+        <strong>{live.length}</strong> live · <strong>{silent.length}</strong> silent ·{" "}
+        <a href={href(view, "/workers")}>details</a>
+      </p>
+      <ul class="plain">
+        {w.workers.slice(0, 8).map((x) => (
+          <li>
+            <span class={`dot ${x.silent ? "st-failed" : "st-completed"}`} aria-hidden="true">
+            </span>{" "}
+            <span class="mono">{x.name}</span>{" "}
+            <span class="muted small">
+              {x.running} running · seen <Time at={x.last_seen_at} now={view.now} />
+            </span>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
 
 const ACTIVITY: Series[] = [
   { key: "created", name: "created", cls: "c-created" },
@@ -32,8 +189,9 @@ const ACTIVITY: Series[] = [
   { key: "failed", name: "failed", cls: "c-failed" },
 ];
 
-function StatusTiles(props: { view: View; s: TaskStatistics }) {
-  const { view, s } = props;
+function StatusTiles(props: { view: View; o: Overview }) {
+  const { view, o } = props;
+  const total = TASK_STATUSES.reduce((n, st) => n + (o.status_counts[st] ?? 0), 0);
   return (
     <>
       <div class="tiles">
@@ -44,23 +202,15 @@ function StatusTiles(props: { view: View; s: TaskStatistics }) {
               {status}
             </div>
             <div class="value">
-              <Count
-                n={s.status_counts[status] ?? 0}
-                estimated={estimated(s, `status_counts.${status}`)}
-              />
+              <Count n={o.status_counts[status] ?? 0} estimated={o.estimated.includes(status)} />
             </div>
           </a>
         ))}
       </div>
       <p class="small muted">
-        <Count n={s.total} estimated={estimated(s, "total")} /> tasks in all
-        {s.estimates
-          ? (
-            <>
-              {" "}· ≈ marks planner estimates (last ANALYZE{" "}
-              <Time at={s.estimates.analyzed_at} now={view.now} />)
-            </>
-          )
+        <Count n={total} estimated={o.estimated.length > 0} /> tasks in all
+        {o.estimated.length > 0
+          ? ` · ≈ marks planner estimates (${o.estimated.join(", ")}: a large table)`
           : " · every count exact"}
       </p>
     </>
@@ -141,41 +291,6 @@ function Activity(props: { s: TaskStatistics }) {
       />
       <Legend series={ACTIVITY} />
     </>
-  );
-}
-
-function Types(props: { view: View; s: TaskStatistics }) {
-  const { view, s } = props;
-  const rows = Object.entries(s.type_counts);
-  if (rows.length === 0) return <p class="empty">No tasks yet</p>;
-  const est = estimated(s, "type_counts");
-  return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Type</th>
-            <th class="num">Tasks</th>
-            <th class="num">Show</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map(([type, n]) => (
-            <tr>
-              <td class="wrap">
-                <a href={href(view, "/tasks", { type })}>{type}</a>
-              </td>
-              <td class="num">
-                <Count n={n} estimated={est} />
-              </td>
-              <td class="num">
-                <a href={href(view, "/tasks", { type, status: "failed" })}>failed</a>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
   );
 }
 
@@ -263,9 +378,9 @@ export function OverviewPage(props: { view: View; data: OverviewData }): Html {
       <Panel
         id="p-status"
         title="Tasks by status"
-        result={data.stats}
+        result={data.overview}
         now={now}
-        render={(s) => <StatusTiles view={view} s={s} />}
+        render={(o) => <StatusTiles view={view} o={o} />}
       />
       <div class="grid-2">
         <Panel
@@ -276,22 +391,29 @@ export function OverviewPage(props: { view: View; data: OverviewData }): Html {
           render={(s) => <QueueHealth view={view} s={s} />}
         />
         <Panel
-          id="p-activity"
-          title="Activity"
-          sub="per day, UTC"
-          result={data.stats}
+          id="p-throughput"
+          title="Throughput"
+          sub="completed and failed, UTC"
+          result={data.throughput}
           now={now}
-          render={(s) => <Activity s={s} />}
+          render={(t) => <ThroughputCharts t={t} />}
         />
       </div>
+      <Panel
+        id="p-queues"
+        title="Types"
+        sub="queue, lag, failures and run time per type"
+        result={data.overview}
+        now={now}
+        render={(o) => <TypeTable view={view} o={o} latency={data.latency.value} />}
+      />
       <div class="grid-2">
         <Panel
-          id="p-types"
-          title="Types"
-          sub="most common"
-          result={data.stats}
+          id="p-workers"
+          title="Workers"
+          result={data.workers}
           now={now}
-          render={(s) => <Types view={view} s={s} />}
+          render={(w) => <WorkersSummary view={view} w={w} />}
         />
         <Panel
           id="p-long"
@@ -301,13 +423,23 @@ export function OverviewPage(props: { view: View; data: OverviewData }): Html {
           render={(s) => <LongRunning view={view} s={s} />}
         />
       </div>
-      <Panel
-        id="p-attempts"
-        title="Most attempts"
-        result={data.stats}
-        now={now}
-        render={(s) => <HighAttempts view={view} s={s} />}
-      />
+      <div class="grid-2">
+        <Panel
+          id="p-activity"
+          title="Activity"
+          sub="created, completed and failed per day, UTC"
+          result={data.stats}
+          now={now}
+          render={(s) => <Activity s={s} />}
+        />
+        <Panel
+          id="p-attempts"
+          title="Most attempts"
+          result={data.stats}
+          now={now}
+          render={(s) => <HighAttempts view={view} s={s} />}
+        />
+      </div>
     </Page>
   );
 }

@@ -225,6 +225,9 @@ export function TasksPage(props: { view: View; q: TaskQuery; data: TasksData }):
             <a class="btn btn-danger" href={href(view, "/actions/cancel", data.groupFilter)}>
               Cancel matching…
             </a>
+            <a class="btn" href={href(view, "/actions/release", data.groupFilter)}>
+              Release matching…
+            </a>
           </div>
         </section>
       )}
