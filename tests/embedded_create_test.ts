@@ -19,11 +19,11 @@ Deno.test("demo and migrate --embedded work from another directory (no asset rea
     assert.match(out, /\[QueueDispatcher\] Task [0-9a-f]{8} completed successfully/);
     assert.match(
       out,
-      /\[QueueDispatcher\] Task [0-9a-f-]{36} failed \(attempt 1\/3\), retrying in/,
+      /\[QueueDispatcher\] Task [0-9a-f]{8} failed \(attempt 1\/3\), retrying in/,
     );
     assert.match(
       out,
-      /\[QueueDispatcher\] Task [0-9a-f-]{36} failed permanently after 3\/3 attempts: source document is malformed/,
+      /\[QueueDispatcher\] Task [0-9a-f]{8} failed permanently after 3\/3 attempts: source document is malformed/,
     );
     assert.match(out, /TASK STATISTICS/);
     assert.match(out, /^ {3}total\s+12$/m);
