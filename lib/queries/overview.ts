@@ -12,7 +12,7 @@
 import type postgres from "postgres";
 import { z } from "zod";
 import { type Db, getTableInfo, guard } from "../db.ts";
-import { parseInput, text } from "../input/fields.ts";
+import { parseInput, text, type Transformed } from "../input/fields.ts";
 import { longRunning } from "../input/stats_options.ts";
 import { MAX_NAME_LENGTH } from "../input/new_task.ts";
 import { TASK_STATUSES, type TaskStatus } from "../table/contract.ts";
@@ -41,11 +41,19 @@ export interface OverviewOptions {
   now?: Date;
 }
 
+/**
+ * The type of {@link OverviewOptionsObject}.
+ *
+ * @internal A zod type, another package's (denoland/deno#27364).
+ */
+export type OverviewOptionsObjectType = typeof OverviewOptionsObject;
+
 /** {@link OverviewOptionsObject} as the library's options. */
-export const OverviewOptionsSchema = OverviewOptionsObject.transform((o): OverviewOptions => ({
-  type: o.type,
-  longRunningMs: o.long_running,
-}));
+export const OverviewOptionsSchema: Transformed<OverviewOptionsObjectType, OverviewOptions> =
+  OverviewOptionsObject.transform((o): OverviewOptions => ({
+    type: o.type,
+    longRunningMs: o.long_running,
+  }));
 
 /** The queue of one type. */
 export interface TypeQueue {
