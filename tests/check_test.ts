@@ -63,17 +63,28 @@ Deno.test("checkHealth() grades each metric against its thresholds", async () =>
 
 Deno.test("seedtask check prints one plugin line with perfdata and exits 0/1/2", async () => {
   await using t = await testSchema();
-  await insertFixture(t);
+  const written = Date.now();
+  await insertFixture(t, new Date(written));
+  // lag is the age of a task created 2h before the fixture was written: 7200 s plus however
+  // long the test has run since (bounded by the clock, not by a guess at the machine's speed)
+  const lagOf = (stdout: string) => {
+    const text = stdout.replace(/lag (\d+)s/, "lag <lag>s").replace(/lag=(\d+)s/, "lag=<lag>s");
+    const seen = [...stdout.matchAll(/lag=?\s?(\d+)s/g)].map((m) => Number(m[1]));
+    const most = 7200 + Math.ceil((Date.now() - written) / 1000);
+    for (const lag of seen) {
+      assert.ok(lag >= 7200 && lag <= most, `lag ${lag}s not in 7200..${most}`);
+    }
+    return text;
+  };
   const ok = await runMain([...t.args, "check", "--max-lag", "3h:4h", "--max-stuck", "1:5"]);
   assert.equal(ok.code, 0, ok.stderr);
-  // lag is the age of a task created 2h before the fixture was written: 7200s and a bit
   assert.match(
-    ok.stdout,
-    /^SEEDTASK OK - lag 720\ds, stuck 1, failure rate 33\.3%, queued 3 \| lag=720\ds;10800;14400;0; stuck=1;1;5;0; failure_rate=33\.33%;;;0;100 queued=3;;;0;\n$/,
+    lagOf(ok.stdout),
+    /^SEEDTASK OK - lag <lag>s, stuck 1, failure rate 33\.3%, queued 3 \| lag=<lag>s;10800;14400;0; stuck=1;1;5;0; failure_rate=33\.33%;;;0;100 queued=3;;;0;\n$/,
   );
   const warn = await runMain([...t.args, "check", "--max-lag", "1h:3h"]);
   assert.equal(warn.code, 1);
-  assert.match(warn.stdout, /^SEEDTASK WARNING - lag 720\ds \(WARNING\), stuck 1,/);
+  assert.match(lagOf(warn.stdout), /^SEEDTASK WARNING - lag <lag>s \(WARNING\), stuck 1,/);
   const crit = await runCli([
     ...t.args,
     "check",
@@ -86,8 +97,8 @@ Deno.test("seedtask check prints one plugin line with perfdata and exits 0/1/2",
   ]);
   assert.equal(crit.code, 2);
   assert.match(
-    crit.stdout,
-    /^SEEDTASK CRITICAL - failure rate 33\.3% \(CRITICAL\), lag 720\ds \(WARNING\), queued 3 \(WARNING\), stuck 1 \| lag=720\ds;3600;10800;0; stuck=1;;;0; failure_rate=33\.33%;10;30;0;100 queued=3;2;10;0;\n$/,
+    lagOf(crit.stdout),
+    /^SEEDTASK CRITICAL - failure rate 33\.3% \(CRITICAL\), lag <lag>s \(WARNING\), queued 3 \(WARNING\), stuck 1 \| lag=<lag>s;3600;10800;0; stuck=1;;;0; failure_rate=33\.33%;10;30;0;100 queued=3;2;10;0;\n$/,
   );
   const json = await runMain([...t.args, "check", "--max-stuck", "0:0", "--json"]);
   assert.equal(json.code, 2);
