@@ -12,7 +12,7 @@ import {
   fingerprintExpression,
 } from "../lib/queries/fingerprint.ts";
 import { createApp } from "../server/app.ts";
-import { insertFixture, type TestSchema, testSchema } from "./helpers.ts";
+import { IDS, insertFixture, type TestSchema, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 
 /** Error texts and the fingerprint each must get. */
@@ -316,9 +316,14 @@ Deno.test("retry --group and cancel --group touch exactly the group: dry run fir
     assert.equal(r.code, 2, bad);
     assert.match(r.stderr, /^error: invalid --group .*12-character id of a failure group/);
   }
+  // ids with a group change only those of the group: eeee1000 is not in it, so it is refused
+  const outside = await t.sql`select * from ${t.sql(t.table)} where id = ${IDS.failedRecent}`;
   const mixed = await runMain([...t.args, "retry", "--group", group, "eeee1000"]);
-  assert.equal(mixed.code, 2);
-  assert.match(mixed.stderr, /either task ids or a filter/);
+  assert.equal(mixed.code, 1, mixed.stderr);
+  assert.deepEqual(
+    await t.sql`select * from ${t.sql(t.table)} where id = ${IDS.failedRecent}`,
+    outside,
+  );
 });
 
 Deno.test("GET /failures answers as the CLI's --json; group actions need --allow-write and dry-run first", async () => {

@@ -2,12 +2,12 @@
  * The human views of the incident questions: `seedtask failures`, `seedtask leases` and
  * `seedtask workers`. Pure: data in, text out.
  */
-import Table from "cli-table3";
 import { formatDuration } from "../duration.ts";
 import type { FailureGroups } from "../queries/failure_groups.ts";
 import type { LeaseReport, LeaseState } from "../queries/leases.ts";
 import { shortId } from "../queries/task_id.ts";
 import type { WorkerList } from "../queries/workers.ts";
+import { oneLine, renderTable } from "./table.ts";
 import { formatRelative } from "./time.ts";
 
 /** How a view is drawn. */
@@ -18,40 +18,12 @@ export interface InsightDisplay {
   fullId?: boolean;
 }
 
-const PLAIN = {
-  chars: {
-    top: "",
-    "top-mid": "",
-    "top-left": "",
-    "top-right": "",
-    bottom: "",
-    "bottom-mid": "",
-    "bottom-left": "",
-    "bottom-right": "",
-    left: "",
-    "left-mid": "",
-    mid: "",
-    "mid-mid": "",
-    right: "",
-    "right-mid": "",
-    middle: "  ",
-  },
-  style: { head: [], border: [], "padding-left": 0, "padding-right": 0 },
-};
-
 function table(head: string[], rows: string[][]): string {
-  const t = new Table({ head, ...PLAIN });
-  t.push(...rows);
-  return t.toString().split("\n").map((l) => l.trimEnd()).filter((l) => l !== "").join("\n");
+  return renderTable(rows, { head }).join("\n");
 }
 
 function plural(n: number, word: string, many = `${word}s`): string {
   return `${n.toLocaleString("en-US")} ${n === 1 ? word : many}`;
-}
-
-function flat(text: string, max: number): string {
-  const f = text.replace(/\s+/g, " ").trim();
-  return f.length <= max ? f : `${f.slice(0, max - 1)}…`;
 }
 
 function ago(date: Date | null, now: Date): string {
@@ -115,13 +87,13 @@ export function formatFailureGroups(r: FailureGroups, options: InsightDisplay = 
     out.push(
       "",
       `#${i + 1}  group ${g.id}  ${g.type}  ${count}`,
-      `    ${flat(g.fingerprint === "" ? "(no error text)" : g.fingerprint, 160)}`,
+      `    ${oneLine(g.fingerprint === "" ? "(no error text)" : g.fingerprint, 160)}`,
       `    ${trendWord(g.trend.this_hour, g.trend.previous_hour, g.trend.complete)}; last ${
         ago(g.last_seen, now)
       }, first ${ago(g.first_seen, now)}`,
       `    ${statuses}; attempts ${attempts}; domains ${domains || "-"}`,
       `    tasks ${g.sample_ids.map(id).join(" ")}`,
-      `    e.g. ${flat(g.example_error ?? "-", 200)}`,
+      `    e.g. ${oneLine(g.example_error ?? "-", 200)}`,
     );
   });
   if (r.group_count > r.groups.length) {
@@ -178,7 +150,7 @@ export function formatLeases(r: LeaseReport, options: InsightDisplay = {}): stri
       ["TASK", "TYPE", "OWNER", "STATE", "ATTEMPTS", "CLAIMED", "LEASE", "REQUEUE-STALE"],
       r.tasks.map((t) => [
         options.fullId ? t.id : shortId(t.id),
-        flat(t.type, 24),
+        oneLine(t.type, 24),
         t.owner ?? "-",
         STATE_TEXT[t.state],
         String(t.attempts),
@@ -236,7 +208,7 @@ export function formatWorkers(r: WorkerList, options: InsightDisplay = {}): stri
           w.concurrency === null ? "-" : `${w.in_flight ?? 0}/${w.concurrency}`,
           w.counts ? String(w.counts.completed) : "-",
           w.counts ? String(w.counts.failed + w.counts.retried) : "-",
-          w.types ? flat(w.types.join(","), 30) : w.registered ? "all" : "-",
+          w.types ? oneLine(w.types.join(","), 30) : w.registered ? "all" : "-",
         ]),
       ),
     );
