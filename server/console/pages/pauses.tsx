@@ -137,15 +137,18 @@ export function PauseConfirmPage(props: {
           <input type="hidden" name="type" value={type} />
           {domain !== undefined && <input type="hidden" name="domain" value={domain} />}
           <input type="hidden" name="expected" value={String(props.waiting)} />
-          <label for="pause-reason">Reason (shown to whoever looks at the pause)</label>
-          <input
-            id="pause-reason"
-            name="reason"
-            type="text"
-            maxlength={1000}
-            value={already?.reason ?? ""}
-            placeholder="e.g. embedding API down"
-          />
+          <label class="field" for="pause-reason">
+            Reason, shown with the pause (optional)
+            <input
+              id="pause-reason"
+              class="wide"
+              name="reason"
+              type="text"
+              maxlength={1000}
+              value={already?.reason ?? ""}
+              placeholder="e.g. embedding API down"
+            />
+          </label>
           <div class="actions mt">
             <button class="btn btn-danger" type="submit" id="confirm">Pause {what}</button>
             <a class="btn" href={href(view, "/")}>Back</a>
@@ -154,7 +157,7 @@ export function PauseConfirmPage(props: {
         {domain === undefined && (
           <form method="get" action={href(view, "/pause")} class="mt small">
             <input type="hidden" name="type" value={type} />
-            <label for="pause-domain">Or pause one domain of it only</label>
+            <label class="field" for="pause-domain">Or pause one domain of it only</label>
             <div class="actions">
               <input id="pause-domain" name="domain" type="text" placeholder="domain" required />
               <button class="btn btn-small" type="submit">Count its tasks</button>
