@@ -225,6 +225,19 @@ Deno.test({
         assert.ok(width <= 360, `${path} is ${width}px wide at 360px`);
         await shot(page, `${name}-360`);
       }
+      // The tasks table stays readable at 360 px: a type such as graph_rag_query keeps to one
+      // line (the table scrolls sideways rather than squeezing its columns letter by letter).
+      await page.goto(`${base}/ui/tasks`);
+      const lines = Number(
+        await page.evaluate(`(() => {
+          const cell = [...document.querySelectorAll("td")]
+            .find((td) => td.textContent === "graph_rag_query");
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          return range.getClientRects().length;
+        })()`),
+      );
+      assert.equal(lines, 1, `the type graph_rag_query wraps onto ${lines} lines at 360 px`);
 
       assert.deepEqual(problems, [], "console errors or CSP violations");
     } finally {
