@@ -145,6 +145,7 @@ export {
   type TransitionReport,
 } from "./ops/task_transitions.ts";
 export {
+  countWaiting,
   listPauses,
   MAX_WAITING_COUNT,
   pauseQueue,

@@ -22,10 +22,10 @@ export function normaliseBasePath(given: string): string {
 /** A fetch handler serving `handler` under `basePath` (which {@link normaliseBasePath} made). */
 export function withBasePath(
   basePath: string,
-  handler: (request: Request) => Response | Promise<Response>,
-): (request: Request) => Response | Promise<Response> {
+  handler: (request: Request, info?: Deno.ServeHandlerInfo) => Response | Promise<Response>,
+): (request: Request, info?: Deno.ServeHandlerInfo) => Response | Promise<Response> {
   if (basePath === "") return handler;
-  return (request) => {
+  return (request, info) => {
     const url = new URL(request.url);
     const path = url.pathname;
     if (path !== basePath && !path.startsWith(`${basePath}/`)) {
@@ -35,6 +35,6 @@ export function withBasePath(
       );
     }
     url.pathname = path.slice(basePath.length) || "/";
-    return handler(new Request(url, request));
+    return handler(new Request(url, request), info);
   };
 }

@@ -1,8 +1,9 @@
 /**
  * The web console in a real browser: headless Chromium (Debian's `chromium`, driven by
  * playwright-core) against a seeded table. Every page loads with no console error and no CSP
- * violation, list → task → retry changes the task, the dark theme toggles and stays, panels
- * refresh on their own, and nothing overflows at 360 px. Screenshots of each page, desktop
+ * violation, list → task → retry changes the task, a type is paused and resumed from the
+ * overview, the dark theme toggles and stays, panels refresh on their own, and nothing
+ * overflows at 360 px. Screenshots of each page, desktop
  * and 360 px, light and dark, go to screenshots/console/ (git-ignored).
  *
  * Without Chromium the test is skipped with the reason printed; under CI=true it fails instead
@@ -10,6 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { pauseQueue } from "../lib/ops/queue_pauses.ts";
 import { createApp } from "../server/app.ts";
 import { eventually, IDS, insertFixture, testSchema } from "./helpers.ts";
 
@@ -54,7 +56,8 @@ async function shot(page: Page, name: string) {
 }
 
 Deno.test({
-  name: "the console in Chromium: every page clean, list → task → retry, dark theme, live panels",
+  name: "the console in Chromium: every page clean, list → task → retry, pause and resume, " +
+    "dark theme, live panels",
   ignore: missing !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -138,6 +141,45 @@ Deno.test({
       await page.waitForURL(`${base}/ui/tasks/${IDS.failedRecent}`);
       assert.equal(await page.locator(".badge").first().innerText(), "queued");
 
+      // Pause a type from the overview's type table, see it paused there, then resume it.
+      await page.goto(`${base}/ui`);
+      assert.match(await page.locator("#p-paused").innerText(), /No type is paused/);
+      await page.click(`#p-queues a[href="/ui/pause?type=graph_embed"]`);
+      await page.waitForURL(`${base}/ui/pause?type=graph_embed`);
+      assert.match(
+        await page.locator("h2").first().innerText(),
+        /This will pause \d+ waiting tasks/,
+      );
+      await page.fill("#pause-reason", "embedding API down");
+      await shot(page, "confirm-pause-desktop");
+      await page.click("#confirm");
+      await page.waitForSelector("#result");
+      assert.match(await page.locator("#result").innerText(), /^Paused graph_embed: /);
+      await shot(page, "result-pause-desktop");
+      await page.click("text=Back to the overview");
+      await page.waitForURL(`${base}/ui`);
+      const paused = await page.locator("#p-paused").innerText();
+      assert.match(paused, /graph_embed[^]*every domain[^]*console@[^]*embedding API down/);
+      assert.match(await page.locator("#p-queues").innerText(), /graph_embed\s+paused/);
+      await shot(page, "overview-paused-desktop");
+      await page.setViewportSize({ width: 360, height: 780 });
+      await page.reload();
+      assert.ok(Number(await page.evaluate("document.documentElement.scrollWidth")) <= 360);
+      await shot(page, "overview-paused-360");
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.click(`#p-paused a[href="/ui/resume?type=graph_embed"]`);
+      await page.waitForURL(`${base}/ui/resume?type=graph_embed`);
+      assert.match(await page.locator("h2").first().innerText(), /This will release \d+ waiting/);
+      await shot(page, "confirm-resume-desktop");
+      await page.click("#confirm");
+      await page.waitForSelector("#result");
+      assert.match(await page.locator("#result").innerText(), /^Resumed graph_embed/);
+      await page.click("text=Back to the overview");
+      await page.waitForURL(`${base}/ui`);
+      assert.match(await page.locator("#p-paused").innerText(), /No type is paused/);
+      // One stays paused (with a hostile reason) for the dark and 360 px screenshots below.
+      await pauseQueue(t.db, { type: "fact_search", reason: HOSTILE, by: "ops@host" });
+
       // Live: the overview's panels follow the table without a reload.
       await page.goto(`${base}/ui`);
       const failedTile = page.locator(".tile.st-failed .value");
@@ -183,6 +225,19 @@ Deno.test({
         assert.ok(width <= 360, `${path} is ${width}px wide at 360px`);
         await shot(page, `${name}-360`);
       }
+      // The tasks table stays readable at 360 px: a type such as graph_rag_query keeps to one
+      // line (the table scrolls sideways rather than squeezing its columns letter by letter).
+      await page.goto(`${base}/ui/tasks`);
+      const lines = Number(
+        await page.evaluate(`(() => {
+          const cell = [...document.querySelectorAll("td")]
+            .find((td) => td.textContent === "graph_rag_query");
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          return range.getClientRects().length;
+        })()`),
+      );
+      assert.equal(lines, 1, `the type graph_rag_query wraps onto ${lines} lines at 360 px`);
 
       assert.deepEqual(problems, [], "console errors or CSP violations");
     } finally {

@@ -13,6 +13,15 @@ import { ASSETS } from "../server/console/assets_embedded.ts";
 import { embeddedAssetsSource } from "../tools/embed_console_assets.ts";
 import { IDS, insertFixture, spawnCli, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
+import { pauseQueue, pausesTable } from "../lib/ops/queue_pauses.ts";
+
+function host(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
+}
 
 const TOKEN = "s3cret-token-42";
 const HOSTILE = "<script>alert(1)</script>";
@@ -566,4 +575,150 @@ Deno.test("serve --base-path takes a path such as /seedtask; anything else is ex
     assert.match(r.stderr, /invalid --base-path/i);
     assert.equal(r.stdout, "");
   }
+});
+
+async function pauseRows(db: Db) {
+  const table = await pausesTable(db);
+  const rows = await db.sql<
+    { type: string; domain: string | null; reason: string | null; by: string }[]
+  >`
+    select type, domain, reason, paused_by as by from ${db.sql.unsafe(table!)}
+    order by type, domain nulls first`;
+  return [...rows];
+}
+
+Deno.test("without --allow-write no pause or resume is offered, and their POSTs are 403", async () => {
+  await withConsole({ token: TOKEN }, async (app, db) => {
+    await pauseQueue(db, { type: "graph_embed", by: "ops@test" });
+    const { text } = await page(app, "/ui", { cookie });
+    // The paused list is there, read-only.
+    assert.match(text, /id="p-paused"[^]*?graph_embed[^]*?ops@test/);
+    assert.doesNotMatch(text, /Pause…|Resume…/);
+    for (const path of ["/ui/pause?type=fact_search", "/ui/resume?type=graph_embed"]) {
+      assert.equal((await page(app, path, { cookie })).status, 403, path);
+    }
+    const res = await post(app, "/ui/pause", { csrf: keys.csrf, type: "fact_search" });
+    assert.equal(res.status, 403);
+    assert.match(await res.text(), /read-only/);
+    assert.equal(
+      (await post(app, "/ui/resume", { csrf: keys.csrf, type: "graph_embed" })).status,
+      403,
+    );
+    assert.deepEqual((await pauseRows(db)).map((r) => r.type), ["graph_embed"]);
+  });
+});
+
+Deno.test("a cross-site or CSRF-less pause or resume is refused and changes nothing", async () => {
+  await withConsole({ token: TOKEN, allowWrite: true }, async (app, db) => {
+    await pauseQueue(db, { type: "graph_embed", by: "ops@test" });
+    for (
+      const [path, type] of [["/ui/pause", "fact_search"], ["/ui/resume", "graph_embed"]] as const
+    ) {
+      const evil = await post(app, path, { csrf: keys.csrf, type }, {
+        ...signedInPost,
+        origin: "http://evil.example",
+      });
+      assert.equal(evil.status, 403, path);
+      assert.match(await evil.text(), /cross-site/);
+      assert.equal((await post(app, path, { type })).status, 403, path);
+      const { cookie: _, ...noCookie } = signedInPost;
+      assert.equal((await post(app, path, { csrf: keys.csrf, type }, noCookie)).status, 401);
+    }
+    assert.deepEqual((await pauseRows(db)).map((r) => r.type), ["graph_embed"]);
+  });
+});
+
+Deno.test("pause then resume a type: confirmation counts the waiting tasks; the overview shows it", async () => {
+  await withConsole({ token: TOKEN, allowWrite: true }, async (app, db) => {
+    const before = await page(app, "/ui", { cookie });
+    assert.match(before.text, /id="p-paused"[^]*?No type is paused/);
+    assert.match(before.text, /href="\/ui\/pause\?type=graph_embed"/);
+    // graph_embed: two queued and one retry task wait; the confirmation changes nothing.
+    const confirm = await page(app, "/ui/pause?type=graph_embed", { cookie });
+    assert.equal(confirm.status, 200);
+    assertNoInline(confirm.text);
+    assert.match(confirm.text, /This will pause 3 waiting tasks/);
+    assert.match(confirm.text, new RegExp(`name="csrf" value="${keys.csrf}"`));
+    assert.match(confirm.text, /name="reason"/);
+    assert.deepEqual(await pauseRows(db), []);
+    // One domain only: its own count.
+    const one = await page(app, "/ui/pause?type=graph_embed&domain=user_1", { cookie });
+    assert.match(one.text, /This will pause 2 waiting tasks/);
+    assert.match(one.text, /name="domain" value="user_1"/);
+
+    const res = await post(app, "/ui/pause", {
+      csrf: keys.csrf,
+      type: "graph_embed",
+      reason: "embedding API down",
+    });
+    assert.equal(res.status, 200);
+    assert.match(
+      await res.text(),
+      /Paused graph_embed: dispatchers claim none of its 3 waiting tasks/,
+    );
+    assert.deepEqual(await pauseRows(db), [
+      { type: "graph_embed", domain: null, reason: "embedding API down", by: "console@" + host() },
+    ]);
+    // The overview shows it at once (the action dropped the cached answers): the paused list,
+    // the mark in the type table, and Resume instead of Pause.
+    const after = await page(app, "/ui", { cookie });
+    assert.match(
+      after.text,
+      /id="p-paused"[^]*?graph_embed[^]*?every domain[^]*?>3<[^]*?embedding API down/,
+    );
+    assert.match(
+      after.text,
+      /id="p-queues"[^]*?graph_embed<\/a> <span class="tag tag-warn"[^>]*>paused</,
+    );
+    assert.match(after.text, /href="\/ui\/resume\?type=graph_embed"/);
+    // Pausing again: already paused, the reason updated.
+    const again = await post(app, "/ui/pause", {
+      csrf: keys.csrf,
+      type: "graph_embed",
+      reason: "still down",
+    });
+    assert.match(await again.text(), /was already paused/);
+    assert.equal((await pauseRows(db))[0]!.reason, "still down");
+
+    const resumeConfirm = await page(app, "/ui/resume?type=graph_embed", { cookie });
+    assert.match(resumeConfirm.text, /This will release 3 waiting tasks/);
+    assert.equal((await pauseRows(db)).length, 1, "a confirmation changes nothing");
+    const resumed = await post(app, "/ui/resume", { csrf: keys.csrf, type: "graph_embed" });
+    assert.equal(resumed.status, 200);
+    assert.match(await resumed.text(), /Resumed graph_embed: dispatchers claim its tasks again/);
+    assert.deepEqual(await pauseRows(db), []);
+    assert.match((await page(app, "/ui", { cookie })).text, /No type is paused/);
+    // Nothing paused: nothing to resume, and a POST says so.
+    assert.match(
+      (await page(app, "/ui/resume?type=graph_embed", { cookie })).text,
+      /Nothing to resume/,
+    );
+    const nothing = await post(app, "/ui/resume", { csrf: keys.csrf, type: "graph_embed" });
+    assert.match(await nothing.text(), /Nothing resumed: graph_embed was not paused/);
+    // A bad type is a 400 and pauses nothing.
+    const bad = await post(app, "/ui/pause", { csrf: keys.csrf, type: "" });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(await pauseRows(db), []);
+  });
+});
+
+Deno.test("a hostile type and reason of a pause render as text", async () => {
+  await withConsole({ token: TOKEN, allowWrite: true }, async (app, db) => {
+    const res = await post(app, "/ui/pause", { csrf: keys.csrf, type: HOSTILE, reason: HOSTILE });
+    assert.equal(res.status, 200);
+    assert.deepEqual((await pauseRows(db)).map((r) => [r.type, r.reason]), [[HOSTILE, HOSTILE]]);
+    for (
+      const path of [
+        "/ui",
+        `/ui/pause?type=${encodeURIComponent(HOSTILE)}`,
+        `/ui/resume?type=${encodeURIComponent(HOSTILE)}`,
+      ]
+    ) {
+      const { text } = await page(app, path, { cookie });
+      assert.ok(!text.includes(HOSTILE), path);
+      assert.match(text, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/, path);
+      assertNoInline(text);
+    }
+    assert.ok(!(await res.text()).includes(HOSTILE));
+  });
 });

@@ -204,3 +204,29 @@ export async function listPauses(
     );
   });
 }
+
+/**
+ * How many claimable tasks (queued or retry) a pause of `target` would hold back, counted up
+ * to {@link MAX_WAITING_COUNT} (`capped` when more wait): what a confirmation says before
+ * pausing.
+ *
+ * @example const { waiting } = await countWaiting(db, { type: "graph_embed" });
+ */
+export async function countWaiting(
+  db: Db,
+  target: PauseTarget,
+): Promise<{ waiting: number; capped: boolean }> {
+  return await guard(db, async () => {
+    const sql = db.sql;
+    const statuses = sql.unsafe(CLAIMABLE_STATUSES.map((s) => `'${s}'`).join(", "));
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from (
+        select 1 from ${sql(db.table)} t
+        where t.type = ${target.type}
+          ${target.domain === undefined ? sql`` : sql`and t.domain = ${target.domain}`}
+          and t.status in (${statuses})
+        limit ${MAX_WAITING_COUNT + 1}) w`;
+    const n = row!.n;
+    return { waiting: Math.min(n, MAX_WAITING_COUNT), capped: n > MAX_WAITING_COUNT };
+  });
+}

@@ -23,6 +23,14 @@ import {
 } from "../../lib/input/list_filter.ts";
 import { resolveStatsOptions } from "../../lib/input/stats_options.ts";
 import { TaskFilterSchema } from "../../lib/input/transition.ts";
+import { PauseSchema, ResumeSchema } from "../../lib/input/queue_pause.ts";
+import {
+  countWaiting,
+  listPauses,
+  pauseQueue,
+  type PauseTarget,
+  resumeQueue,
+} from "../../lib/ops/queue_pauses.ts";
 import {
   cancelTasks,
   cancelWhere,
@@ -61,6 +69,7 @@ import {
 } from "./auth.ts";
 import { panelMessage, Panels } from "./panels.ts";
 import { ConfirmPage, ResultPage } from "./pages/actions.tsx";
+import { PauseConfirmPage, PauseResultPage, ResumeConfirmPage, scope } from "./pages/pauses.tsx";
 import { ErrorPage, SignInPage } from "./pages/misc.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { type ListTotal, type TaskQuery, TasksPage } from "./pages/tasks.tsx";
@@ -576,6 +585,124 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
         changed={changed}
         back={href(view, "/tasks", fields as Record<string, string>)}
         backLabel="Back to the list"
+      />,
+    );
+  });
+
+  // ---- pause and resume a type ----------------------------------------------------------
+  /** The type and domain of a pause form or query, by the same schema as `POST /resume`. */
+  const pauseTarget = (source: Record<string, unknown>): PauseTarget => {
+    const fields: Record<string, unknown> = {};
+    for (const key of ["type", "domain"]) {
+      if (typeof source[key] === "string" && source[key] !== "") fields[key] = source[key];
+    }
+    return parseInput(ResumeSchema, fields);
+  };
+  /**
+   * Who pauses from the console: `console@<address of the browser>` when the server knows it
+   * (Deno.serve's remote address), else `console@<this host>`.
+   */
+  const pausedBy = (c: Context): string => {
+    const remote = (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
+    let host = remote?.hostname;
+    if (!host) {
+      try {
+        host = Deno.hostname();
+      } catch {
+        host = "localhost";
+      }
+    }
+    return `console@${host}`.slice(0, 200);
+  };
+
+  app.get("/pause", async (c) => {
+    const refused = await mayAct(c);
+    if (refused) return refused;
+    const target = pauseTarget(queryObject(c, []));
+    const [count, existing] = await Promise.all([
+      deps.run(() => countWaiting(db, target)),
+      deps.run(() => listPauses(db)),
+    ]);
+    return page(
+      c,
+      <PauseConfirmPage
+        view={await viewOf(c)}
+        type={target.type}
+        domain={target.domain}
+        waiting={count.waiting}
+        capped={count.capped}
+        existing={existing.filter((p) => p.type === target.type)}
+      />,
+    );
+  });
+
+  app.post("/pause", async (c) => {
+    const form = c.get("form");
+    const fields: Record<string, unknown> = { by: pausedBy(c) };
+    for (const key of ["type", "domain", "reason"]) {
+      const v = form[key];
+      if (typeof v === "string" && v.trim() !== "") fields[key] = v.trim();
+    }
+    const request = parseInput(PauseSchema, fields);
+    const { pause, created } = await deps.run(() =>
+      pauseQueue(db, { ...request, by: request.by! })
+    );
+    deps.invalidate();
+    const [now] = await deps.run(() => listPauses(db, { waiting: true })).then((all) =>
+      all.filter((p) => p.type === pause.type && p.domain === pause.domain)
+    );
+    const waiting = now?.waiting ?? 0;
+    return page(
+      c,
+      <PauseResultPage
+        view={await viewOf(c)}
+        title={`Pause ${scope(pause)}`}
+        ok
+        message={created
+          ? `Paused ${scope(pause)}: dispatchers claim none of its ${
+            waiting.toLocaleString("en-US")
+          }${now?.waiting_capped ? "+" : ""} waiting ${
+            waiting === 1 ? "task" : "tasks"
+          } until it is resumed`
+          : `${scope(pause)} was already paused: reason and who updated, paused since kept`}
+        pauses={now ? [now] : [pause]}
+      />,
+    );
+  });
+
+  app.get("/resume", async (c) => {
+    const refused = await mayAct(c);
+    if (refused) return refused;
+    const target = pauseTarget(queryObject(c, []));
+    const pauses = (await deps.run(() => listPauses(db, { waiting: true }))).filter((p) =>
+      p.type === target.type && (target.domain === undefined || p.domain === target.domain)
+    );
+    return page(
+      c,
+      <ResumeConfirmPage
+        view={await viewOf(c)}
+        type={target.type}
+        domain={target.domain}
+        pauses={pauses}
+      />,
+    );
+  });
+
+  app.post("/resume", async (c) => {
+    const target = pauseTarget(c.get("form"));
+    const resumed = await deps.run(() => resumeQueue(db, target));
+    deps.invalidate();
+    const what = scope(target);
+    return page(
+      c,
+      <PauseResultPage
+        view={await viewOf(c)}
+        title={`Resume ${what}`}
+        ok={resumed.length > 0}
+        message={resumed.length > 0
+          ? `Resumed ${resumed.map(scope).join(", ")}: dispatchers claim its tasks again`
+          : `Nothing resumed: ${what} was not paused`}
+        pauses={resumed}
       />,
     );
   });

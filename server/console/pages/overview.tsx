@@ -7,6 +7,8 @@ import type { WorkerList } from "../../../lib/queries/workers.ts";
 import { TASK_STATUSES } from "../../../lib/table/contract.ts";
 import { BarChart, Legend, type Series } from "../chart.tsx";
 import type { PanelResult } from "../panels.ts";
+import type { QueuePause } from "../../../lib/ops/queue_pauses.ts";
+import { mayOffer, PausedList } from "./pauses.tsx";
 import {
   Count,
   duration,
@@ -88,8 +90,28 @@ function ThroughputCharts(props: { t: Throughput }) {
   );
 }
 
-function TypeTable(props: { view: View; o: Overview; latency?: Latency }) {
+function PausedTag(props: { pauses: readonly QueuePause[] }) {
+  if (props.pauses.length === 0) return null;
+  const all = props.pauses.some((p) => p.domain === null);
+  const domains = props.pauses.filter((p) => p.domain !== null).map((p) => p.domain);
+  return (
+    <span
+      class="tag tag-warn"
+      title={all ? "Paused in every domain" : `Paused in domain ${domains.join(", ")}`}
+    >
+      {all
+        ? "paused"
+        : `paused in ${domains.length} ${domains.length === 1 ? "domain" : "domains"}`}
+    </span>
+  );
+}
+
+function TypeTable(
+  props: { view: View; o: Overview; latency?: Latency; paused?: readonly QueuePause[] },
+) {
   const { view, o } = props;
+  const act = mayOffer(view);
+  const pausesOf = (type: string) => (props.paused ?? []).filter((p) => p.type === type);
   const lat = new Map((props.latency?.types ?? []).map((t) => [t.type, t]));
   const types = [...o.queue.map((q) => q.type)];
   for (const t of lat.keys()) if (t !== null && !types.includes(t)) types.push(t);
@@ -109,6 +131,7 @@ function TypeTable(props: { view: View; o: Overview; latency?: Latency }) {
             <th class="num" title="Failed for good in the latency window">Failed</th>
             <th class="num hide-sm">p95 run</th>
             <th class="num hide-sm">p95 wait</th>
+            {act && <th>Act</th>}
           </tr>
         </thead>
         <tbody>
@@ -118,7 +141,8 @@ function TypeTable(props: { view: View; o: Overview; latency?: Latency }) {
             return (
               <tr>
                 <td class="wrap">
-                  <a href={href(view, "/tasks", { type })}>{type}</a>
+                  <a href={href(view, "/tasks", { type })}>{type}</a>{" "}
+                  <PausedTag pauses={pausesOf(type)} />
                 </td>
                 <td class="num">{q ? <Count n={q.ready} /> : 0}</td>
                 <td class="num">{q ? <Count n={q.queued} /> : 0}</td>
@@ -140,6 +164,21 @@ function TypeTable(props: { view: View; o: Overview; latency?: Latency }) {
                 </td>
                 <td class="num hide-sm">{duration(l?.run_seconds.p95)}</td>
                 <td class="num hide-sm">{duration(l?.wait_seconds.p95)}</td>
+                {act && (
+                  <td>
+                    {pausesOf(type).some((p) => p.domain === null)
+                      ? (
+                        <a class="btn btn-small" href={href(view, "/resume", { type })}>
+                          Resume…
+                        </a>
+                      )
+                      : (
+                        <a class="btn btn-small" href={href(view, "/pause", { type })}>
+                          Pause…
+                        </a>
+                      )}
+                  </td>
+                )}
               </tr>
             );
           })}
@@ -400,12 +439,27 @@ export function OverviewPage(props: { view: View; data: OverviewData }): Html {
         />
       </div>
       <Panel
+        id="p-paused"
+        title="Paused"
+        sub="types no dispatcher claims"
+        result={data.stats}
+        now={now}
+        render={(s) => <PausedList view={view} paused={s.paused} />}
+      />
+      <Panel
         id="p-queues"
         title="Types"
         sub="queue, lag, failures and run time per type"
         result={data.overview}
         now={now}
-        render={(o) => <TypeTable view={view} o={o} latency={data.latency.value} />}
+        render={(o) => (
+          <TypeTable
+            view={view}
+            o={o}
+            latency={data.latency.value}
+            paused={data.stats.value?.paused}
+          />
+        )}
       />
       <div class="grid-2">
         <Panel
