@@ -200,7 +200,7 @@ Deno.test({
     await tmux.start("plain", t, 100, 30, true);
     await tmux.waitFor("colour", /QUEUE BY TYPE/, "the coloured frame");
     await tmux.waitFor("plain", /QUEUE BY TYPE/, "the plain frame");
-    const sgr = /\x1b\[[0-9;]*m/;
+    const sgr = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m");
     assert.match(await tmux.styled("colour"), sgr);
     assert.doesNotMatch(await tmux.styled("plain"), sgr);
     for (const name of ["colour", "plain"]) await tmux.run("send-keys", "-t", name, "q");

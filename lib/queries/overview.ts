@@ -261,7 +261,7 @@ export function snapshotQuery(
   o: { type?: string; longRunningMs?: number; now?: Date },
   plan: CountPlan,
   throughput: postgres.PendingQuery<postgres.Row[]> = db.sql`select 1 where false`,
-) {
+): postgres.PendingQuery<postgres.Row[]> {
   const sql = db.sql;
   const t = sql(db.table);
   const now = nowFragment(db, o.now);
