@@ -97,7 +97,7 @@ serverTest(
     // every log line of a task event names the task
     for (const line of procs.flatMap((p) => p.stdout().trim().split("\n"))) {
       if (/Processing|Sending|completed successfully/.test(line)) {
-        assert.match(line, /task [0-9a-f-]{36}|Task [0-9a-f-]{36}/);
+        assert.match(line, /task [0-9a-f]{8}|Task [0-9a-f]{8}/);
       }
     }
     await Deno.remove(log);
@@ -155,12 +155,12 @@ Deno.test("an always-failing executor runs each task three times, with backoff, 
   }
   assert.match(
     p.stdout(),
-    /Task [0-9a-f-]{36} failed \(attempt 1\/3\), retrying in 0\.4s: embedding service unavailable/,
+    /Task [0-9a-f]{8} failed \(attempt 1\/3\), retrying in 0\.4s: embedding service unavailable/,
   );
-  assert.match(p.stdout(), /Task [0-9a-f-]{36} failed \(attempt 2\/3\), retrying in 0\.8s/);
+  assert.match(p.stdout(), /Task [0-9a-f]{8} failed \(attempt 2\/3\), retrying in 0\.8s/);
   assert.match(
     p.stdout(),
-    /Task [0-9a-f-]{36} failed permanently after 3\/3 attempts: embedding service unavailable/,
+    /Task [0-9a-f]{8} failed permanently after 3\/3 attempts: embedding service unavailable/,
   );
   await Deno.remove(log);
 });
