@@ -8,7 +8,7 @@ import type postgres from "postgres";
 import { type Db, guard } from "../db.ts";
 import { SeedtaskError } from "../errors.ts";
 import { getCatalog } from "../table/catalog.ts";
-import { CLAIMABLE_STATUSES } from "../table/contract.ts";
+import { claimablePredicate } from "../table/contract.ts";
 import { NOTIFY_CHANNEL } from "./enqueue_task.ts";
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
@@ -183,12 +183,12 @@ export async function listPauses(
     if (name === null) return [];
     const sql = db.sql;
     const table = sql.unsafe(name);
-    const statuses = sql.unsafe(CLAIMABLE_STATUSES.map((s) => `'${s}'`).join(", "));
+    const claimable = sql.unsafe(claimablePredicate("t.status"));
     const waiting = options.waiting
       ? sql`, (select count(*)::int from (
             select 1 from ${sql(db.table)} t
             where t.type = p.type and (p.domain is null or t.domain = p.domain)
-              and t.status in (${statuses})
+              and ${claimable}
             limit ${MAX_WAITING_COUNT + 1}) w) as waiting`
       : sql``;
     const rows = await sql<QueuePause[]>`
@@ -218,13 +218,13 @@ export async function countWaiting(
 ): Promise<{ waiting: number; capped: boolean }> {
   return await guard(db, async () => {
     const sql = db.sql;
-    const statuses = sql.unsafe(CLAIMABLE_STATUSES.map((s) => `'${s}'`).join(", "));
+    const claimable = sql.unsafe(claimablePredicate("t.status"));
     const [row] = await sql<{ n: number }[]>`
       select count(*)::int as n from (
         select 1 from ${sql(db.table)} t
         where t.type = ${target.type}
           ${target.domain === undefined ? sql`` : sql`and t.domain = ${target.domain}`}
-          and t.status in (${statuses})
+          and ${claimable}
         limit ${MAX_WAITING_COUNT + 1}) w`;
     const n = row!.n;
     return { waiting: Math.min(n, MAX_WAITING_COUNT), capped: n > MAX_WAITING_COUNT };

@@ -1,7 +1,7 @@
 import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "../db.ts";
 import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
-import { CLAIMABLE_STATUSES, READY_AT } from "../table/contract.ts";
+import { claimablePredicate, READY_AT } from "../table/contract.ts";
 import { DEFAULT_LONG_RUNNING_MS } from "../input/stats_options.ts";
 import { listPauses, notPausedByList, type QueuePause } from "../ops/queue_pauses.ts";
 
@@ -60,12 +60,9 @@ export function readyAt(db: Db): postgres.PendingQuery<postgres.Row[]> {
   return db.sql.unsafe(READY_AT);
 }
 
-/**
- * `status in ('queued', 'retry')`: a claimable status. Literals, not parameters, so that the
- * planner can prove the claim index's predicate (the same statuses) from it.
- */
+/** {@link claimablePredicate} as a query fragment. */
 export function claimableStatus(db: Db, column = "status"): postgres.PendingQuery<postgres.Row[]> {
-  return db.sql.unsafe(`${column} in (${CLAIMABLE_STATUSES.map((s) => `'${s}'`).join(", ")})`);
+  return db.sql.unsafe(claimablePredicate(column));
 }
 
 /**

@@ -26,6 +26,14 @@ export type TaskStatus = typeof TASK_STATUSES[number];
  */
 export const CLAIMABLE_STATUSES: readonly TaskStatus[] = ["queued", "retry"];
 
+/**
+ * `status in ('queued', 'retry')` as SQL text: literals, not parameters, so that the planner can
+ * prove the claim index's predicate (the same statuses) from it.
+ */
+export function claimablePredicate(column = "status"): string {
+  return `${column} in (${CLAIMABLE_STATUSES.map((s) => `'${s}'`).join(", ")})`;
+}
+
 /** When a claimable task becomes ready: its run_after (scheduled, backed off) or creation. */
 export const READY_AT = "COALESCE(run_after, created_at)";
 
