@@ -54,17 +54,18 @@ import { failuresSuite } from "./failures_suite.ts";
 import { consoleSuite } from "./console_suite.ts";
 
 /**
- * Every suite, in run order: the stats floor first, the feature suites on the filled tables,
+ * Every suite, in run order: the stats floor first, the feature suites on the filled tables
+ * (the shortest first),
  * then the comparisons with PostgREST and graphile-worker, bulk enqueue, the SeedCore-schema
  * table and start-up. `top`'s writer adds rows to the shared filled table and deletes them again
  * (then vacuums).
  */
 const SUITES: Record<string, (ctx: BenchContext) => Promise<SuiteReport>> = {
   queries: queriesSuite,
-  list_total: listTotalSuite,
   failures: failuresSuite,
   top: topSuite,
   console: consoleSuite,
+  list_total: listTotalSuite,
   serve: serveSuite,
   dispatch: dispatchSuite,
   bulk_enqueue: bulkEnqueueSuite,
