@@ -151,7 +151,7 @@ export function registerDemo(program: Command, ctx: Context): void {
               "  seedtask top             the live view: counts, throughput, failures, workers\n" +
               "  seedtask failures        why tasks fail, grouped by cause; retry a group\n" +
               "  seedtask list            the tasks, newest first\n" +
-              "  seedtask demo --serve    the same data over HTTP\n",
+              "  seedtask demo --serve    the web console and the HTTP API on this data\n",
           );
         }
       } finally {
