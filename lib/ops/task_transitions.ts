@@ -105,6 +105,21 @@ const RELEASE: Transition = {
 };
 
 /**
+ * The statuses `verb` moves a task from (cancel with `force` also takes running tasks): what a
+ * caller may offer the action for, read from the transition itself.
+ */
+export function transitionFrom(
+  verb: Transition["verb"],
+  force = false,
+): readonly TaskStatus[] {
+  return verb === "cancel"
+    ? cancelTransition(force).from
+    : verb === "retry"
+    ? RETRY.from
+    : RELEASE.from;
+}
+
+/**
  * Resolves id arguments (full ids or unique prefixes) to full ids, in order, without
  * duplicates. Throws TaskNotFoundError or AmbiguousTaskIdError for the first bad one.
  */

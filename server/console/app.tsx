@@ -42,6 +42,7 @@ import {
   retryTasks,
   retryWhere,
   type TaskFilter,
+  transitionFrom,
 } from "../../lib/ops/task_transitions.ts";
 import { getTask } from "../../lib/queries/get_task.ts";
 import { getOverview, OverviewOptionsSchema } from "../../lib/queries/overview.ts";
@@ -404,14 +405,13 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     return page(c, <TaskPage view={await viewOf(c)} task={task} />);
   });
 
-  /** The actions: what each is called, which statuses it moves, and its lib functions. */
+  /** The actions: what each is called and its lib functions (which statuses: transitionFrom). */
   const VERBS = {
     retry: {
       verb: "Retry",
       done: "Retried",
       past: "retried",
       danger: false,
-      from: (_force: boolean) => ["failed", "cancelled", "retry"],
       groupWhat: " that are failed or cancelled go back to the queue, attempts reset.",
       one: (id: string, _force: boolean) => retryTasks(db, [id]),
       preview: (f: TaskFilter) => previewRetryWhere(db, f),
@@ -422,7 +422,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       done: "Cancelled",
       past: "cancelled",
       danger: true,
-      from: (force: boolean) => ["created", "queued", "retry", ...(force ? ["running"] : [])],
       groupWhat: " that are created, queued or waiting to retry are cancelled " +
         "(running ones are left alone).",
       one: (id: string, force: boolean) => cancelTasks(db, [id], { force }),
@@ -434,7 +433,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       done: "Released",
       past: "released",
       danger: false,
-      from: (_force: boolean) => ["created"],
       groupWhat: " that are created (staged) join the queue.",
       one: (id: string, _force: boolean) => releaseCreatedTasks(db, [id]),
       preview: (f: TaskFilter) => previewReleaseWhere(db, f),
@@ -467,7 +465,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     if (refused) return refused;
     const force = c.req.query("force") === "1";
     const task = await deps.run(() => getTask(db, c.req.param("id")));
-    const ok = VERBS[verb].from(force).includes(task.status);
+    const ok = transitionFrom(verb, force).includes(task.status);
     const view = await viewOf(c);
     const taskUrl = href(view, `/tasks/${task.id}`);
     return page(
