@@ -260,7 +260,13 @@ const Overview = z.strictObject({
     description: "null: every queued, retry and running task counted; else the queue per type " +
       "read only the oldest this many claimable and this many running tasks (a large backlog)",
   }),
-  stuck: z.number().int(),
+  stuck: z.number().int().meta({
+    description: "Stuck running tasks, counted up to 10,000 (see stuck_exact)",
+  }),
+  stuck_exact: z.boolean().meta({
+    description: "false: more than 10,000 are stuck and stuck is that floor (seedtask leases " +
+      "counts them all)",
+  }),
   stuck_tasks: z.array(z.strictObject({
     id: z.string(),
     type: z.string(),

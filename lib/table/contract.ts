@@ -37,6 +37,13 @@ export function claimablePredicate(column = "status"): string {
 /** When a claimable task becomes ready: its run_after (scheduled, backed off) or creation. */
 export const READY_AT = "COALESCE(run_after, created_at)";
 
+/**
+ * The order of stuck running tasks, longest stuck first: the lease's end, or the claim time
+ * for a task without a lease. The running index's key, so the stuck list is the first entries
+ * of one range scan and `key < now()` bounds every stuck search.
+ */
+export const STUCK_ORDER = "COALESCE(lease_expires_at, locked_at)";
+
 /** The text `list --search` matches, and the trigram index indexes. */
 export const SEARCH_TEXT =
   "((COALESCE(description, ''::text) || ' '::text) || COALESCE(error, ''::text))";
