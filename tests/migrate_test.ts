@@ -413,6 +413,17 @@ Deno.test("migrate finishes an interrupted replacement of the running index, wha
   ]);
   await finish();
 
+  // A migrate that knew the new definition but not the old one built it as
+  // tasks_running_idx1 beside the old: the old one goes, the new one takes its name.
+  await t.sql.unsafe(`
+    alter index ${s}.tasks_running_idx rename to tasks_running_idx1;
+    create index tasks_running_idx on ${s}.tasks ${OLD_RUNNING};`).simple();
+  assert.deepEqual((await plannedIndexWork()).map((d) => d.split(",")[0]), [
+    "drop tasks_running_idx",
+    "rename tasks_running_idx1 to tasks_running_idx",
+  ]);
+  await finish();
+
   // Stopped after dropping the old one: only the rename is left.
   await t.sql.unsafe(`alter index ${s}.tasks_running_idx rename to tasks_running_idx_new`)
     .simple();

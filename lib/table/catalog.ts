@@ -309,6 +309,19 @@ export interface IndexMatch {
 }
 
 /**
+ * Whether `name` is one `migrate` gives `index`: its own, or its own with a number after it
+ * (`name1`, `name2`, …: the first free one when its own is taken).
+ */
+export function isOwnName(index: RecommendedIndex, name: string): boolean {
+  return named(name, index.name);
+}
+
+/** `base`, or `base` with a number after it. */
+function named(name: string, base: string): boolean {
+  return name.startsWith(base) && /^\d*$/.test(name.slice(base.length));
+}
+
+/**
  * The name `migrate` builds a replacement of an outdated index under (`<name>_new`, with a
  * number after it when that is taken), so that the outdated index keeps serving until the new
  * one is built: the new one takes the recommended name once the outdated one is dropped.
@@ -342,11 +355,7 @@ export function matchRecommendedIndexes(tableName: string, catalog: Catalog): In
   return recommendedIndexes(tableName).map((index) => {
     const expected = normalized(index);
     const same = catalog.indexes.filter((i) => hasShape(i, index, expected));
-    // `base`, or `base` with a number after it: names migrate gives.
-    const named = (name: string, base: string) =>
-      name.startsWith(base) && /^\d*$/.test(name.slice(base.length));
-    // Its own name, or the name migrate gives it when that one is taken (name1, name2, …).
-    const ownName = (name: string) => named(name, index.name);
+    const ownName = (name: string) => isOwnName(index, name);
     const tempName = (name: string) => named(name, replacementName(index));
     const outdated = catalog.indexes.filter((i) =>
       ownName(i.name) && !same.includes(i) &&

@@ -12,6 +12,7 @@ import { SeedtaskError } from "../errors.ts";
 import {
   type Catalog,
   invalidateCatalog,
+  isOwnName,
   matchRecommendedIndexes,
   readCatalog,
   replacementName,
@@ -252,14 +253,20 @@ function buildPlan(db: Db, { catalog, tableEmpty, recorded }: DbState): Migratio
       );
       continue;
     }
-    const temporary = name !== undefined && outdated.length > 0 ? name : replacement?.name;
-    if (temporary !== undefined) {
-      taken.delete(temporary);
-      const final = freeName(idx.name, taken);
-      taken.add(final);
+    if (outdated.length === 0 && !replacement) continue;
+    // The replacement takes the name the outdated index had (the first free one of
+    // `migrate`'s names): built now, left by an interrupted run, or built under a numbered
+    // name by a migrate that did not know the older definition yet.
+    const ours = name ?? replacement?.name ??
+      (present && isOwnName(idx, present.name) ? present.name : undefined);
+    if (ours === undefined) continue;
+    taken.delete(ours);
+    const final = freeName(idx.name, taken);
+    taken.add(final);
+    if (final !== ours) {
       tx(
-        `rename ${temporary} to ${final}`,
-        `alter index if exists ${qualified(temporary)} rename to ${quoteIdent(final)}`,
+        `rename ${ours} to ${final}`,
+        `alter index if exists ${qualified(ours)} rename to ${quoteIdent(final)}`,
       );
     }
   }
