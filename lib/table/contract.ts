@@ -294,7 +294,7 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
       // counts, running counts per type, workers per owner, leases and long-running tasks
       // from the index alone. On 10M rows with 200,000 running: workers 400 ms -> 40 ms,
       // the stuck list 490 ms -> 0.03 ms.
-      ["COALESCE(lease_expires_at, locked_at)"],
+      [STUCK_ORDER],
       {
         include: [
           "locked_at",
