@@ -163,6 +163,43 @@ Deno.test("getLeases() counts every stuck task by owner, lists only the first `l
   assert.equal(rest.total, 5, "only the stale heartbeats under a running lease remain");
 });
 
+Deno.test("getLeases() on a table without lease columns judges running tasks by their claim time", async () => {
+  await using t = await testSchema();
+  const sql = t.sql;
+  const tbl = sql(t.table);
+  await sql`alter table ${tbl} drop column owner_id, drop column lease_expires_at,
+    drop column last_heartbeat`;
+  const now = new Date();
+  const add = (n: number, lockedBy: string, minutes: number) =>
+    sql`insert into ${tbl} (type, status, locked_by, locked_at, attempts)
+      select 'job', 'running', ${lockedBy}, ${new Date(now.getTime() - minutes * MIN)}, i
+      from generate_series(1, ${n}) i`;
+  await add(3, "seed-1", 30);
+  await add(1, "seed-1", 5);
+  await add(2, "seed-2", 40);
+  const report = await getLeases(t.db, { now, limit: 2 });
+  assert.equal(report.has_lease, false);
+  assert.equal(report.total, 5);
+  assert.deepEqual(report.requeue_stale, { retry: 4, failed: 1 });
+  assert.deepEqual(
+    report.tasks.map((x) => [x.owner, x.state, x.attempts, x.requeue]).sort(),
+    [["seed-2", "no_lease", 1, "retry"], ["seed-2", "no_lease", 2, "retry"]],
+  );
+  assert.deepEqual(
+    report.owners.map((o) => [o.owner, o.stuck, o.expired, o.running, o.registered]),
+    [["seed-2", 2, 0, 2, false], ["seed-1", 3, 0, 4, false]],
+  );
+  assert.equal(Math.round(report.owners[1]!.last_heard_seconds!), 5 * 60);
+  const done = await requeueStale(t.db, { now });
+  assert.deepEqual(
+    [
+      done.filter((d) => d.outcome === "retry").length,
+      done.filter((d) => d.outcome === "failed").length,
+    ],
+    [4, 1],
+  );
+});
+
 Deno.test("doctor reports running tasks whose lease expired (three orphans are a problem)", async () => {
   await using t = await testSchema();
   await t.sql`
