@@ -28,17 +28,11 @@ import { getLeases } from "../lib/queries/leases.ts";
 import { listWorkers } from "../lib/queries/workers.ts";
 import {
   cancelTasks,
-  cancelWhere,
   type FilterPreview,
-  previewCancelWhere,
-  previewReleaseWhere,
-  previewRetryWhere,
   releaseCreatedTasks,
-  releaseCreatedWhere,
   retryTasks,
-  retryWhere,
-  type TaskFilter,
   type TransitionReport,
+  TRANSITIONS,
 } from "../lib/ops/task_transitions.ts";
 import type { Task } from "../lib/table/contract.ts";
 import { VERSION } from "../lib/version.ts";
@@ -441,32 +435,20 @@ export function createApp(deps: AppDeps): OpenAPIHono {
         : { dry_run: true, ...(await preview()) },
       200,
     );
-  const filterTransitions: Record<
-    "cancelWhere" | "retryWhere" | "releaseWhere",
-    {
-      preview: (f: TaskFilter, force: boolean) => Promise<FilterPreview>;
-      change: (f: TaskFilter, force: boolean) => Promise<Task[]>;
-    }
-  > = {
-    cancelWhere: {
-      preview: (f, force) => previewCancelWhere(db, f, { force }),
-      change: (f, force) => cancelWhere(db, f, { force }),
-    },
-    retryWhere: { preview: (f) => previewRetryWhere(db, f), change: (f) => retryWhere(db, f) },
-    releaseWhere: {
-      preview: (f) => previewReleaseWhere(db, f),
-      change: (f) => releaseCreatedWhere(db, f),
-    },
-  };
-  for (const [name, ops] of Object.entries(filterTransitions)) {
-    const route = ROUTES[name as keyof typeof filterTransitions];
+  const filterRoutes = {
+    cancel: ROUTES.cancelWhere,
+    retry: ROUTES.retryWhere,
+    release: ROUTES.releaseWhere,
+  } as const;
+  for (const [verb, route] of Object.entries(filterRoutes)) {
+    const forms = TRANSITIONS[verb as keyof typeof filterRoutes];
     app.openapi(route, async (c) => {
       const { filter, force, apply } = c.req.valid("json");
       return await filterAnswer(
         c,
         apply,
-        () => ops.preview(filter, force),
-        () => ops.change(filter, force),
+        () => forms.preview(db, filter, { force }),
+        () => forms.where(db, filter, { force }),
       ) as never;
     }, requestHook(route));
   }
@@ -548,13 +530,8 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   // The group actions: the same filter transitions as `retry|cancel --group`, dry run first.
   const groupAction = async (verb: "retry" | "cancel", group: string, dryRun: boolean) => {
     const filter = { group };
-    if (dryRun) {
-      const preview = verb === "retry"
-        ? await previewRetryWhere(db, filter)
-        : await previewCancelWhere(db, filter);
-      return { dry_run: true as const, ...preview };
-    }
-    const changed = verb === "retry" ? await retryWhere(db, filter) : await cancelWhere(db, filter);
+    if (dryRun) return { dry_run: true as const, ...(await TRANSITIONS[verb].preview(db, filter)) };
+    const changed = await TRANSITIONS[verb].where(db, filter);
     return { dry_run: false as const, changed, refused: [] };
   };
   app.openapi(ROUTES.retryFailureGroup, async (c) => {

@@ -31,19 +31,7 @@ import {
   type PauseTarget,
   resumeQueue,
 } from "../../lib/ops/queue_pauses.ts";
-import {
-  cancelTasks,
-  cancelWhere,
-  previewCancelWhere,
-  previewReleaseWhere,
-  previewRetryWhere,
-  releaseCreatedTasks,
-  releaseCreatedWhere,
-  retryTasks,
-  retryWhere,
-  type TaskFilter,
-  transitionFrom,
-} from "../../lib/ops/task_transitions.ts";
+import { type TaskFilter, transitionFrom, TRANSITIONS } from "../../lib/ops/task_transitions.ts";
 import { getTask } from "../../lib/queries/get_task.ts";
 import { getOverview, OverviewOptionsSchema } from "../../lib/queries/overview.ts";
 import { getThroughput, type ThroughputCache } from "../../lib/queries/throughput.ts";
@@ -405,7 +393,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     return page(c, <TaskPage view={await viewOf(c)} task={task} />);
   });
 
-  /** The actions: what each is called and its lib functions (which statuses: transitionFrom). */
+  /** What each action is called (its lib functions: TRANSITIONS; its statuses: transitionFrom). */
   const VERBS = {
     retry: {
       verb: "Retry",
@@ -413,9 +401,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       past: "retried",
       danger: false,
       groupWhat: " that are failed or cancelled go back to the queue, attempts reset.",
-      one: (id: string, _force: boolean) => retryTasks(db, [id]),
-      preview: (f: TaskFilter) => previewRetryWhere(db, f),
-      where: (f: TaskFilter) => retryWhere(db, f),
     },
     cancel: {
       verb: "Cancel",
@@ -424,9 +409,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       danger: true,
       groupWhat: " that are created, queued or waiting to retry are cancelled " +
         "(running ones are left alone).",
-      one: (id: string, force: boolean) => cancelTasks(db, [id], { force }),
-      preview: (f: TaskFilter) => previewCancelWhere(db, f),
-      where: (f: TaskFilter) => cancelWhere(db, f),
     },
     release: {
       verb: "Release",
@@ -434,9 +416,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       past: "released",
       danger: false,
       groupWhat: " that are created (staged) join the queue.",
-      one: (id: string, _force: boolean) => releaseCreatedTasks(db, [id]),
-      preview: (f: TaskFilter) => previewReleaseWhere(db, f),
-      where: (f: TaskFilter) => releaseCreatedWhere(db, f),
     },
   };
   type Verb = keyof typeof VERBS;
@@ -504,7 +483,9 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     const verb = verbOf(c);
     const form = c.get("form");
     const id = c.req.param("id");
-    const report = await deps.run(() => VERBS[verb].one(id, form.force === "1"));
+    const report = await deps.run(() =>
+      TRANSITIONS[verb].byIds(db, [id], { force: form.force === "1" })
+    );
     deps.invalidate();
     const view = await viewOf(c);
     const n = report.changed.length;
@@ -533,7 +514,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     if (refused) return refused;
     const fields = groupFields(queryObject(c, ["status"]));
     const filter = parseGroupFilter(fields);
-    const preview = await deps.run(() => VERBS[verb].preview(filter));
+    const preview = await deps.run(() => TRANSITIONS[verb].preview(db, filter));
     const view = await viewOf(c);
     const hidden: Record<string, string> = {};
     for (const [k, v] of Object.entries(fields)) hidden[k] = [v].flat().join(",");
@@ -565,7 +546,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     const form = c.get("form");
     const fields = groupFields(form);
     const filter = parseGroupFilter(fields);
-    const changed = await deps.run(() => VERBS[verb].where(filter));
+    const changed = await deps.run(() => TRANSITIONS[verb].where(db, filter));
     deps.invalidate();
     const view = await viewOf(c);
     const expected = Number(form.expected);
