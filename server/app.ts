@@ -110,6 +110,12 @@ function queryKeys(schema: z.ZodType | undefined): string[] {
   return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
 }
 
+/** A route of ROUTES with a query schema. */
+type QueryRoute = Parameters<OpenAPIHono["openapi"]>[0] & { request: { query: unknown } };
+
+/** What a route's query schema parses to. */
+type QueryOf<R extends QueryRoute> = z.output<R["request"]["query"] & z.ZodType>;
+
 /**
  * How a request that fails its route's schema is answered: the first issue as a usage error
  * (400), naming the field as the client spelt it. A field's own rule words its message (the
@@ -422,7 +428,8 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     requestHook(ROUTES.releaseTask),
   );
 
-  // The filter forms: a dry run (count and sample) unless `yes`, as the CLI without --yes.
+  // The filter forms (and the group actions below): a dry run (count and sample) unless
+  // `yes`, as the CLI without --yes.
   const filterAnswer = async (
     c: Context,
     apply: boolean,
@@ -473,30 +480,23 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     requestHook(ROUTES.stats),
   );
 
-  app.openapi(ROUTES.throughput, async (c) => {
-    const options = c.req.valid("query");
-    const body = await cache(
-      `throughput:${JSON.stringify(options)}`,
-      () => getThroughput(db, options, throughputCache),
-    );
-    return c.json(body, 200);
-  }, requestHook(ROUTES.throughput));
-
-  app.openapi(ROUTES.latency, async (c) => {
-    const options = c.req.valid("query");
-    const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
-    return c.json(body, 200);
-  }, requestHook(ROUTES.latency));
-
-  app.openapi(ROUTES.overview, async (c) => {
-    const options = c.req.valid("query");
-    // Every viewer's top refreshes through here: one computation per TTL, however many.
-    const body = await cache(
-      `overview:${JSON.stringify(options)}`,
-      () => getOverview(db, options, throughputCache),
-    );
-    return c.json(body, 200);
-  }, requestHook(ROUTES.overview));
+  /**
+   * `GET route`: `load(query)`, shared by identical requests (single-flight, TTL) under
+   * `name` and the query, like /stats: however many viewers refresh (top, the console, which
+   * shares these keys), one computation per TTL.
+   */
+  const cachedQuery = <R extends QueryRoute>(
+    route: R,
+    name: string,
+    load: (options: QueryOf<R>) => Promise<unknown>,
+  ) =>
+    app.openapi(route, async (c: Context) => {
+      const options = c.req.valid("query" as never) as QueryOf<R>;
+      return c.json(await cache(`${name}:${JSON.stringify(options)}`, () => load(options)), 200);
+    }, requestHook(route));
+  cachedQuery(ROUTES.throughput, "throughput", (o) => getThroughput(db, o, throughputCache));
+  cachedQuery(ROUTES.latency, "latency", (o) => getLatency(db, o));
+  cachedQuery(ROUTES.overview, "overview", (o) => getOverview(db, o, throughputCache));
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");
@@ -508,48 +508,24 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return c.json(result, result.state === "CRITICAL" ? 503 : 200);
   }, requestHook(ROUTES.check));
 
-  // The incident questions: shared by identical requests (single-flight, TTL), like /stats.
-  app.openapi(ROUTES.failures, async (c) => {
-    const options = c.req.valid("query");
-    const groups = await cache(
-      `failures:${JSON.stringify(options)}`,
-      () => getFailureGroups(db, options),
-    );
-    return c.json(groups, 200) as never;
-  }, requestHook(ROUTES.failures));
-  app.openapi(ROUTES.leases, async (c) => {
-    const options = c.req.valid("query");
-    const report = await cache(`leases:${JSON.stringify(options)}`, () => getLeases(db, options));
-    return c.json(report, 200) as never;
-  }, requestHook(ROUTES.leases));
-  app.openapi(ROUTES.workers, async (c) => {
-    const options = c.req.valid("query");
-    const list = await cache(`workers:${JSON.stringify(options)}`, () => listWorkers(db, options));
-    return c.json(list, 200) as never;
-  }, requestHook(ROUTES.workers));
+  // The incident questions.
+  cachedQuery(ROUTES.failures, "failures", (o) => getFailureGroups(db, o));
+  cachedQuery(ROUTES.leases, "leases", (o) => getLeases(db, o));
+  cachedQuery(ROUTES.workers, "workers", (o) => listWorkers(db, o));
   // The group actions: the same filter transitions as `retry|cancel --group`, dry run first.
-  const groupAction = async (verb: "retry" | "cancel", group: string, dryRun: boolean) => {
-    const filter = { group };
-    if (dryRun) return { dry_run: true as const, ...(await TRANSITIONS[verb].preview(db, filter)) };
-    const changed = await TRANSITIONS[verb].where(db, filter);
-    return { dry_run: false as const, changed, refused: [] };
-  };
-  app.openapi(ROUTES.retryFailureGroup, async (c) => {
-    const answer = await groupAction(
-      "retry",
-      c.req.valid("param").group,
-      c.req.valid("json").dry_run,
-    );
-    return c.json(answer, 200) as never;
-  }, requestHook(ROUTES.retryFailureGroup));
-  app.openapi(ROUTES.cancelFailureGroup, async (c) => {
-    const answer = await groupAction(
-      "cancel",
-      c.req.valid("param").group,
-      c.req.valid("json").dry_run,
-    );
-    return c.json(answer, 200) as never;
-  }, requestHook(ROUTES.cancelFailureGroup));
+  const groupRoutes = { retry: ROUTES.retryFailureGroup, cancel: ROUTES.cancelFailureGroup };
+  for (const [verb, route] of Object.entries(groupRoutes)) {
+    const forms = TRANSITIONS[verb as keyof typeof groupRoutes];
+    app.openapi(route, async (c) => {
+      const filter = { group: c.req.valid("param").group };
+      return await filterAnswer(
+        c,
+        !c.req.valid("json").dry_run,
+        () => forms.preview(db, filter),
+        () => forms.where(db, filter),
+      ) as never;
+    }, requestHook(route));
+  }
 
   app.openapi(ROUTES.health, async (c) => {
     // Always a real ping, whatever the gate believes; its answer also informs the gate (a ping
