@@ -22,10 +22,7 @@ import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
 import { pageTotal } from "../lib/queries/list_total.ts";
-import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
-import { getFailureGroups } from "../lib/queries/failure_groups.ts";
-import { getLeases } from "../lib/queries/leases.ts";
-import { listWorkers } from "../lib/queries/workers.ts";
+import type { TaskStatistics } from "../lib/queries/task_stats.ts";
 import {
   cancelTasks,
   type FilterPreview,
@@ -40,6 +37,7 @@ import { MAX_HTTP_BATCH, MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
+import { sharedReports } from "./reports.ts";
 import { SingleFlightCache } from "./single_flight.ts";
 import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
 
@@ -47,9 +45,7 @@ import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
 function isConsolePath(path: string): boolean {
   return path === "/" || path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`);
 }
-import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
-import { getLatency } from "../lib/queries/latency.ts";
-import { getOverview } from "../lib/queries/overview.ts";
+import type { ThroughputCache } from "../lib/queries/throughput.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -232,12 +228,9 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       deps.onComputation?.(key);
       return gate.run(load);
     }) as Promise<T>;
-  const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
-  // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
-  const throughputCache = new ThroughputCache();
-  const stats = (options: ResolvedStatsOptions) =>
-    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options, throughputCache));
+  // What the routes and the console share: one computation per report, options and TTL.
+  const reports = sharedReports(db, cache, deps.loadStats);
 
   const app = new OpenAPIHono();
 
@@ -474,29 +467,22 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json({ paused: await listPauses(db, { waiting: true }) }, 200),
   );
 
-  app.openapi(
-    ROUTES.stats,
-    async (c) => c.json(await stats(c.req.valid("query")), 200),
-    requestHook(ROUTES.stats),
-  );
-
-  /**
-   * `GET route`: `load(query)`, shared by identical requests (single-flight, TTL) under
-   * `name` and the query, like /stats: however many viewers refresh (top, the console, which
-   * shares these keys), one computation per TTL.
-   */
-  const cachedQuery = <R extends QueryRoute>(
+  /** `GET route`: the shared report for the route's query. */
+  const reportRoute = <R extends QueryRoute>(
     route: R,
-    name: string,
-    load: (options: QueryOf<R>) => Promise<unknown>,
+    report: (options: QueryOf<R>) => Promise<unknown>,
   ) =>
-    app.openapi(route, async (c: Context) => {
-      const options = c.req.valid("query" as never) as QueryOf<R>;
-      return c.json(await cache(`${name}:${JSON.stringify(options)}`, () => load(options)), 200);
-    }, requestHook(route));
-  cachedQuery(ROUTES.throughput, "throughput", (o) => getThroughput(db, o, throughputCache));
-  cachedQuery(ROUTES.latency, "latency", (o) => getLatency(db, o));
-  cachedQuery(ROUTES.overview, "overview", (o) => getOverview(db, o, throughputCache));
+    app.openapi(
+      route,
+      async (c: Context) => c.json(await report(c.req.valid("query" as never) as QueryOf<R>), 200),
+      requestHook(route),
+    );
+  reportRoute(ROUTES.stats, reports.stats);
+
+  reportRoute(ROUTES.throughput, reports.throughput);
+  reportRoute(ROUTES.latency, reports.latency);
+  // Every viewer's top refreshes through here: one computation per TTL, however many.
+  reportRoute(ROUTES.overview, reports.overview);
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");
@@ -509,9 +495,9 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   }, requestHook(ROUTES.check));
 
   // The incident questions.
-  cachedQuery(ROUTES.failures, "failures", (o) => getFailureGroups(db, o));
-  cachedQuery(ROUTES.leases, "leases", (o) => getLeases(db, o));
-  cachedQuery(ROUTES.workers, "workers", (o) => listWorkers(db, o));
+  reportRoute(ROUTES.failures, reports.failures);
+  reportRoute(ROUTES.leases, reports.leases);
+  reportRoute(ROUTES.workers, reports.workers);
   // The group actions: the same filter transitions as `retry|cancel --group`, dry run first.
   const groupRoutes = { retry: ROUTES.retryFailureGroup, cancel: ROUTES.cancelFailureGroup };
   for (const [verb, route] of Object.entries(groupRoutes)) {
@@ -549,7 +535,9 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   });
 
   app.openapi(ROUTES.metrics, async (c) => {
-    const text = await metrics.render(await stats(resolveStatsOptions({ top: METRICS_TOP })));
+    const text = await metrics.render(
+      await reports.stats(resolveStatsOptions({ top: METRICS_TOP })),
+    );
     return c.text(text, 200, { "content-type": metrics.contentType });
   });
 
@@ -585,8 +573,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       requireTokenForReads: !!deps.requireTokenForReads,
       basePath,
       cache,
-      stats,
-      throughputCache,
+      reports,
       run: (fn) => gate.run(fn),
       invalidate: () => singleFlight.clear(),
       refreshSeconds: deps.consoleRefreshSeconds,
