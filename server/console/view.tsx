@@ -216,6 +216,29 @@ export function TaskLink(props: { view: View; id: string }): Html {
   );
 }
 
+/** A task row's first two cells: its short id, linking to it, and its status. */
+export function TaskCells(props: { view: View; task: { id: string; status: string } }): Html {
+  return (
+    <>
+      <td>
+        <TaskLink view={props.view} id={props.task.id} />
+      </td>
+      <td>
+        <Status status={props.task.status} />
+      </td>
+    </>
+  );
+}
+
+/** A cell with a task's error on one line (the whole of it in the cell's overflow). */
+export function ErrorCell(props: { error: string | null | undefined }): Html {
+  return (
+    <td class="err">
+      <span class="line">{props.error ?? ""}</span>
+    </td>
+  );
+}
+
 /** A table's column: its heading, or the heading with the `<th>`'s class and title. */
 export type Column = string | { label: string; class?: string; title?: string };
 

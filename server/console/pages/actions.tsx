@@ -3,7 +3,7 @@ import type { Html } from "../view.tsx";
 import type { Child } from "hono/jsx";
 import type { RefusedTransition } from "../../../lib/ops/task_transitions.ts";
 import type { Task } from "../../../lib/table/contract.ts";
-import { Count, Page, Status, Table, TaskLink, Time, type View } from "../view.tsx";
+import { Count, ErrorCell, Page, Table, TaskCells, Time, type View } from "../view.tsx";
 
 function SmallTaskTable(props: { view: View; tasks: readonly Task[] }) {
   const { view, tasks } = props;
@@ -12,19 +12,12 @@ function SmallTaskTable(props: { view: View; tasks: readonly Task[] }) {
     <Table columns={["Task", "Status", "Type", "Updated", "Error"]}>
       {tasks.map((t) => (
         <tr>
-          <td>
-            <TaskLink view={view} id={t.id} />
-          </td>
-          <td>
-            <Status status={t.status} />
-          </td>
+          <TaskCells view={view} task={t} />
           <td class="wrap">{t.type}</td>
           <td>
             <Time at={t.updated_at} now={view.now} />
           </td>
-          <td class="err">
-            <span class="line">{t.error ?? ""}</span>
-          </td>
+          <ErrorCell error={t.error} />
         </tr>
       ))}
     </Table>

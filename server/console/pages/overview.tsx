@@ -12,14 +12,15 @@ import { mayOffer, PausedList } from "./pauses.tsx";
 import {
   Count,
   duration,
+  ErrorCell,
   href,
   type Html,
   LiveBar,
   Page,
   Panel,
   percent,
-  Status,
   Table,
+  TaskCells,
   TaskLink,
   Time,
   type View,
@@ -361,16 +362,9 @@ function HighAttempts(props: { view: View; s: TaskStatistics }) {
     <Table columns={["Task", "Status", { label: "Attempts", class: "num" }, "Error"]}>
       {s.high_attempts.map((t) => (
         <tr>
-          <td>
-            <TaskLink view={view} id={t.id} />
-          </td>
-          <td>
-            <Status status={t.status} />
-          </td>
+          <TaskCells view={view} task={t} />
           <td class="num">{t.attempts}</td>
-          <td class="err">
-            <span class="line">{t.error ?? ""}</span>
-          </td>
+          <ErrorCell error={t.error} />
         </tr>
       ))}
     </Table>

@@ -5,13 +5,13 @@ import { TASK_STATUSES } from "../../../lib/table/contract.ts";
 import type { PanelResult } from "../panels.ts";
 import {
   Count,
+  ErrorCell,
   href,
   LiveBar,
   Page,
   Panel,
-  Status,
   Table,
-  TaskLink,
+  TaskCells,
   Time,
   type View,
 } from "../view.tsx";
@@ -128,12 +128,7 @@ function TaskTable(props: { view: View; items: Task[] }) {
     >
       {items.map((t) => (
         <tr>
-          <td>
-            <TaskLink view={view} id={t.id} />
-          </td>
-          <td>
-            <Status status={t.status} />
-          </td>
+          <TaskCells view={view} task={t} />
           <td class="wrap">{t.type}</td>
           <td class="wrap hide-sm">{t.domain ?? ""}</td>
           <td class="num">{t.attempts}</td>
@@ -143,17 +138,11 @@ function TaskTable(props: { view: View; items: Task[] }) {
           <td class="hide-sm">
             <Time at={t.created_at} now={view.now} />
           </td>
-          {t.error
-            ? (
-              <td class="err">
-                <span class="line">{t.error}</span>
-              </td>
-            )
-            : (
-              <td class="wrap muted">
-                <span class="line">{t.description ?? ""}</span>
-              </td>
-            )}
+          {t.error ? <ErrorCell error={t.error} /> : (
+            <td class="wrap muted">
+              <span class="line">{t.description ?? ""}</span>
+            </td>
+          )}
         </tr>
       ))}
     </Table>
