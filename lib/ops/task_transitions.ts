@@ -349,3 +349,27 @@ export function previewReleaseWhere(db: Db, filter: TaskFilter): Promise<FilterP
 export function releaseCreatedWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
   return transitionFilter(db, RELEASE, filter);
 }
+
+/** A transition's three forms: by ids, what a filter would change, and by filter. */
+export interface TransitionForms {
+  /** By ids or unique prefixes; `where` guards them, `force` is cancel's (the others ignore it). */
+  byIds(
+    db: Db,
+    ids: readonly string[],
+    options?: { force?: boolean; where?: TaskFilter },
+  ): Promise<TransitionReport>;
+  /** What {@link TransitionForms.where} would change: count and a sample. */
+  preview(db: Db, filter: TaskFilter, options?: { force?: boolean }): Promise<FilterPreview>;
+  /** Every task the filter selects; returns the changed rows. */
+  where(db: Db, filter: TaskFilter, options?: { force?: boolean }): Promise<Task[]>;
+}
+
+/**
+ * The functions of each transition by its verb, for the callers that take the verb as data:
+ * the cancel, retry and release commands, their HTTP routes and the console's actions.
+ */
+export const TRANSITIONS: Readonly<Record<Transition["verb"], TransitionForms>> = {
+  cancel: { byIds: cancelTasks, preview: previewCancelWhere, where: cancelWhere },
+  retry: { byIds: retryTasks, preview: previewRetryWhere, where: retryWhere },
+  release: { byIds: releaseCreatedTasks, preview: previewReleaseWhere, where: releaseCreatedWhere },
+};
