@@ -180,7 +180,9 @@ async function transitionIds(
         returning *
       )
       select changed.*${
-      t.notify ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, '')) as "__notified"` : sql``
+      t.notify
+        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from changed) as "__notified"`
+        : sql``
     } from changed`;
     // In the order the ids were given, as the report is read.
     const order = new Map(ids.map((id, i) => [id, i]));
@@ -250,7 +252,9 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
         returning *
       )
       select changed.*${
-      t.notify ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, '')) as "__notified"` : sql``
+      t.notify
+        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from changed) as "__notified"`
+        : sql``
     } from changed`;
     return rows.map(({ __notified: _, ...task }) => task as Task);
   });
