@@ -228,3 +228,16 @@ Deno.test("POST /tasks/batch enqueues an array all or nothing, naming a bad elem
   assert.deepEqual(await dry.json(), { enqueued: 1, batches: 0, dry_run: true, ids: [] });
   assert.equal(await count(t), 2, "only the first request wrote");
 });
+
+Deno.test("params may hold JSON null anywhere; params null itself means no parameters", async () => {
+  await using t = await testSchema();
+  const r = await enqueueTasks(t.db, [
+    { at: "[0]", task: { type: "a", params: { entity: null, tags: [null, "x"] } } },
+    { at: "[1]", task: { type: "a", params: null } },
+  ], { returnIds: true });
+  assert.equal(r.enqueued, 2);
+  const rows = await t.sql<{ id: string; params: unknown }[]>`
+    select id::text, params from ${t.sql(t.table)}`;
+  const byId = new Map(rows.map((row) => [row.id, row.params]));
+  assert.deepEqual(r.ids!.map((id) => byId.get(id)), [{ entity: null, tags: [null, "x"] }, {}]);
+});

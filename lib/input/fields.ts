@@ -239,7 +239,7 @@ export function checkJson(
           stack.push([item, jsonPath(path, key), depth + 1]);
         }
       }
-    } else if (v !== undefined && typeof v !== "boolean") {
+    } else if (v !== undefined && v !== null && typeof v !== "boolean") {
       throw new InvalidInputError(`Invalid value for "${path}": ${typeof v} is not JSON`);
     }
   }
