@@ -175,9 +175,9 @@ export async function enqueueTasks(
     const notify = rows.some((r) =>
       r.status === "queued" && (r.runAfter === undefined || r.runAfter.getTime() <= now)
     );
-    let inserted: string[];
+    let inserted: { count: number; ids?: string[] };
     try {
-      inserted = await insertBatch(db, rows, notify);
+      inserted = await insertBatch(db, rows, notify, ids !== undefined);
     } catch (err) {
       if (err instanceof UsageError) {
         // A value the database refused (see RejectedValueError): somewhere in this batch.
@@ -185,10 +185,10 @@ export async function enqueueTasks(
       }
       throw err;
     }
-    enqueued += inserted.length;
+    enqueued += inserted.count;
     writtenThrough = end;
     batches++;
-    ids?.push(...inserted);
+    ids?.push(...inserted.ids!);
     options.onBatch?.(enqueued);
   };
 
@@ -214,13 +214,26 @@ export async function enqueueTasks(
   return { enqueued, batches, dry_run: dryRun, ...(ids ? { ids } : {}) };
 }
 
-/** Inserts one batch in one statement (with its NOTIFY); returns the ids in input order. */
-async function insertBatch(db: Db, rows: ResolvedNewTask[], notify: boolean): Promise<string[]> {
+/**
+ * Inserts one batch in one statement (with its NOTIFY). Returns the ids in input order with
+ * `withIds`, otherwise only how many rows it wrote: a file of 100,000 tasks need not come back
+ * as 100,000 rows for the client to parse.
+ */
+async function insertBatch(
+  db: Db,
+  rows: ResolvedNewTask[],
+  notify: boolean,
+  withIds: boolean,
+): Promise<{ count: number; ids?: string[] }> {
   return await guard(db, async () => {
     const sql = db.sql;
     const table = sql(db.table);
+    // One NOTIFY for the batch (an uncorrelated subquery runs once), carrying one of its ids.
+    const notified = notify
+      ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from inserted) as "__notified"`
+      : sql``;
     // `with ordinality` keeps the input order, so the ids come back in it.
-    const result = await sql<{ id: string }[]>`
+    const input = sql`
       with input as (
         select r.*, o.n
         from json_array_elements(${JSON.stringify(rows.map(rowOf))}::text::json)
@@ -231,13 +244,14 @@ async function insertBatch(db: Db, rows: ResolvedNewTask[], notify: boolean): Pr
         select type, params, description, domain, drift_score, run_after, status
         from input order by n
         returning id
-      )
-      select id${
-      // One NOTIFY for the batch (an uncorrelated subquery runs once), carrying one of its ids.
-      notify
-        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from inserted) as "__notified"`
-        : sql``} from inserted`;
-    return result.map((r) => r.id);
+      )`;
+    if (withIds) {
+      const result = await sql<{ id: string }[]>`${input} select id${notified} from inserted`;
+      return { count: result.length, ids: result.map((r) => r.id) };
+    }
+    const [row] = await sql<{ count: number }[]>`
+      ${input} select (select count(*)::int from inserted) as count${notified}`;
+    return { count: row!.count };
   });
 }
 
