@@ -200,7 +200,7 @@ export async function enqueueTasks(
   ) => {
     let inserted: { count: number; ids?: string[] };
     try {
-      inserted = await insertBatch(db, json, notify, ids !== undefined, before);
+      inserted = await insertBatch(db, json, notify, ids !== undefined, writers > 1 && before);
     } catch (err) {
       // The batch before settles first: its failure is the one to report, and once it is
       // written the progress in this batch's error counts it.
@@ -254,7 +254,8 @@ export async function enqueueTasks(
  * Inserts one batch (`json`: its rows as {@link rowOf} gives them) in one statement with its
  * NOTIFY, in a transaction that commits only once `before` (the batch before it) has: batches
  * written at once still become visible, and notify, in input order, and a failed batch takes
- * the batches after it down with it. Returns the ids in input order with `withIds`, otherwise
+ * the batches after it down with it (`before` false: one writer, the batch before it is
+ * written already). Returns the ids in input order with `withIds`, otherwise
  * only how many rows it wrote: a file of 100,000 tasks need not come back as 100,000 rows for
  * the client to parse.
  */
@@ -263,7 +264,7 @@ async function insertBatch(
   json: string,
   notify: boolean,
   withIds: boolean,
-  before: Promise<void>,
+  before: Promise<void> | false,
 ): Promise<{ count: number; ids?: string[] }> {
   const insert = async (sql: Sql) => {
     const table = sql(db.table);
@@ -297,7 +298,12 @@ async function insertBatch(
     return result;
   };
   // In pooler mode guard() runs the operation in a transaction of its own, and db.sql is in it.
-  return await guard(db, () => db.config.pooler ? insert(db.sql) : inTransaction(db, insert));
+  // One writer (`before` false) needs no transaction: the statement is one already, and runs
+  // on the pool as any other (`serve` opens no extra connection for POST /tasks/batch).
+  return await guard(
+    db,
+    () => db.config.pooler || before === false ? insert(db.sql) : inTransaction(db, insert),
+  );
 }
 
 /** Longest line of a tasks file, in bytes: a task's params are at most 1 MiB. */
