@@ -86,9 +86,11 @@ export function registerEnqueue(program: Command, ctx: Context): void {
       "after",
       `
 Bulk enqueue (--file): each batch is one INSERT, written whole or not at all, with one NOTIFY.
-A bad line (not JSON, or a bad field) stops the run with its line number: nothing of its batch
-is written, but earlier batches stay written (the error says how many tasks, through which
-line), so a file of at most --batch-size tasks is all or nothing. Blank lines are skipped.
+Two batches are written at once, each committed only after the one before it, so what is
+written is always the file up to some line. A bad line (not JSON, or a bad field) stops the
+run with its line number: nothing of its batch (or after it) is written, but earlier batches
+stay written (the error says how many tasks, through which line), so a file of at most
+--batch-size tasks is all or nothing. Blank lines are skipped.
 
 Examples:
   seedtask enqueue --type graph_embed --params '{"id": 7}'
@@ -113,6 +115,9 @@ Examples:
           const result = await enqueueTasks(db, ndjsonTasks(input), {
             batchSize,
             dryRun: opts.dryRun,
+            // Two batches at once put index maintenance, the bulk of the work, on two server
+            // cores. Not on the embedded PGlite, whose connections share one session.
+            writers: db.config.dsnSource === "embedded" ? 1 : Math.min(2, db.config.maxConnections),
           });
           if (opts.json) await json(ctx, result);
           else {

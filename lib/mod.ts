@@ -126,6 +126,7 @@ export {
   type EnqueueTasksOptions,
   type EnqueueTasksResult,
   MAX_ENQUEUE_BATCH,
+  MAX_ENQUEUE_WRITERS,
   ndjsonTasks,
 } from "./ops/enqueue_tasks.ts";
 export {

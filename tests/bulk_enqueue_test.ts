@@ -228,3 +228,95 @@ Deno.test("POST /tasks/batch enqueues an array all or nothing, naming a bad elem
   assert.deepEqual(await dry.json(), { enqueued: 1, batches: 0, dry_run: true, ids: [] });
   assert.equal(await count(t), 2, "only the first request wrote");
 });
+
+Deno.test("params may hold JSON null anywhere; params null itself means no parameters", async () => {
+  await using t = await testSchema();
+  const r = await enqueueTasks(t.db, [
+    { at: "[0]", task: { type: "a", params: { entity: null, tags: [null, "x"] } } },
+    { at: "[1]", task: { type: "a", params: null } },
+  ], { returnIds: true });
+  assert.equal(r.enqueued, 2);
+  const rows = await t.sql<{ id: string; params: unknown }[]>`
+    select id::text, params from ${t.sql(t.table)}`;
+  const byId = new Map(rows.map((row) => [row.id, row.params]));
+  assert.deepEqual(r.ids!.map((id) => byId.get(id)), [{ entity: null, tags: [null, "x"] }, {}]);
+});
+
+Deno.test("with two writers a refused batch takes the batch in flight after it down; earlier ones stay", async () => {
+  await using t = await testSchema();
+  // The database refuses one task (a data exception, as for a value it cannot store), slowly,
+  // so that the next batch is usually inserted and waiting to commit when this one fails.
+  const fn = t.sql(`${t.schema}.refuse_forbidden`);
+  await t.sql`
+    create function ${fn}() returns trigger language plpgsql as $$
+    begin
+      if new.type = 'forbidden' then
+        perform pg_sleep(0.2);
+        raise exception 'forbidden type' using errcode = '22023';
+      end if;
+      return new;
+    end $$`;
+  await t.sql`create trigger refuse before insert on ${t.sql(t.table)}
+    for each row execute function ${fn}()`;
+  const items = Array.from({ length: 50 }, (_, i) => ({
+    at: `[${i}]`,
+    task: { type: i === 29 ? "forbidden" : "a", params: { i } },
+  }));
+  const err = await enqueueTasks(t.db, items, { batchSize: 10, writers: 2 }).then(
+    () => assert.fail("the run succeeded"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof BulkEnqueueError, String(err));
+  assert.equal(err.at, "[20] to [29]");
+  assert.equal(err.enqueued, 20);
+  assert.equal(err.writtenThrough, "[19]");
+  assert.match(err.message, /forbidden type/);
+  const written = await t.sql<{ i: number }[]>`
+    select (params->>'i')::int as i from ${t.sql(t.table)} order by 1`;
+  assert.deepEqual(written.map((r) => r.i), Array.from({ length: 20 }, (_, i) => i));
+
+  // Nothing is left holding a transaction: the next run writes.
+  await t.sql`drop trigger refuse on ${t.sql(t.table)}`;
+  const again = await enqueueTasks(t.db, items.slice(20), { batchSize: 10, writers: 2 });
+  assert.equal(again.enqueued, 30);
+  assert.equal(await count(t), 50);
+});
+
+Deno.test("values with tabs, newlines, backslashes, quotes and non-BMP characters are stored exactly", async () => {
+  await using t = await testSchema();
+  const odd = "tab\there\nnew line\r\n back\\slash \\N \"quoted\" 'single' é 中文 🙂 \u2028";
+  const task = {
+    type: `t\\${odd.slice(0, 20)}`,
+    params: { [odd]: odd, list: [odd, "\\u0041", 1.5e300, -0, true, null], nested: { k: odd } },
+    description: odd,
+    domain: `d\t${odd.slice(-12)}`,
+  };
+  const file = await tempFile(JSON.stringify(task) + "\n");
+  const r = await runMain([...t.args, "enqueue", "--file", file]);
+  assert.equal(r.code, 0, r.stderr);
+  const [row] = await t.sql`
+    select type, params::text as params, description, domain from ${t.sql(t.table)}`;
+  assert.equal(row!.type, task.type.trim());
+  assert.deepEqual(JSON.parse(row!.params as string), {
+    ...task.params,
+    list: [odd, "\\u0041", 1.5e300, 0, true, null],
+  });
+  assert.equal(row!.description, odd);
+  assert.equal(row!.domain, task.domain);
+  await Deno.remove(file);
+});
+
+Deno.test("enqueue --file --pooler writes batches in transactions of their own, in order", async () => {
+  await using t = await testSchema();
+  const lines = Array.from({ length: 45 }, (_, i) => line(i));
+  lines[37] = JSON.stringify({ type: "" }); // line 38
+  const file = await tempFile(lines.join("\n"));
+  const r = await runMain(["--pooler", ...t.args, "enqueue", "--file", file, "--batch-size", "10"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^error: line 38: invalid type ""/);
+  assert.match(r.stderr, /earlier batches wrote 30 tasks, through line 30/);
+  const written = await t.sql<{ n: number }[]>`
+    select (params->>'n')::int as n from ${t.sql(t.table)} order by 1`;
+  assert.deepEqual(written.map((row) => row.n), Array.from({ length: 30 }, (_, i) => i));
+  await Deno.remove(file);
+});

@@ -214,6 +214,62 @@ export function checkJson(
   field: string,
   limits: { depth: number; bytes: number },
 ): void {
+  // A bulk enqueue checks every task's params: the walk that names the bad value's path
+  // (building a path string for every value) runs only once the quick one has found one.
+  if (!storableJson(value, limits.depth)) reportJson(value, field, limits.depth);
+  const json = JSON.stringify(value ?? null);
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: most values need no encoding to be sized.
+  const bytes = json.length * 3 <= limits.bytes ? 0 : new TextEncoder().encode(json).length;
+  if (bytes > limits.bytes) {
+    throw new OutOfRangeError(
+      `Invalid value for "${field}": ${bytes} bytes of JSON, at most ${limits.bytes}`,
+    );
+  }
+}
+
+/** Whether {@link reportJson} would find nothing: the same rules, no paths. */
+function storableJson(value: unknown, maxDepth: number): boolean {
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const v = values.pop();
+    const depth = depths.pop()!;
+    switch (typeof v) {
+      case "string":
+        if (textProblem(v)) return false;
+        break;
+      case "number":
+        if (!Number.isFinite(v)) return false;
+        break;
+      case "boolean":
+      case "undefined":
+        break;
+      case "object":
+        if (v === null) break;
+        if (depth >= maxDepth) return false;
+        if (Array.isArray(v)) {
+          for (const item of v) {
+            values.push(item);
+            depths.push(depth + 1);
+          }
+        } else {
+          for (const key of Object.keys(v)) {
+            if (textProblem(key)) return false;
+            values.push((v as Record<string, unknown>)[key]);
+            depths.push(depth + 1);
+          }
+        }
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/** Throws the error for the first value of `value` that a jsonb column cannot store. */
+function reportJson(value: unknown, field: string, maxDepth: number): void {
+  const limits = { depth: maxDepth };
   const stack: Array<[unknown, string, number]> = [[value, field, 0]];
   while (stack.length > 0) {
     const [v, path, depth] = stack.pop()!;
@@ -239,15 +295,9 @@ export function checkJson(
           stack.push([item, jsonPath(path, key), depth + 1]);
         }
       }
-    } else if (v !== undefined && typeof v !== "boolean") {
+    } else if (v !== undefined && v !== null && typeof v !== "boolean") {
       throw new InvalidInputError(`Invalid value for "${path}": ${typeof v} is not JSON`);
     }
-  }
-  const bytes = new TextEncoder().encode(JSON.stringify(value ?? null)).length;
-  if (bytes > limits.bytes) {
-    throw new OutOfRangeError(
-      `Invalid value for "${field}": ${bytes} bytes of JSON, at most ${limits.bytes}`,
-    );
   }
 }
 
