@@ -4,10 +4,9 @@
  * NOTIFY, a bad line named by its number with nothing of its batch written, a dry run.
  */
 import assert from "node:assert/strict";
-import { NOTIFY_CHANNEL } from "../lib/ops/enqueue_task.ts";
 import { BulkEnqueueError, enqueueTasks } from "../lib/ops/enqueue_tasks.ts";
 import { createApp } from "../server/app.ts";
-import { EMBEDDED, eventually, type TestSchema, testSchema } from "./helpers.ts";
+import { EMBEDDED, notificationsDuring, type TestSchema, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 
 const TOKEN = "bulk-token-1234";
@@ -27,28 +26,6 @@ async function tempFile(text: string): Promise<string> {
   const path = await Deno.makeTempFile({ suffix: ".ndjson" });
   await Deno.writeTextFile(path, text);
   return path;
-}
-
-/**
- * The NOTIFYs on the enqueue channel whose payload is one of this table's ids (other tests
- * notify the same channel). A notification of our own, sent after the command, arrives after
- * every earlier one (NOTIFY is delivered in commit order): when it has, all of them have.
- */
-async function notificationsDuring(t: TestSchema, fn: () => Promise<void>): Promise<string[]> {
-  const payloads: string[] = [];
-  const sub = await t.sql.listen(NOTIFY_CHANNEL, (p) => payloads.push(p));
-  try {
-    await fn();
-    const marker = `marker-${crypto.randomUUID()}`;
-    await t.sql`select pg_notify(${NOTIFY_CHANNEL}, ${marker})`;
-    await eventually(() => Promise.resolve(payloads.includes(marker)), 0, "our own notification");
-  } finally {
-    await sub.unlisten();
-  }
-  const ids = new Set(
-    (await t.sql<{ id: string }[]>`select id::text from ${t.sql(t.table)}`).map((r) => r.id),
-  );
-  return payloads.filter((p) => ids.has(p));
 }
 
 Deno.test("enqueue --file writes every line in batches with one NOTIFY per batch", async () => {
