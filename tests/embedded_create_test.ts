@@ -9,13 +9,14 @@ import { runCli } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 import { tempDir, tree } from "./embedded_dirs.ts";
 
-Deno.test("demo, and migrate --embedded into an empty relative DIR, work from another directory (no asset read relative to the cwd)", async () => {
+Deno.test("demo --dir and migrate --embedded create their relative DIR, from another directory (no asset read relative to the cwd)", async () => {
   const cwd = await tempDir();
   try {
-    const demo = await runCli(["demo", "--tasks", "12"], { cwd });
+    // (the demo in memory, its default, is console_test.ts's demo --serve)
+    const demo = await runCli(["demo", "--tasks", "12", "--dir", "demo"], { cwd });
     assert.equal(demo.code, 0, demo.stderr);
     const out = demo.stdout;
-    assert.match(out, /^Embedded PostgreSQL \(PGlite\) in memory\n/);
+    assert.match(out, /^Embedded PostgreSQL \(PGlite\) in demo\n/);
     assert.match(out, /Enqueued 12 tasks/);
     assert.match(out, /\[QueueDispatcher\] Processing task [0-9a-f]{8} \(type=graph_embed/);
     assert.match(out, /\[QueueDispatcher\] Task [0-9a-f]{8} completed successfully/);
@@ -40,6 +41,7 @@ Deno.test("demo, and migrate --embedded into an empty relative DIR, work from an
     );
     assert.match(out, /^ {2}seedtask failures +why tasks fail/m);
     assert.equal(demo.stderr, "");
+    assert.ok((await Deno.stat(`${cwd}/demo/PG_VERSION`)).isFile, "demo created its DIR");
 
     // An empty directory is one migrate may create the database in.
     await Deno.mkdir(`${cwd}/data`);
@@ -48,13 +50,13 @@ Deno.test("demo, and migrate --embedded into an empty relative DIR, work from an
     assert.ok((await Deno.stat(`${cwd}/data/PG_VERSION`)).isFile, "relative DIR is the cwd's");
     const entries = [];
     for await (const e of Deno.readDir(cwd)) entries.push(e.name);
-    assert.deepEqual(entries.sort(), ["data", "data.lock"]);
+    assert.deepEqual(entries.sort(), ["data", "data.lock", "demo", "demo.lock"]);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }
 });
 
-Deno.test("read commands on a DIR with no database exit 1 and create nothing; enqueue and demo create it, and a DIR persists", async () => {
+Deno.test("read commands on a DIR with no database exit 1 and create nothing; enqueue creates it, and a DIR persists", async () => {
   const root = await tempDir();
   try {
     const missing = `${root}/nowhere/db`;
@@ -102,8 +104,8 @@ Deno.test("read commands on a DIR with no database exit 1 and create nothing; en
     }
     assert.deepEqual(await tree(root), ["empty"]);
 
-    // the four commands that may create a database do: migrate into an empty directory (the
-    // test above) and serve (embedded_test.ts) elsewhere, enqueue and demo here
+    // the four commands that may create a database do: demo and migrate into an empty
+    // directory (the test above), serve (embedded_test.ts), and enqueue
     const dir = `${root}/e/db`;
     const fresh = await runMain(["--embedded", dir, "enqueue", "--type", "graph_embed"]);
     assert.equal(fresh.code, 1, "the new database has no table yet");
@@ -137,10 +139,6 @@ Deno.test("read commands on a DIR with no database exit 1 and create nothing; en
     assert.deepEqual(doc.items[0].params, { g: 1 });
     const again = await runMain(["--embedded", dir, "migrate"]);
     assert.match(again.stdout, /is up to date: nothing to do/);
-
-    const demo = await runMain(["demo", "--dir", `${root}/d/db`, "--tasks", "3", "--seconds", "2"]);
-    assert.equal(demo.code, 0, demo.stderr);
-    assert.ok((await Deno.stat(`${root}/d/db/PG_VERSION`)).isFile);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
