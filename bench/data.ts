@@ -53,8 +53,13 @@ export async function ensureDatabase(dsn: string): Promise<postgres.Sql> {
 }
 
 /** Opens a seedtask Db on `table`, as the CLI would. */
-export function openDb(dsn: string, table: string, maxConnections?: number): Db {
-  return connect(resolveConfig({ dsn, table, maxConnections }, {}));
+export function openDb(
+  dsn: string,
+  table: string,
+  maxConnections?: number,
+  statementTimeout?: string,
+): Db {
+  return connect(resolveConfig({ dsn, table, maxConnections, statementTimeout }, {}));
 }
 
 export function schemaForRows(rows: number): string {

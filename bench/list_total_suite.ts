@@ -157,8 +157,9 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
   const body = [
     "In process (`listTasks()` then `pageTotal()`, what `seedtask list` and `list --json` run), " +
     'on the filled table with the recommended indexes, VACUUM ANALYZEd. "page + total" is the ' +
-    "default: counted when the plan of the matching rows costs at most `MAX_COUNT_COST` (or " +
-    "when at most 10,000 match and reading them is cheap), otherwise the planner's row estimate, " +
+    "default: when the planner expects at most 20,000 matches and reading the first 10,001 is " +
+    "cheap (`MAX_COUNT_COST`), at most 10,001 are counted (exact below 10,000); otherwise the " +
+    "planner's row estimate, " +
     'shown as "~". `--exact` counts every match (an index or table scan of all of them); it ' +
     "has no target and is shown for what it costs.",
     "",

@@ -495,8 +495,8 @@ export async function queriesSuite(ctx: BenchContext): Promise<SuiteReport> {
     "`select status, count(*) from <table> group by status` (an exact count of every row).",
     "",
     "**What stats does at these sizes.** Above 200,000 rows the default `stats` does not " +
-    "count the large statuses (those the planner puts above its threshold: in this fill the " +
-    "terminal ones, and queued): it counts the small statuses exactly and takes the large " +
+    "count the large statuses (those the planner puts above its threshold, at 10M rows every " +
+    "status of this fill): it counts the small statuses exactly and takes the large " +
     "ones (and the type, domain and attempts distributions) from the planner's statistics " +
     "of the last ANALYZE, and says so in its output (`estimates` in --json, `~` in the " +
     "table); the fields it estimated in this run are listed below. Its floor ratio therefore " +

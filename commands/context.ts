@@ -2,7 +2,9 @@ import type { Command } from "commander";
 import { type ConfigFlags, type ConnectionConfig, resolveConfig } from "../lib/config.ts";
 import { connect, type ConnectOptions, type Db } from "../lib/db.ts";
 import type { EmbeddedServer } from "../lib/embedded.ts";
+import type { z } from "zod";
 import { InvalidInputError, SeedtaskError } from "../lib/errors.ts";
+import { parseFlags } from "./options.ts";
 
 /** What a command needs from the process, passed in so commands stay testable and thin. */
 export interface Context {
@@ -135,6 +137,26 @@ export async function withDb<T>(
 /** Writes one JSON document (pretty, newline-terminated). */
 export function json(ctx: Context, value: unknown): Promise<void> {
   return ctx.out(JSON.stringify(value, null, 2) + "\n");
+}
+
+/**
+ * The action of a command that reads one report: its flags parsed with the operation's
+ * `schema`, the lib `query`, then the report as JSON (`--json`) or in the words of `format`.
+ */
+export function reportAction<S extends z.ZodType, R>(
+  ctx: Context,
+  schema: S,
+  query: (db: Db, options: z.output<S>) => Promise<R>,
+  format: (report: R, flags: { fullId?: boolean }, cmd: Command) => string,
+): (opts: { json?: boolean; fullId?: boolean }, cmd: Command) => Promise<void> {
+  return async (opts, cmd) => {
+    const options = parseFlags(schema, opts);
+    await withDb(ctx, cmd, async (db) => {
+      const report = await query(db, options);
+      if (opts.json) await json(ctx, report);
+      else await ctx.out(format(report, opts, cmd));
+    });
+  };
 }
 
 /**

@@ -6,7 +6,7 @@ import { InvalidInputError } from "../lib/errors.ts";
 import { executorEnv } from "../lib/dispatch/exec_env.ts";
 import { commandExecutor, type Executor, httpExecutor } from "../lib/dispatch/executors.ts";
 import { DEFAULT_MAX_ATTEMPTS } from "../lib/dispatch/backoff.ts";
-import { listenError } from "./listen.ts";
+import { listenError, onStopSignals, urlHost } from "./listen.ts";
 import { type Context, useEmoji, withDb } from "./context.ts";
 import { collect, parseDurationFlag, parseIntFlag } from "./options.ts";
 
@@ -198,9 +198,7 @@ export function registerDispatch(program: Command, ctx: Context): void {
                     {
                       event: "metrics",
                       dispatcher: settings.name,
-                      url: `http://${
-                        hostname.includes(":") ? `[${hostname}]` : hostname
-                      }:${port}/metrics`,
+                      url: `http://${urlHost(hostname)}:${port}/metrics`,
                     },
                     format,
                     { emoji },
@@ -218,18 +216,15 @@ export function registerDispatch(program: Command, ctx: Context): void {
           }
         }
         let signals = 0;
-        const onSignal = (name: string) => () => {
+        const removeSignalListeners = onStopSignals((name) => {
           signals++;
           dispatcher.stop(signals === 1 ? `${name} received` : `${name} received again`);
-        };
-        const handlers: Array<[Deno.Signal, () => void]> = [["SIGINT", onSignal("SIGINT")]];
-        if (Deno.build.os !== "windows") handlers.push(["SIGTERM", onSignal("SIGTERM")]);
-        for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+        });
         try {
           await dispatcher.run();
         } finally {
           await executor.close?.();
-          for (const [sig, fn] of handlers) Deno.removeSignalListener(sig, fn);
+          removeSignalListeners();
           await server?.shutdown();
           await queue;
         }

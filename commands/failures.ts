@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { formatFailureGroups } from "../lib/format/insight.ts";
 import { FailureGroupsObject, FailureGroupsSchema } from "../lib/input/insight.ts";
 import { getFailureGroups } from "../lib/queries/failure_groups.ts";
-import { type Context, json, withDb } from "./context.ts";
-import { collect, fieldHelp, parseFlags } from "./options.ts";
+import { type Context, reportAction } from "./context.ts";
+import { collect, fieldHelp } from "./options.ts";
 
 export function registerFailures(program: Command, ctx: Context): void {
   const help = (key: string, text: string) => fieldHelp(FailureGroupsObject, key, text);
@@ -26,12 +26,10 @@ export function registerFailures(program: Command, ctx: Context): void {
     .option("--exact", "group every failure of the window, however many")
     .option("--full-id", "full task ids")
     .option("--json", "print the groups as one JSON document")
-    .action(async (opts: { json?: boolean; fullId?: boolean }, cmd: Command) => {
-      const options = parseFlags(FailureGroupsSchema, opts);
-      await withDb(ctx, cmd, async (db) => {
-        const groups = await getFailureGroups(db, options);
-        if (opts.json) await json(ctx, groups);
-        else await ctx.out(formatFailureGroups(groups, { fullId: opts.fullId }));
-      });
-    });
+    .action(reportAction(
+      ctx,
+      FailureGroupsSchema,
+      getFailureGroups,
+      (groups, opts) => formatFailureGroups(groups, { fullId: opts.fullId }),
+    ));
 }

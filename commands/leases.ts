@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { formatLeases } from "../lib/format/insight.ts";
 import { LeasesObject, LeasesSchema } from "../lib/input/insight.ts";
 import { getLeases } from "../lib/queries/leases.ts";
-import { type Context, json, withDb } from "./context.ts";
-import { fieldHelp, parseFlags } from "./options.ts";
+import { type Context, reportAction } from "./context.ts";
+import { fieldHelp } from "./options.ts";
 
 export function registerLeases(program: Command, ctx: Context): void {
   const help = (key: string, text: string) => fieldHelp(LeasesObject, key, text);
@@ -28,12 +28,10 @@ export function registerLeases(program: Command, ctx: Context): void {
     .option("--limit <n>", help("limit", "tasks listed"))
     .option("--full-id", "full task ids")
     .option("--json", "print the report as one JSON document")
-    .action(async (opts: { json?: boolean; fullId?: boolean }, cmd: Command) => {
-      const options = parseFlags(LeasesSchema, opts);
-      await withDb(ctx, cmd, async (db) => {
-        const report = await getLeases(db, options);
-        if (opts.json) await json(ctx, report);
-        else await ctx.out(formatLeases(report, { fullId: opts.fullId }));
-      });
-    });
+    .action(reportAction(
+      ctx,
+      LeasesSchema,
+      getLeases,
+      (report, opts) => formatLeases(report, { fullId: opts.fullId }),
+    ));
 }

@@ -4,7 +4,7 @@ import { SERVE_CONNECT_OPTIONS } from "../server/db_gate.ts";
 import { LineLog } from "../server/line_log.ts";
 import { normaliseBasePath, withBasePath } from "../server/base_path.ts";
 import { type Context, withDb } from "./context.ts";
-import { listenError } from "./listen.ts";
+import { listenError, onStopSignals, urlHost } from "./listen.ts";
 import { parseDurationFlag, parseIntFlag } from "./options.ts";
 
 interface ServeFlags {
@@ -117,18 +117,14 @@ export function registerServe(program: Command, ctx: Context): void {
           logCounters: lines,
         });
         const stop = new AbortController();
-        const onSignal = () => stop.abort();
-        const signals: Deno.Signal[] = Deno.build.os === "windows"
-          ? ["SIGINT"]
-          : ["SIGINT", "SIGTERM"];
-        for (const s of signals) Deno.addSignalListener(s, onSignal);
+        const removeSignalListeners = onStopSignals(() => stop.abort());
         try {
           const server = Deno.serve({
             hostname: opts.host,
             port,
             signal: stop.signal,
             onListen: ({ hostname, port }) => {
-              const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+              const host = urlHost(hostname);
               log(
                 `seedtask serve listening on http://${host}:${port}${basePath} (${
                   opts.allowWrite ? "read-write" : "read-only"
@@ -141,7 +137,7 @@ export function registerServe(program: Command, ctx: Context): void {
         } catch (err) {
           throw listenError(err, opts.host, port, "--port");
         } finally {
-          for (const s of signals) Deno.removeSignalListener(s, onSignal);
+          removeSignalListeners();
           await lines.flush(2000);
           lines.close();
         }

@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { formatStatistics } from "../lib/format/stats.ts";
 import { StatsOptionsObject, StatsOptionsSchema } from "../lib/input/stats_options.ts";
 import { getTaskStatistics } from "../lib/queries/task_stats.ts";
-import { type Context, json, useEmoji, withDb } from "./context.ts";
-import { fieldHelp, parseFlags } from "./options.ts";
+import { type Context, reportAction, useEmoji } from "./context.ts";
+import { fieldHelp } from "./options.ts";
 
 export function registerStats(program: Command, ctx: Context): void {
   const help = (key: string, text: string) => fieldHelp(StatsOptionsObject, key, text);
@@ -25,12 +25,10 @@ export function registerStats(program: Command, ctx: Context): void {
       "--exact",
       "count every row even on a large table, instead of planner estimates for large counts",
     )
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const options = parseFlags(StatsOptionsSchema, opts);
-      await withDb(ctx, cmd, async (db) => {
-        const stats = await getTaskStatistics(db, options);
-        if (opts.json) await json(ctx, stats);
-        else await ctx.out(formatStatistics(stats, { emoji: useEmoji(ctx, cmd) }));
-      });
-    });
+    .action(reportAction(
+      ctx,
+      StatsOptionsSchema,
+      getTaskStatistics,
+      (stats, _opts, cmd) => formatStatistics(stats, { emoji: useEmoji(ctx, cmd) }),
+    ));
 }

@@ -1,17 +1,7 @@
 import type { Command } from "commander";
 import { formatPreview, formatTransitionReport } from "../lib/format/changes.ts";
 import { TransitionSchema } from "../lib/input/transition.ts";
-import {
-  cancelTasks,
-  cancelWhere,
-  previewCancelWhere,
-  previewReleaseWhere,
-  previewRetryWhere,
-  releaseCreatedTasks,
-  releaseCreatedWhere,
-  retryTasks,
-  retryWhere,
-} from "../lib/ops/task_transitions.ts";
+import { TRANSITIONS } from "../lib/ops/task_transitions.ts";
 import type { Task } from "../lib/table/contract.ts";
 import { type Context, ExitError, json, useEmoji, withDb } from "./context.ts";
 import { collect, parseFlags } from "./options.ts";
@@ -30,9 +20,6 @@ interface Spec {
   /** More help after the options. */
   help?: string;
   description: string;
-  byIds: typeof cancelTasks;
-  preview: typeof previewCancelWhere;
-  where: typeof cancelWhere;
 }
 
 function register(program: Command, ctx: Context, spec: Spec, force: boolean): void {
@@ -52,10 +39,11 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
   cmd.action(async (ids: string[], opts: TransitionFlags, c: Command) => {
     const { ids: given, filter, force } = parseFlags(TransitionSchema, { ...opts, ids });
     const options = { force };
+    const forms = TRANSITIONS[spec.name];
     await withDb(ctx, c, async (db) => {
       if (given) {
         // A filter beside ids guards them (only the given tasks it matches change).
-        const report = await spec.byIds(db, given, { ...options, where: filter });
+        const report = await forms.byIds(db, given, { ...options, where: filter });
         if (opts.json) await json(ctx, report);
         else await ctx.out(formatTransitionReport(report, spec.pastOf ?? spec.past));
         for (const r of report.refused) {
@@ -69,7 +57,7 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
         return;
       }
       if (!opts.yes) {
-        const preview = await spec.preview(db, filter!, options);
+        const preview = await forms.preview(db, filter!, options);
         if (opts.json) await json(ctx, { dry_run: true, ...preview });
         else {
           await ctx.out(formatPreview(preview, spec.name, "Add --yes to apply.", {
@@ -78,7 +66,7 @@ function register(program: Command, ctx: Context, spec: Spec, force: boolean): v
         }
         return;
       }
-      const changed = await spec.where(db, filter!, options);
+      const changed = await forms.where(db, filter!, options);
       if (opts.json) await json(ctx, { dry_run: false, changed, refused: [] });
       else {
         await ctx.out(formatTransitionReport({ changed, refused: [] }, spec.pastOf ?? spec.past));
@@ -97,9 +85,6 @@ export function registerCancel(program: Command, ctx: Context): void {
     name: "cancel",
     past: "cancelled",
     description: "Cancel created, queued or retry tasks (running ones with --force)",
-    byIds: cancelTasks,
-    preview: previewCancelWhere,
-    where: cancelWhere,
   }, true);
 }
 
@@ -116,9 +101,6 @@ A task in "retry" (waiting on its backoff) runs now: its run_after becomes now, 
 and error are kept. A filter picks failed and cancelled tasks unless --status says otherwise:
   seedtask retry --status retry --type graph_embed --yes    # every backoff of a type, now
 `,
-    byIds: (db, ids, options) => retryTasks(db, ids, { where: options?.where }),
-    preview: (db, f) => previewRetryWhere(db, f),
-    where: (db, f) => retryWhere(db, f),
   }, false);
 }
 
@@ -134,8 +116,5 @@ have still holds. Dispatchers listening for new tasks are woken.
   seedtask release --type graph_embed            # dry run: what would be released
   seedtask release --type graph_embed --yes
 `,
-    byIds: (db, ids, options) => releaseCreatedTasks(db, ids, { where: options?.where }),
-    preview: (db, f) => previewReleaseWhere(db, f),
-    where: (db, f) => releaseCreatedWhere(db, f),
   }, false);
 }

@@ -3,7 +3,7 @@
  * lib/input/, which the CLI parses its flags with), its responses and whether it needs the
  * bearer token. server/app.ts implements these routes; `/openapi.json` is generated from them.
  */
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, type RouteConfig } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { InvalidInputError } from "../lib/errors.ts";
@@ -102,18 +102,23 @@ const RefusedTransition = ErrorBody.extend({
   refused: z.array(Refused),
 }).meta({ id: "RefusedTransition", description: "The error, and what changed and what not" });
 
-const FilterResult = z.union([
-  z.strictObject({
-    dry_run: z.literal(true),
-    count: z.number().int().meta({ description: "Tasks the filter would change" }),
-    sample: z.array(Task).meta({ description: "The 10 most recently updated of them" }),
-  }),
-  z.strictObject({
-    dry_run: z.literal(false),
-    changed: z.array(Task).meta({ description: "Exactly the rows this request changed" }),
-    refused: z.array(Refused),
-  }),
-]).meta({ id: "FilterTransitionResult", description: "A dry run, or what was changed" });
+/** A transition of the tasks `what` selects: a dry run, or exactly what it changed. */
+const dryRunOrChanged = (what: string) =>
+  z.union([
+    z.strictObject({
+      dry_run: z.literal(true),
+      count: z.number().int().meta({ description: `Tasks ${what} would change` }),
+      sample: z.array(Task).meta({ description: "The 10 most recently updated of them" }),
+    }),
+    z.strictObject({
+      dry_run: z.literal(false),
+      changed: z.array(Task).meta({ description: "Exactly the rows this request changed" }),
+      refused: z.array(Refused),
+    }),
+  ]);
+
+const FilterResult = dryRunOrChanged("the filter")
+  .meta({ id: "FilterTransitionResult", description: "A dry run, or what was changed" });
 
 const Pause = z.strictObject({
   type: z.string(),
@@ -260,7 +265,13 @@ const Overview = z.strictObject({
     description: "null: every queued, retry and running task counted; else the queue per type " +
       "read only the oldest this many claimable and this many running tasks (a large backlog)",
   }),
-  stuck: z.number().int(),
+  stuck: z.number().int().meta({
+    description: "Stuck running tasks, counted up to 10,000 (see stuck_exact)",
+  }),
+  stuck_exact: z.boolean().meta({
+    description: "false: more than 10,000 are stuck and stuck is that floor (seedtask leases " +
+      "counts them all)",
+  }),
   stuck_tasks: z.array(z.strictObject({
     id: z.string(),
     type: z.string(),
@@ -346,18 +357,8 @@ const FailureGroups = z.strictObject({
   generated_at: instant,
 }).meta({ id: "FailureGroups", description: "What `seedtask failures --json` prints" });
 
-const GroupAction = z.union([
-  z.strictObject({
-    dry_run: z.literal(true),
-    count: z.number().int().meta({ description: "Tasks the action would change" }),
-    sample: z.array(Task).meta({ description: "The ten most recently updated of them" }),
-  }),
-  z.strictObject({
-    dry_run: z.literal(false),
-    changed: z.array(Task),
-    refused: z.array(Refused),
-  }),
-]).meta({ id: "GroupAction", description: "What the group action would change, or changed" });
+const GroupAction = dryRunOrChanged("the action")
+  .meta({ id: "GroupAction", description: "What the group action would change, or changed" });
 
 const LeaseReport = z.strictObject({
   tasks: z.array(z.strictObject({
@@ -564,14 +565,50 @@ function filterRoute<S extends typeof FilterTransitionSchema | typeof CancelFilt
   });
 }
 
+type RouteQuery = NonNullable<NonNullable<RouteConfig["request"]>["query"]>;
+
+/**
+ * `GET path`: the query validated by `query` (the operation's schema), a JSON answer, and the
+ * errors every such route shares.
+ */
+function queryRoute<Q extends RouteQuery, A extends ReturnType<typeof json>>(
+  route: { path: string; summary: string; query: Q; answer: A },
+) {
+  return createRoute({
+    method: "get",
+    path: route.path,
+    summary: route.summary,
+    request: { query: route.query },
+    responses: { 200: route.answer, ...errors(400, 401, 503) },
+  });
+}
+
+/** `POST /failures/{group}/{verb}`: a failure group's action, a dry run unless told. */
+function groupRoute(verb: "retry" | "cancel", summary: string) {
+  return createRoute({
+    method: "post",
+    path: `/failures/{group}/${verb}`,
+    summary: `${summary}; a dry run unless the body says {"dry_run": false}`,
+    security: write,
+    middleware: [jsonBody] as const,
+    request: {
+      params: FailureGroupParam,
+      body: { required: false, content: { "application/json": { schema: GroupActionSchema } } },
+    },
+    responses: {
+      200: json(GroupAction, "What would change (dry run) or what changed"),
+      ...errors(400, 401, 403, 413, 503),
+    },
+  });
+}
+
 /** The routes of the API, by name; server/app.ts gives each its handler. */
 export const ROUTES = {
-  listTasks: createRoute({
-    method: "get",
+  listTasks: queryRoute({
     path: "/tasks",
     summary: "List tasks, newest first (seedtask list --json)",
-    request: { query: ListQuery },
-    responses: { 200: json(TaskPage, "A page of tasks"), ...errors(400, 401, 503) },
+    query: ListQuery,
+    answer: json(TaskPage, "A page of tasks"),
   }),
   getTask: createRoute({
     method: "get",
@@ -700,33 +737,29 @@ export const ROUTES = {
       ...errors(401, 503),
     },
   }),
-  stats: createRoute({
-    method: "get",
+  stats: queryRoute({
     path: "/stats",
     summary: "Statistics and health (seedtask stats --json)",
-    request: { query: StatsOptionsSchema },
-    responses: { 200: json(Statistics, "Statistics"), ...errors(400, 401, 503) },
+    query: StatsOptionsSchema,
+    answer: json(Statistics, "Statistics"),
   }),
-  throughput: createRoute({
-    method: "get",
+  throughput: queryRoute({
     path: "/throughput",
     summary: "Completed and failed per minute and per hour; closed buckets are counted once",
-    request: { query: ThroughputOptionsSchema },
-    responses: { 200: json(Throughput, "Throughput history"), ...errors(400, 401, 503) },
+    query: ThroughputOptionsSchema,
+    answer: json(Throughput, "Throughput history"),
   }),
-  latency: createRoute({
-    method: "get",
+  latency: queryRoute({
     path: "/latency",
     summary: "Wait and run time percentiles per type of the tasks finished in a window",
-    request: { query: LatencyOptionsSchema },
-    responses: { 200: json(Latency, "Latency percentiles"), ...errors(400, 401, 503) },
+    query: LatencyOptionsSchema,
+    answer: json(Latency, "Latency percentiles"),
   }),
-  overview: createRoute({
-    method: "get",
+  overview: queryRoute({
     path: "/overview",
     summary: "Counts, queue lag per type, stuck tasks and throughput: one frame of seedtask top",
-    request: { query: OverviewOptionsSchema },
-    responses: { 200: json(Overview, "The overview"), ...errors(400, 401, 503) },
+    query: OverviewOptionsSchema,
+    answer: json(Overview, "The overview"),
   }),
   check: createRoute({
     method: "get",
@@ -742,59 +775,32 @@ export const ROUTES = {
       ),
     },
   }),
-  failures: createRoute({
-    method: "get",
+  failures: queryRoute({
     path: "/failures",
     summary: "Failures grouped by type and error fingerprint (seedtask failures --json)",
-    request: { query: FailureGroupsSchema },
-    responses: { 200: json(FailureGroups, "Failure groups"), ...errors(400, 401, 503) },
+    query: FailureGroupsSchema,
+    answer: json(FailureGroups, "Failure groups"),
   }),
-  retryFailureGroup: createRoute({
-    method: "post",
-    path: "/failures/{group}/retry",
-    summary: "Retry the failed and cancelled tasks of a failure group (retry --group); " +
-      'a dry run unless the body says {"dry_run": false}',
-    security: write,
-    middleware: [jsonBody] as const,
-    request: {
-      params: FailureGroupParam,
-      body: { required: false, content: { "application/json": { schema: GroupActionSchema } } },
-    },
-    responses: {
-      200: json(GroupAction, "What would change (dry run) or what changed"),
-      ...errors(400, 401, 403, 413, 503),
-    },
-  }),
-  cancelFailureGroup: createRoute({
-    method: "post",
-    path: "/failures/{group}/cancel",
-    summary: "Cancel the tasks of a failure group still waiting to retry (cancel --group); " +
-      'a dry run unless the body says {"dry_run": false}',
-    security: write,
-    middleware: [jsonBody] as const,
-    request: {
-      params: FailureGroupParam,
-      body: { required: false, content: { "application/json": { schema: GroupActionSchema } } },
-    },
-    responses: {
-      200: json(GroupAction, "What would change (dry run) or what changed"),
-      ...errors(400, 401, 403, 413, 503),
-    },
-  }),
-  leases: createRoute({
-    method: "get",
+  retryFailureGroup: groupRoute(
+    "retry",
+    "Retry the failed and cancelled tasks of a failure group (retry --group)",
+  ),
+  cancelFailureGroup: groupRoute(
+    "cancel",
+    "Cancel the tasks of a failure group still waiting to retry (cancel --group)",
+  ),
+  leases: queryRoute({
     path: "/leases",
     summary:
       "Stuck running tasks by owner, and what requeue-stale would do (seedtask leases --json)",
-    request: { query: LeasesSchema },
-    responses: { 200: json(LeaseReport, "Stuck tasks"), ...errors(400, 401, 503) },
+    query: LeasesSchema,
+    answer: json(LeaseReport, "Stuck tasks"),
   }),
-  workers: createRoute({
-    method: "get",
+  workers: queryRoute({
     path: "/workers",
     summary: "Dispatchers, live and silent, with their running tasks (seedtask workers --json)",
-    request: { query: WorkersSchema },
-    responses: { 200: json(WorkerList, "Workers"), ...errors(400, 401, 503) },
+    query: WorkersSchema,
+    answer: json(WorkerList, "Workers"),
   }),
   health: createRoute({
     method: "get",

@@ -22,23 +22,14 @@ import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
 import { pageTotal } from "../lib/queries/list_total.ts";
-import { getTaskStatistics, type TaskStatistics } from "../lib/queries/task_stats.ts";
-import { getFailureGroups } from "../lib/queries/failure_groups.ts";
-import { getLeases } from "../lib/queries/leases.ts";
-import { listWorkers } from "../lib/queries/workers.ts";
+import type { TaskStatistics } from "../lib/queries/task_stats.ts";
 import {
   cancelTasks,
-  cancelWhere,
   type FilterPreview,
-  previewCancelWhere,
-  previewReleaseWhere,
-  previewRetryWhere,
   releaseCreatedTasks,
-  releaseCreatedWhere,
   retryTasks,
-  retryWhere,
-  type TaskFilter,
   type TransitionReport,
+  TRANSITIONS,
 } from "../lib/ops/task_transitions.ts";
 import type { Task } from "../lib/table/contract.ts";
 import { VERSION } from "../lib/version.ts";
@@ -46,6 +37,7 @@ import { MAX_HTTP_BATCH, MAX_HTTP_LIMIT, ROUTES } from "./api.ts";
 import { DbGate, type GateOptions, isUnavailable, ShedError } from "./db_gate.ts";
 import type { LogCounters } from "./line_log.ts";
 import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
+import { sharedReports } from "./reports.ts";
 import { SingleFlightCache } from "./single_flight.ts";
 import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
 
@@ -53,9 +45,7 @@ import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
 function isConsolePath(path: string): boolean {
   return path === "/" || path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`);
 }
-import { getThroughput, ThroughputCache } from "../lib/queries/throughput.ts";
-import { getLatency } from "../lib/queries/latency.ts";
-import { getOverview } from "../lib/queries/overview.ts";
+import type { ThroughputCache } from "../lib/queries/throughput.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -115,6 +105,12 @@ function queryKeys(schema: z.ZodType | undefined): string[] {
   if (schema instanceof z.ZodPipe) return queryKeys(schema.in as z.ZodType);
   return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
 }
+
+/** A route of ROUTES with a query schema. */
+type QueryRoute = Parameters<OpenAPIHono["openapi"]>[0] & { request: { query: unknown } };
+
+/** What a route's query schema parses to. */
+type QueryOf<R extends QueryRoute> = z.output<R["request"]["query"] & z.ZodType>;
 
 /**
  * How a request that fails its route's schema is answered: the first issue as a usage error
@@ -232,12 +228,9 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       deps.onComputation?.(key);
       return gate.run(load);
     }) as Promise<T>;
-  const loadStats = deps.loadStats ?? getTaskStatistics;
   const metrics = new TaskMetrics({ log: deps.logCounters, gate });
-  // The closed throughput buckets, counted once for the app's lifetime (see getThroughput).
-  const throughputCache = new ThroughputCache();
-  const stats = (options: ResolvedStatsOptions) =>
-    cache(`stats:${JSON.stringify(options)}`, () => loadStats(db, options, throughputCache));
+  // What the routes and the console share: one computation per report, options and TTL.
+  const reports = sharedReports(db, cache, deps.loadStats);
 
   const app = new OpenAPIHono();
 
@@ -428,7 +421,8 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     requestHook(ROUTES.releaseTask),
   );
 
-  // The filter forms: a dry run (count and sample) unless `yes`, as the CLI without --yes.
+  // The filter forms (and the group actions below): a dry run (count and sample) unless
+  // `yes`, as the CLI without --yes.
   const filterAnswer = async (
     c: Context,
     apply: boolean,
@@ -441,32 +435,20 @@ export function createApp(deps: AppDeps): OpenAPIHono {
         : { dry_run: true, ...(await preview()) },
       200,
     );
-  const filterTransitions: Record<
-    "cancelWhere" | "retryWhere" | "releaseWhere",
-    {
-      preview: (f: TaskFilter, force: boolean) => Promise<FilterPreview>;
-      change: (f: TaskFilter, force: boolean) => Promise<Task[]>;
-    }
-  > = {
-    cancelWhere: {
-      preview: (f, force) => previewCancelWhere(db, f, { force }),
-      change: (f, force) => cancelWhere(db, f, { force }),
-    },
-    retryWhere: { preview: (f) => previewRetryWhere(db, f), change: (f) => retryWhere(db, f) },
-    releaseWhere: {
-      preview: (f) => previewReleaseWhere(db, f),
-      change: (f) => releaseCreatedWhere(db, f),
-    },
-  };
-  for (const [name, ops] of Object.entries(filterTransitions)) {
-    const route = ROUTES[name as keyof typeof filterTransitions];
+  const filterRoutes = {
+    cancel: ROUTES.cancelWhere,
+    retry: ROUTES.retryWhere,
+    release: ROUTES.releaseWhere,
+  } as const;
+  for (const [verb, route] of Object.entries(filterRoutes)) {
+    const forms = TRANSITIONS[verb as keyof typeof filterRoutes];
     app.openapi(route, async (c) => {
       const { filter, force, apply } = c.req.valid("json");
       return await filterAnswer(
         c,
         apply,
-        () => ops.preview(filter, force),
-        () => ops.change(filter, force),
+        () => forms.preview(db, filter, { force }),
+        () => forms.where(db, filter, { force }),
       ) as never;
     }, requestHook(route));
   }
@@ -485,36 +467,22 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     async (c) => c.json({ paused: await listPauses(db, { waiting: true }) }, 200),
   );
 
-  app.openapi(
-    ROUTES.stats,
-    async (c) => c.json(await stats(c.req.valid("query")), 200),
-    requestHook(ROUTES.stats),
-  );
-
-  app.openapi(ROUTES.throughput, async (c) => {
-    const options = c.req.valid("query");
-    const body = await cache(
-      `throughput:${JSON.stringify(options)}`,
-      () => getThroughput(db, options, throughputCache),
+  /** `GET route`: the shared report for the route's query. */
+  const reportRoute = <R extends QueryRoute>(
+    route: R,
+    report: (options: QueryOf<R>) => Promise<unknown>,
+  ) =>
+    app.openapi(
+      route,
+      async (c: Context) => c.json(await report(c.req.valid("query" as never) as QueryOf<R>), 200),
+      requestHook(route),
     );
-    return c.json(body, 200);
-  }, requestHook(ROUTES.throughput));
+  reportRoute(ROUTES.stats, reports.stats);
 
-  app.openapi(ROUTES.latency, async (c) => {
-    const options = c.req.valid("query");
-    const body = await cache(`latency:${JSON.stringify(options)}`, () => getLatency(db, options));
-    return c.json(body, 200);
-  }, requestHook(ROUTES.latency));
-
-  app.openapi(ROUTES.overview, async (c) => {
-    const options = c.req.valid("query");
-    // Every viewer's top refreshes through here: one computation per TTL, however many.
-    const body = await cache(
-      `overview:${JSON.stringify(options)}`,
-      () => getOverview(db, options, throughputCache),
-    );
-    return c.json(body, 200);
-  }, requestHook(ROUTES.overview));
+  reportRoute(ROUTES.throughput, reports.throughput);
+  reportRoute(ROUTES.latency, reports.latency);
+  // Every viewer's top refreshes through here: one computation per TTL, however many.
+  reportRoute(ROUTES.overview, reports.overview);
 
   app.openapi(ROUTES.check, async (c) => {
     const options = c.req.valid("query");
@@ -526,53 +494,24 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     return c.json(result, result.state === "CRITICAL" ? 503 : 200);
   }, requestHook(ROUTES.check));
 
-  // The incident questions: shared by identical requests (single-flight, TTL), like /stats.
-  app.openapi(ROUTES.failures, async (c) => {
-    const options = c.req.valid("query");
-    const groups = await cache(
-      `failures:${JSON.stringify(options)}`,
-      () => getFailureGroups(db, options),
-    );
-    return c.json(groups, 200) as never;
-  }, requestHook(ROUTES.failures));
-  app.openapi(ROUTES.leases, async (c) => {
-    const options = c.req.valid("query");
-    const report = await cache(`leases:${JSON.stringify(options)}`, () => getLeases(db, options));
-    return c.json(report, 200) as never;
-  }, requestHook(ROUTES.leases));
-  app.openapi(ROUTES.workers, async (c) => {
-    const options = c.req.valid("query");
-    const list = await cache(`workers:${JSON.stringify(options)}`, () => listWorkers(db, options));
-    return c.json(list, 200) as never;
-  }, requestHook(ROUTES.workers));
+  // The incident questions.
+  reportRoute(ROUTES.failures, reports.failures);
+  reportRoute(ROUTES.leases, reports.leases);
+  reportRoute(ROUTES.workers, reports.workers);
   // The group actions: the same filter transitions as `retry|cancel --group`, dry run first.
-  const groupAction = async (verb: "retry" | "cancel", group: string, dryRun: boolean) => {
-    const filter = { group };
-    if (dryRun) {
-      const preview = verb === "retry"
-        ? await previewRetryWhere(db, filter)
-        : await previewCancelWhere(db, filter);
-      return { dry_run: true as const, ...preview };
-    }
-    const changed = verb === "retry" ? await retryWhere(db, filter) : await cancelWhere(db, filter);
-    return { dry_run: false as const, changed, refused: [] };
-  };
-  app.openapi(ROUTES.retryFailureGroup, async (c) => {
-    const answer = await groupAction(
-      "retry",
-      c.req.valid("param").group,
-      c.req.valid("json").dry_run,
-    );
-    return c.json(answer, 200) as never;
-  }, requestHook(ROUTES.retryFailureGroup));
-  app.openapi(ROUTES.cancelFailureGroup, async (c) => {
-    const answer = await groupAction(
-      "cancel",
-      c.req.valid("param").group,
-      c.req.valid("json").dry_run,
-    );
-    return c.json(answer, 200) as never;
-  }, requestHook(ROUTES.cancelFailureGroup));
+  const groupRoutes = { retry: ROUTES.retryFailureGroup, cancel: ROUTES.cancelFailureGroup };
+  for (const [verb, route] of Object.entries(groupRoutes)) {
+    const forms = TRANSITIONS[verb as keyof typeof groupRoutes];
+    app.openapi(route, async (c) => {
+      const filter = { group: c.req.valid("param").group };
+      return await filterAnswer(
+        c,
+        !c.req.valid("json").dry_run,
+        () => forms.preview(db, filter),
+        () => forms.where(db, filter),
+      ) as never;
+    }, requestHook(route));
+  }
 
   app.openapi(ROUTES.health, async (c) => {
     // Always a real ping, whatever the gate believes; its answer also informs the gate (a ping
@@ -596,7 +535,9 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   });
 
   app.openapi(ROUTES.metrics, async (c) => {
-    const text = await metrics.render(await stats(resolveStatsOptions({ top: METRICS_TOP })));
+    const text = await metrics.render(
+      await reports.stats(resolveStatsOptions({ top: METRICS_TOP })),
+    );
     return c.text(text, 200, { "content-type": metrics.contentType });
   });
 
@@ -632,8 +573,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       requireTokenForReads: !!deps.requireTokenForReads,
       basePath,
       cache,
-      stats,
-      throughputCache,
+      reports,
       run: (fn) => gate.run(fn),
       invalidate: () => singleFlight.clear(),
       refreshSeconds: deps.consoleRefreshSeconds,

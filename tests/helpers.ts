@@ -7,6 +7,7 @@ import { describeDsn, resolveConfig } from "../lib/config.ts";
 import { startEmbedded } from "../lib/embedded.ts";
 import { connect, type Db } from "../lib/db.ts";
 import { migrate } from "../lib/table/migrate.ts";
+import { NOTIFY_CHANNEL } from "../lib/ops/enqueue_task.ts";
 
 const CONFIGURED_DSN = Deno.env.get("SEEDTASK_TEST_DSN") ??
   "postgres://postgres@127.0.0.1:5432/test";
@@ -399,4 +400,31 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * The NOTIFYs on the enqueue channel during `fn` whose payload is one of this table's ids (other
+ * tests notify the same channel, which is the database's). A notification of our own, sent
+ * after `fn`, arrives after every earlier one (NOTIFY is delivered in commit order): when it
+ * has, all of them have. PGlite delivers no NOTIFY to another connection: check `EMBEDDED`.
+ */
+export async function notificationsDuring(
+  t: TestSchema,
+  fn: () => Promise<void>,
+): Promise<string[]> {
+  const payloads: string[] = [];
+  const sub = await t.sql.listen(NOTIFY_CHANNEL, (p) => payloads.push(p));
+  try {
+    await fn();
+    if (EMBEDDED) return [];
+    const marker = `marker-${crypto.randomUUID()}`;
+    await t.sql`select pg_notify(${NOTIFY_CHANNEL}, ${marker})`;
+    await eventually(() => Promise.resolve(payloads.includes(marker)), 0, "our own notification");
+  } finally {
+    await sub.unlisten();
+  }
+  const ids = new Set(
+    (await t.sql<{ id: string }[]>`select id::text from ${t.sql(t.table)}`).map((r) => r.id),
+  );
+  return payloads.filter((p) => ids.has(p));
 }

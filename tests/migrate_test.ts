@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { migrate, MIGRATIONS, planMigration } from "../lib/table/migrate.ts";
-import { TASK_STATUSES } from "../lib/table/contract.ts";
+import type postgres from "postgres";
+import { migrate, MIGRATIONS, type MigrationStep, planMigration } from "../lib/table/migrate.ts";
+import { recommendedIndexes, TASK_STATUSES } from "../lib/table/contract.ts";
 import { runDoctor } from "../lib/table/doctor.ts";
 import { testDatabase, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
@@ -209,6 +210,8 @@ Deno.test("migrate and doctor recognise a recommended index by its definition, n
     create index claim_order on ${s}.tasks (coalesce(run_after, created_at), id)
       include (run_after, created_at) where status in ('queued', 'retry');
     create index by_updated on ${s}.tasks (updated_at, id);
+    -- our running index's name, close to but not an older seedtask's definition: not replaced
+    create index tasks_running_idx on ${s}.tasks (locked_at) where status = 'running';
   `).simple();
   const indexDefs = async () =>
     Object.fromEntries(
@@ -226,6 +229,8 @@ Deno.test("migrate and doctor recognise a recommended index by its definition, n
   const statusCheck = doctor.checks.find((c) => c.name === "index.tasks_status_idx")!;
   assert.match(statusCheck.message, /tasks_status_idx is missing/);
   assert.match(statusCheck.message, /another definition/);
+  const runningCheck = doctor.checks.find((c) => c.name === "index.tasks_running_idx")!;
+  assert.match(runningCheck.message, /tasks_running_idx is missing .*another definition/);
 
   const result = await migrate(t.db);
   const created = result.steps.map((st) => st.sql).filter((q) => /create index/.test(q));
@@ -234,6 +239,11 @@ Deno.test("migrate and doctor recognise a recommended index by its definition, n
     created.join("\n"),
   );
   assert.match(result.notes.join("\n"), /tasks_status_idx.*another definition.*tasks_status_idx1/);
+  assert.match(
+    result.notes.join("\n"),
+    /tasks_running_idx is an index of another definition.*tasks_running_idx1/,
+  );
+  assert.ok(!result.steps.some((st) => /drop index|alter index/.test(st.sql)));
   const after = await indexDefs();
   // The operator's indexes are untouched; the recommended status index is there, named apart.
   for (const name of Object.keys(before)) assert.equal(after[name], before[name], name);
@@ -243,4 +253,184 @@ Deno.test("migrate and doctor recognise a recommended index by its definition, n
     [],
   );
   assert.deepEqual((await planMigration(t.db)).steps, []);
+});
+
+/** seedtask's running index before the stuck order, as an older migrate created it. */
+const OLD_RUNNING = "(locked_at) include (lease_expires_at) where status = 'running'";
+
+/** The running index's definition today, as pg_get_indexdef prints it (schema not on the path). */
+function runningDef(schema: string, name = "tasks_running_idx"): string {
+  return `CREATE INDEX ${name} ON ${schema}.tasks USING btree ` +
+    "(COALESCE(lease_expires_at, locked_at)) INCLUDE (locked_at, lease_expires_at, type, " +
+    `attempts, locked_by, owner_id, last_heartbeat, id) WHERE (status = 'running'::${schema}.taskstatus)`;
+}
+
+/** Every index of the table with a running-status predicate: name -> [definition, valid]. */
+async function runningIndexes(
+  t: { sql: postgres.Sql; table: string },
+): Promise<Record<string, [string, boolean]>> {
+  const rows = await t.sql<{ name: string; def: string; valid: boolean }[]>`
+    select c.relname::text as name, pg_get_indexdef(i.indexrelid) as def, i.indisvalid as valid
+    from pg_index i join pg_class c on c.oid = i.indexrelid
+    where i.indrelid = ${t.table}::regclass
+      and pg_get_indexdef(i.indexrelid) like '%''running''::%' order by 1`;
+  return Object.fromEntries(rows.map((r) => [r.name, [r.def, r.valid]]));
+}
+
+/** Two running tasks with the same lease expiry, and tasks of other statuses. */
+async function insertRunning(t: { sql: postgres.Sql; table: string }): Promise<void> {
+  await t.sql`insert into ${t.sql(t.table)}
+    (type, status, locked_by, locked_at, owner_id, lease_expires_at, last_heartbeat) values
+    ('a', 'running', 'w1', now() - interval '1 hour', 'w1', now() + interval '5 minutes', now()),
+    ('b', 'running', 'w2', now() - interval '2 hours', 'w2', now() + interval '5 minutes', now()),
+    ('c', 'queued', null, null, null, null, null), ('d', 'completed', null, null, null, null, null)`;
+}
+
+Deno.test("migrate replaces the running index of an older seedtask, which doctor reports outdated", async () => {
+  // a database of its own: CREATE and DROP INDEX CONCURRENTLY wait for no other test
+  await using t = await testDatabase();
+  const s = `"${t.schema}"`;
+  await t.sql.unsafe(`
+    drop index ${s}.tasks_running_idx;
+    create index tasks_running_idx on ${s}.tasks ${OLD_RUNNING};
+    -- the old definition under an operator's name: not seedtask's, never touched
+    create index ops_running on ${s}.tasks ${OLD_RUNNING};`).simple();
+  const old = await runningIndexes(t);
+  assert.deepEqual(Object.keys(old), ["ops_running", "tasks_running_idx"]);
+  assert.match(old.tasks_running_idx![0], /USING btree \(locked_at\) INCLUDE \(lease_expires_at\)/);
+
+  // On an empty table: no CONCURRENTLY, one transaction.
+  // (Any plan ends by recording the migrations, on conflict doing nothing.)
+  const indexSteps = (steps: MigrationStep[]) =>
+    steps.filter((st) => !/migrations record|applied migrations/.test(st.description));
+  const empty = indexSteps((await planMigration(t.db)).steps);
+  assert.deepEqual(empty.map((st) => [st.sql.split(" on ")[0], st.transactional]), [
+    [`create index if not exists "tasks_running_idx_new"`, true],
+    [`drop index if exists ${s}."tasks_running_idx"`, true],
+    [`alter index if exists ${s}."tasks_running_idx_new" rename to "tasks_running_idx"`, true],
+  ]);
+
+  await insertRunning(t);
+  const doctor = await runMain([...t.args, "doctor"]);
+  assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+  const fails = doctor.stdout.split("\n").filter((l) => l.startsWith("FAIL"));
+  assert.equal(fails.length, 1, doctor.stdout);
+  assert.match(
+    fails[0]!,
+    new RegExp(
+      "^FAIL recommended index tasks_running_idx is outdated \\(serves stuck tasks, .*\\): " +
+        "tasks_running_idx has an older seedtask's definition \\(USING btree \\(locked_at\\) " +
+        "INCLUDE \\(lease_expires_at\\) WHERE \\(status = 'running'::.*taskstatus\\)\\); " +
+        "run `seedtask migrate` to replace it$",
+    ),
+  );
+  const report = await runDoctor(t.db);
+  assert.deepEqual(report.checks.filter((c) => !c.ok).map((c) => c.name), [
+    "index.tasks_running_idx",
+  ]);
+
+  const dry = await runMain([...t.args, "migrate", "--dry-run"]);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.equal(dry.stderr, "");
+  const statements = dry.stdout.split(/;\n/).map((st) => st.replace(/^\s*--.*\n/, ""))
+    .filter((st) => st.trim() !== "" && !/seedtask_migrations/.test(st)).map((st) => `${st};`);
+  assert.deepEqual(statements, [
+    `create index concurrently if not exists "tasks_running_idx_new" on ${s}."tasks" ${
+      runningDef(t.schema).replace(/^CREATE INDEX \S+ ON \S+ /, "")
+    };`,
+    `drop index concurrently if exists ${s}."tasks_running_idx";`,
+    `alter index if exists ${s}."tasks_running_idx_new" rename to "tasks_running_idx";`,
+  ]);
+  assert.match(
+    dry.stdout,
+    /^-- drop tasks_running_idx, an older seedtask's definition of tasks_running_idx \(USING btree \(locked_at\)/m,
+  );
+  assert.deepEqual(await runningIndexes(t), old, "a dry run changes nothing");
+
+  const r = await runMain([...t.args, "migrate"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^applied: create index tasks_running_idx_new \(.*\), to replace the outdated tasks_running_idx$/m,
+  );
+  assert.match(r.stdout, /^applied: rename tasks_running_idx_new to tasks_running_idx$/m);
+  assert.deepEqual(await runningIndexes(t), {
+    ops_running: old.ops_running,
+    tasks_running_idx: [runningDef(t.schema), true],
+  });
+  assert.deepEqual((await planMigration(t.db)).steps, []);
+  assert.equal((await runDoctor(t.db)).ok, true);
+  const again = await runMain([...t.args, "migrate"]);
+  assert.match(again.stdout, /is up to date: nothing to do/);
+});
+
+Deno.test("migrate finishes an interrupted replacement of the running index, whatever step it stopped at", async () => {
+  await using t = await testDatabase();
+  const s = `"${t.schema}"`;
+  await insertRunning(t);
+  const doctorFailures = async () =>
+    (await runDoctor(t.db)).checks.filter((c) => !c.ok).map((c) => c.message);
+  const plannedIndexWork = async () =>
+    (await planMigration(t.db)).steps.map((st) => st.description)
+      .filter((d) => !/migrations record|applied migrations/.test(d));
+  const finish = async () => {
+    await migrate(t.db);
+    assert.deepEqual(await runningIndexes(t), { tasks_running_idx: [runningDef(t.schema), true] });
+    assert.deepEqual(await plannedIndexWork(), []);
+    assert.deepEqual(await doctorFailures(), []);
+  };
+
+  // Stopped while building: the concurrent build failed (here: as a unique index, on the two
+  // equal lease expiries) and left an invalid index with the definition under the temporary
+  // name, next to the old one.
+  await t.sql.unsafe(`
+    drop index ${s}.tasks_running_idx;
+    create index tasks_running_idx on ${s}.tasks ${OLD_RUNNING};`).simple();
+  const unique = runningDef(t.schema, "tasks_running_idx_new")
+    .replace(/^CREATE INDEX (\S+) ON \S+/, `create unique index concurrently $1 on ${s}.tasks`);
+  await assert.rejects(t.sql.unsafe(unique).simple(), /could not create unique index/);
+  assert.deepEqual((await runningIndexes(t)).tasks_running_idx_new?.[1], false);
+  assert.match((await doctorFailures()).join("\n"), /tasks_running_idx is outdated/);
+  assert.deepEqual(await plannedIndexWork(), [
+    "drop the invalid index tasks_running_idx_new left by an interrupted build",
+    `create index tasks_running_idx_new (${
+      recommendedIndexes("tasks").find((i) => i.suffix === "running_idx")!.purpose
+    }), to replace the outdated tasks_running_idx`,
+    `drop tasks_running_idx, an older seedtask's definition of tasks_running_idx (USING btree ` +
+    `(locked_at) INCLUDE (lease_expires_at) WHERE (status = 'running'::${t.schema}.taskstatus))`,
+    "rename tasks_running_idx_new to tasks_running_idx",
+  ]);
+  await finish();
+
+  // Stopped after building: the new index is there under the temporary name, the old one too.
+  await t.sql.unsafe(`
+    alter index ${s}.tasks_running_idx rename to tasks_running_idx_new;
+    create index tasks_running_idx on ${s}.tasks ${OLD_RUNNING};`).simple();
+  assert.match((await doctorFailures()).join("\n"), /tasks_running_idx is outdated/);
+  assert.deepEqual((await plannedIndexWork()).map((d) => d.split(",")[0]), [
+    "drop tasks_running_idx",
+    "rename tasks_running_idx_new to tasks_running_idx",
+  ]);
+  await finish();
+
+  // A migrate that knew the new definition but not the old one built it as
+  // tasks_running_idx1 beside the old: the old one goes, the new one takes its name.
+  await t.sql.unsafe(`
+    alter index ${s}.tasks_running_idx rename to tasks_running_idx1;
+    create index tasks_running_idx on ${s}.tasks ${OLD_RUNNING};`).simple();
+  assert.deepEqual((await plannedIndexWork()).map((d) => d.split(",")[0]), [
+    "drop tasks_running_idx",
+    "rename tasks_running_idx1 to tasks_running_idx",
+  ]);
+  await finish();
+
+  // Stopped after dropping the old one: only the rename is left.
+  await t.sql.unsafe(`alter index ${s}.tasks_running_idx rename to tasks_running_idx_new`)
+    .simple();
+  assert.deepEqual(await doctorFailures(), [
+    "recommended index tasks_running_idx is present as tasks_running_idx_new, left by an " +
+    "interrupted replacement; run `seedtask migrate` to finish it",
+  ]);
+  assert.deepEqual(await plannedIndexWork(), ["rename tasks_running_idx_new to tasks_running_idx"]);
+  await finish();
 });

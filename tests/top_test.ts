@@ -8,6 +8,7 @@ import {
   overviewFromJson,
   planCounts,
   snapshotQuery,
+  STUCK_COUNTED,
 } from "../lib/queries/overview.ts";
 import { createApp } from "../server/app.ts";
 import { EMBEDDED, IDS, insertFixture, TEST_DSN, testSchema } from "./helpers.ts";
@@ -69,6 +70,40 @@ Deno.test("getOverview() reads counts, the queue per type and stuck tasks of the
   const typed = await getOverview(t.db, { now: NOW, type: "graph_rag_query" });
   assert.deepEqual([typed.status_counts.queued, typed.status_counts.retry, typed.stuck], [1, 1, 0]);
   assert.deepEqual(typed.queue.map((q) => q.type), ["graph_rag_query"]);
+});
+
+Deno.test("an outage's stuck tasks: counted up to a cap, the longest stuck listed first", async () => {
+  await using t = await testSchema();
+  // 10,001 running tasks whose leases ran out a minute apart, the oldest first by lease, and
+  // one whose lease still runs.
+  await t.sql`insert into ${t.sql(t.table)}
+      (type, status, locked_by, owner_id, locked_at, lease_expires_at, attempts)
+    select 'outage', 'running', 'disp-' || (i % 3), 'disp-' || (i % 3),
+      ${NOW}::timestamptz - interval '2 days',
+      ${NOW}::timestamptz - (i * interval '1 minute'), 1
+    from generate_series(1, ${STUCK_COUNTED + 1}) i`;
+  await t.sql`insert into ${t.sql(t.table)}
+      (type, status, locked_by, owner_id, locked_at, lease_expires_at, attempts)
+    values ('outage', 'running', 'disp-live', 'disp-live', ${NOW}, ${NOW}::timestamptz
+      + interval '1 minute', 1)`;
+  const o = await getOverview(t.db, { now: NOW });
+  assert.deepEqual([o.stuck, o.stuck_exact], [STUCK_COUNTED, false]);
+  const minutesAgo = (d: Date | null) => (NOW.getTime() - d!.getTime()) / 60_000;
+  assert.deepEqual(
+    o.stuck_tasks.map((s) => minutesAgo(s.lease_expires_at)),
+    Array.from({ length: 10 }, (_, i) => STUCK_COUNTED + 1 - i),
+  );
+  const frame = renderTopFrame(
+    { overview: o, previous: null, panels: [] },
+    view({ width: 100, height: 40 }),
+  ).join("\n");
+  assert.match(frame, /10,000\+ running, lease expired or locked too long/);
+
+  // Below the cap the count is exact.
+  await t.sql`delete from ${t.sql(t.table)} where lease_expires_at < ${NOW}::timestamptz
+    - interval '100 minutes'`;
+  const fewer = await getOverview(t.db, { now: NOW });
+  assert.deepEqual([fewer.stuck, fewer.stuck_exact], [100, true]);
 });
 
 Deno.test("on a large table top estimates the large statuses and samples a large backlog", async () => {

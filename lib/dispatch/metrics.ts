@@ -30,31 +30,16 @@ export class DispatcherMetrics {
   constructor(dispatcher: string) {
     this.registry.setDefaultLabels({ dispatcher });
     const registers = [this.registry];
-    this.claimed = new client.Counter({
-      name: "seedtask_dispatcher_claimed_total",
-      help: "Tasks claimed (executions started)",
-      registers,
-    });
-    this.completed = new client.Counter({
-      name: "seedtask_dispatcher_completed_total",
-      help: "Executions recorded as completed",
-      registers,
-    });
-    this.failed = new client.Counter({
-      name: "seedtask_dispatcher_failed_total",
-      help: "Tasks failed for good (max attempts reached)",
-      registers,
-    });
-    this.retried = new client.Counter({
-      name: "seedtask_dispatcher_retried_total",
-      help: "Failed executions scheduled for retry",
-      registers,
-    });
-    this.reaped = new client.Counter({
-      name: "seedtask_dispatcher_reaped_total",
-      help: "Running tasks with an expired lease returned by this dispatcher's reaper",
-      registers,
-    });
+    const counter = (name: string, help: string) =>
+      new client.Counter({ name: `seedtask_dispatcher_${name}_total`, help, registers });
+    this.claimed = counter("claimed", "Tasks claimed (executions started)");
+    this.completed = counter("completed", "Executions recorded as completed");
+    this.failed = counter("failed", "Tasks failed for good (max attempts reached)");
+    this.retried = counter("retried", "Failed executions scheduled for retry");
+    this.reaped = counter(
+      "reaped",
+      "Running tasks with an expired lease returned by this dispatcher's reaper",
+    );
     const inFlightNow = () => this.#inFlightNow();
     this.inFlight = new client.Gauge({
       name: "seedtask_dispatcher_in_flight",

@@ -166,7 +166,10 @@ export function stuckPanel(o: Overview, now: Date): Panel {
   const ago = (d: Date | null) => (d ? formatDuration(now.getTime() - d.getTime()) : "-");
   return {
     title: "STUCK",
-    note: `${formatCount(o.stuck)} running, lease expired or locked too long` +
+    note:
+      `${formatCount(o.stuck)}${
+        o.stuck_exact === false ? "+" : ""
+      } running, lease expired or locked too long` +
       (o.stuck > 0 ? " — seedtask requeue-stale" : ""),
     header: ["ID", "TYPE", "LOCKED BY", "CLAIMED", "LEASE EXPIRED", "ATTEMPTS"],
     right: [3, 4, 5],

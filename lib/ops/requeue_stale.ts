@@ -36,28 +36,68 @@ export interface RequeuedTask {
 
 export const DEFAULT_STALE_MS = 15 * 60_000;
 
-/**
- * Returns running tasks whose lease expired — or, without a lease, that were locked longer than
- * `olderThanMs` — to `retry` (claimable now), or to `failed` once they used `maxAttempts`.
- * The reason is appended to `error`. One statement, `FOR UPDATE SKIP LOCKED` so several
- * reapers never fight over a row, and guarded by the stale condition itself: a task whose
- * dispatcher renewed its lease in the meantime is not touched.
- */
-export async function requeueStale(db: Db, options: RequeueOptions = {}): Promise<RequeuedTask[]> {
+/** What {@link requeueRule} needs: the rule's part of {@link RequeueOptions}. */
+export type RequeueRuleOptions = Pick<
+  RequeueOptions,
+  "olderThanMs" | "maxAttempts" | "leaseOnly" | "now"
+>;
+
+/** requeue-stale's rule as SQL: which rows it takes and what it does with each. */
+export interface RequeueRule {
+  /** The rows it takes (unqualified columns of the task table; includes `status = 'running'`). */
+  stale: postgres.PendingQuery<postgres.Row[]>;
+  /** `'retry'` or `'failed'` for such a row. */
+  outcome: postgres.PendingQuery<postgres.Row[]>;
+  /** The max attempts in force (the failure message names it). */
+  maxAttempts: number;
+}
+
+function checkThresholds(
+  options: RequeueRuleOptions,
+): { olderThanMs: number; maxAttempts: number } {
   const olderThanMs = options.olderThanMs ?? DEFAULT_STALE_MS;
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new OutOfRangeError(`Invalid max attempts "${maxAttempts}": expected 1 or more`);
   }
   if (!(olderThanMs > 0)) throw new InvalidInputError("--older-than must be greater than 0");
+  return { olderThanMs, maxAttempts };
+}
+
+/**
+ * The one place that decides what `requeue-stale` does: {@link requeueStale} changes the rows
+ * `stale` selects, each to its `outcome`; `seedtask leases` counts the same expressions to say
+ * what it would do, without fetching the rows. Throws on invalid options.
+ */
+export function requeueRule(db: Db, hasLease: boolean, options: RequeueRuleOptions): RequeueRule {
+  const { olderThanMs, maxAttempts } = checkThresholds(options);
+  const sql = db.sql;
+  const now = nowFragment(db, options.now);
+  const stale = options.leaseOnly && hasLease
+    ? sql`status = 'running' and lease_expires_at < ${now}`
+    : stuckCondition(db, hasLease, olderThanMs, now);
+  return {
+    stale,
+    outcome: sql`(case when attempts >= ${maxAttempts} then 'failed' else 'retry' end)`,
+    maxAttempts,
+  };
+}
+
+/**
+ * Returns running tasks whose lease expired — or, without a lease, that were locked longer than
+ * `olderThanMs` — to `retry` (claimable now), or to `failed` once they used `maxAttempts`
+ * ({@link requeueRule}). The reason is appended to `error`. One statement, `FOR UPDATE SKIP
+ * LOCKED` so several reapers never fight over a row, and guarded by the stale condition itself:
+ * a task whose dispatcher renewed its lease in the meantime is not touched.
+ */
+export async function requeueStale(db: Db, options: RequeueOptions = {}): Promise<RequeuedTask[]> {
+  checkThresholds(options);
   return await guard(db, async () => {
     const { hasLease } = await getTableInfo(db);
     const sql = db.sql;
     const t = sql(db.table);
     const now = nowFragment(db, options.now);
-    const stale = options.leaseOnly && hasLease
-      ? sql`status = 'running' and lease_expires_at < ${now}`
-      : stuckCondition(db, hasLease, olderThanMs, now);
+    const { stale, outcome, maxAttempts } = requeueRule(db, hasLease, options);
     const actor = options.actor ?? "seedtask";
     const why = sql`'lease expired (locked by ' || coalesce(s.locked_by, '?') || ', requeued by ' ||
       ${actor}::text || ')'`;
@@ -67,13 +107,12 @@ export async function requeueStale(db: Db, options: RequeueOptions = {}): Promis
     let rows: postgres.Row[];
     if (options.dryRun) {
       rows = await sql`
-        select s.*, case when s.attempts >= ${maxAttempts} then 'failed' else 'retry' end as "__outcome",
-          s.locked_by as "__previous_owner"
+        select s.*, ${outcome} as "__outcome", s.locked_by as "__previous_owner"
         from ${t} s where ${stale} order by s.locked_at`;
     } else {
       rows = await sql`
         with s as (
-          select id, attempts, locked_by from ${t}
+          select id, locked_by, ${outcome} as outcome from ${t}
           where ${stale}
           for update skip locked
         ),
@@ -81,13 +120,13 @@ export async function requeueStale(db: Db, options: RequeueOptions = {}): Promis
           update ${t} as x set status = 'failed',
             error = concat_ws(' | ', nullif(x.error, ''),
               ${`Max attempts (${maxAttempts}) exceeded: `}::text || ${why})${clearLease}
-          from s where x.id = s.id and s.attempts >= ${maxAttempts}
+          from s where x.id = s.id and s.outcome = 'failed'
           returning x.*, 'failed' as "__outcome", s.locked_by as "__previous_owner"
         ),
         retried as (
           update ${t} as x set status = 'retry', run_after = ${now}, locked_by = null,
             error = concat_ws(' | ', nullif(x.error, ''), ${why})${clearLease}
-          from s where x.id = s.id and s.attempts < ${maxAttempts}
+          from s where x.id = s.id and s.outcome = 'retry'
           returning x.*, 'retry' as "__outcome", s.locked_by as "__previous_owner"
         )
         select * from failed union all select * from retried`;

@@ -180,7 +180,9 @@ async function transitionIds(
         returning *
       )
       select changed.*${
-      t.notify ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, '')) as "__notified"` : sql``
+      t.notify
+        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from changed) as "__notified"`
+        : sql``
     } from changed`;
     // In the order the ids were given, as the report is read.
     const order = new Map(ids.map((id, i) => [id, i]));
@@ -250,7 +252,9 @@ async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Prom
         returning *
       )
       select changed.*${
-      t.notify ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, '')) as "__notified"` : sql``
+      t.notify
+        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from changed) as "__notified"`
+        : sql``
     } from changed`;
     return rows.map(({ __notified: _, ...task }) => task as Task);
   });
@@ -349,3 +353,27 @@ export function previewReleaseWhere(db: Db, filter: TaskFilter): Promise<FilterP
 export function releaseCreatedWhere(db: Db, filter: TaskFilter): Promise<Task[]> {
   return transitionFilter(db, RELEASE, filter);
 }
+
+/** A transition's three forms: by ids, what a filter would change, and by filter. */
+export interface TransitionForms {
+  /** By ids or unique prefixes; `where` guards them, `force` is cancel's (the others ignore it). */
+  byIds(
+    db: Db,
+    ids: readonly string[],
+    options?: { force?: boolean; where?: TaskFilter },
+  ): Promise<TransitionReport>;
+  /** What {@link TransitionForms.where} would change: count and a sample. */
+  preview(db: Db, filter: TaskFilter, options?: { force?: boolean }): Promise<FilterPreview>;
+  /** Every task the filter selects; returns the changed rows. */
+  where(db: Db, filter: TaskFilter, options?: { force?: boolean }): Promise<Task[]>;
+}
+
+/**
+ * The functions of each transition by its verb, for the callers that take the verb as data:
+ * the cancel, retry and release commands, their HTTP routes and the console's actions.
+ */
+export const TRANSITIONS: Readonly<Record<Transition["verb"], TransitionForms>> = {
+  cancel: { byIds: cancelTasks, preview: previewCancelWhere, where: cancelWhere },
+  retry: { byIds: retryTasks, preview: previewRetryWhere, where: retryWhere },
+  release: { byIds: releaseCreatedTasks, preview: previewReleaseWhere, where: releaseCreatedWhere },
+};

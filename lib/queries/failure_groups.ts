@@ -113,13 +113,15 @@ export function getFailureGroups(
                 order by updated_at desc limit ${o.sample})`
         ).reduce((a, b) => sql`${a} union all ${b}`)
       }) w order by updated_at desc limit ${o.sample}`;
-    const total = o.exact
-      ? sql`(select count(*)::int from s)`
-      : sql`(select count(*)::int from ${t} where ${inWindow(sql`status in ${sql(o.statuses)}`)})`;
+    // The window's exact total beside a sample: an index-only count of the (status, updated_at)
+    // ranges, its own statement so that it runs beside the grouping, not after it (on 1.2M
+    // failures it is the larger part of the cost).
+    const totalQuery = o.exact ? null : sql`
+      select count(*)::int as n from ${t} where ${inWindow(sql`status in ${sql(o.statuses)}`)}`;
     const fp = sql.unsafe(fingerprintExpression("d.line"));
     // Each distinct first line is fingerprinted once: the regular expressions are the cost,
     // and the failures of one incident often share their text exactly.
-    const [row] = await sql`
+    const grouped = sql`
       with w as materialized (${source}),
       f as materialized (
         select d.type, d.line, ${fp} as fingerprint
@@ -151,7 +153,7 @@ export function getFailureGroups(
         select s.type, s.fingerprint, s.status, count(*)::int as n
         from s join top using (type, fingerprint) group by s.type, s.fingerprint, s.status
       )
-      select (select count(*)::int from s) as analyzed, ${total} as total,
+      select (select count(*)::int from s) as analyzed,
         (select min(updated_at) from s) as analyzed_from, (select count(*)::int from g) as groups,
         ${since} as since, ${now} as until,
         (select coalesce(json_agg(json_build_object(
@@ -170,9 +172,10 @@ export function getFailureGroups(
                          where st.type = top.type and st.fingerprint = top.fingerprint))
           order by top.count desc, top.last_seen desc, top.type, top.fingerprint), '[]')
          from top) as top`;
+    const [[row], counted] = await Promise.all([grouped, totalQuery]);
     const r = row!;
     const analyzed = r.analyzed as number;
-    const totalCount = r.total as number;
+    const totalCount = counted ? counted[0]!.n as number : analyzed;
     const sampled = !o.exact && totalCount > analyzed;
     const analyzedFrom = r.analyzed_from as Date | null;
     const until = r.until as Date;

@@ -1,6 +1,6 @@
 import { type Db, getTableInfo, guard } from "../db.ts";
 import { type LeasesOptions, resolveLeasesOptions } from "../input/insight.ts";
-import { requeueStale } from "../ops/requeue_stale.ts";
+import { requeueRule } from "../ops/requeue_stale.ts";
 import { workersTableName } from "../table/contract.ts";
 import { nowFragment } from "./queue_health.ts";
 import { workersTableExists } from "./workers.ts";
@@ -82,8 +82,15 @@ export interface LeaseReport {
 /**
  * The running tasks that look stuck — lease expired, heartbeat older than `staleAfterMs`, or
  * (without a lease) locked longer than `olderThanMs` — by owner, with when each owner was last
- * heard from and what `requeue-stale` would do right now: its own dry run, so the rule of what
- * gets requeued lives in one place (lib/ops/requeue_stale.ts).
+ * heard from and what `requeue-stale` would do right now.
+ *
+ * One statement, so the counts, the list and the preview share one snapshot and one `now`, and
+ * what travels is bounded by the owners and `limit`, never by the stuck tasks: the owners are a
+ * GROUP BY over the running tasks, the list an ORDER BY ... LIMIT over the same, and the preview
+ * counts the rows {@link requeueRule} selects by its outcome — the very expressions
+ * `requeue-stale` runs, so the rule lives in one place (lib/ops/requeue_stale.ts). On a table
+ * with the running index keyed on the stuck order (`tasks_running_idx` with its INCLUDE
+ * columns) each part is an index-only scan of the running tasks.
  *
  * @example
  * ```ts
@@ -96,10 +103,17 @@ export function getLeases(db: Db, options: LeasesOptions = {}): Promise<LeaseRep
   return guard(db, async () => {
     const sql = db.sql;
     const t = sql(db.table);
-    const { hasLease } = await getTableInfo(db);
+    const [{ hasLease }, registry] = await Promise.all([getTableInfo(db), workersTableExists(db)]);
     const now = nowFragment(db, o.now);
+    const rule = requeueRule(db, hasLease, {
+      olderThanMs: o.olderThanMs,
+      maxAttempts: o.maxAttempts,
+      now: o.now,
+    });
     const ms = (v: number) => sql`${v} * interval '1 millisecond'`;
     const owner = hasLease ? sql`coalesce(owner_id, locked_by)` : sql`locked_by`;
+    // When a task's owner was last heard from on it; the list's order, longest unheard first.
+    const heard = hasLease ? sql`coalesce(last_heartbeat, locked_at)` : sql`locked_at`;
     const state = hasLease
       ? sql`case
           when lease_expires_at < ${now} then 'expired'
@@ -113,85 +127,89 @@ export function getLeases(db: Db, options: LeasesOptions = {}): Promise<LeaseRep
     const leaseColumns = hasLease
       ? sql`lease_expires_at, last_heartbeat`
       : sql`null::timestamptz as lease_expires_at, null::timestamptz as last_heartbeat`;
-    const registry = await workersTableExists(db);
-    const [stuckRows, ownerRows, preview, [clock]] = await Promise.all([
-      sql`
-        select * from (
-          select id, type, domain, ${owner} as owner, attempts, locked_at, ${leaseColumns},
-            ${state} as state
-          from ${t} where status = 'running'
-        ) r where state is not null
-        order by coalesce(last_heartbeat, locked_at) nulls first, id`,
-      sql`
-        select o.*, ${
-        registry
-          ? sql`(select max(w.last_seen_at) from ${sql(workersTableName(db.schema))} w
-                 where w.table_name = ${db.tableName} and w.name = o.owner)`
-          : sql`null::timestamptz`
-      } as registered_at
-        from (
-          select ${owner} as owner, count(*)::int as running,
-            max(${hasLease ? sql`coalesce(last_heartbeat, locked_at)` : sql`locked_at`}) as heard
-          from ${t} where status = 'running' group by 1
-        ) o`,
-      requeueStale(db, {
-        dryRun: true,
-        olderThanMs: o.olderThanMs,
-        maxAttempts: o.maxAttempts,
-        now: o.now,
-      }),
-      sql`select ${now} as now`,
-    ]);
-    const nowDate = clock!.now as Date;
-    const outcome = new Map(preview.map((p) => [p.task.id, p.outcome]));
-    const tasks: StuckTask[] = stuckRows.map((r) => ({
-      id: r.id,
-      type: r.type,
-      domain: r.domain,
-      owner: r.owner,
-      attempts: r.attempts,
-      locked_at: r.locked_at,
-      lease_expires_at: r.lease_expires_at,
-      last_heartbeat: r.last_heartbeat,
-      state: r.state,
-      requeue: outcome.get(r.id) ?? null,
+    const registered = registry
+      ? sql`(select max(w.last_seen_at) from ${sql(workersTableName(db.schema))} w
+          where w.table_name = ${db.tableName} and w.name = g.owner)`
+      : sql`null::timestamptz`;
+    // The inner selects read only the running index's columns (no status in an expression:
+    // that would cost a heap visit per row); the list reads the table for its `limit` rows.
+    const [row] = await sql`
+      select
+        (select coalesce(json_agg(o order by o.first_stuck nulls first, o.owner nulls first),
+            '[]'::json)
+          from (select g.*, ${registered} as registered_at from (
+            select owner, count(*)::int as running, max(heard) as heard,
+              count(*) filter (where state is not null)::int as stuck,
+              count(*) filter (where state = 'expired')::int as expired,
+              min(heard) filter (where state is not null) as first_stuck
+            from (select ${owner} as owner, ${heard} as heard, ${state} as state
+                  from ${t} where status = 'running') r
+            group by owner
+            having count(*) filter (where state is not null) > 0
+          ) g) o
+        ) as owners,
+        (select coalesce(json_agg(l order by l.heard nulls first, l.id), '[]'::json)
+          from (
+            select id, type, domain, ${owner} as owner, attempts, locked_at, ${leaseColumns},
+              ${state} as state, ${heard} as heard,
+              case when ${rule.stale} then ${rule.outcome} end as requeue
+            from ${t}
+            where id in (
+              select id from (select id, ${heard} as heard, ${state} as state
+                              from ${t} where status = 'running') r
+              where state is not null
+              order by heard nulls first, id
+              limit ${o.limit})
+          ) l
+        ) as tasks,
+        p.retry, p.failed,
+        ${now} as now
+      from (
+        select count(*) filter (where outcome = 'retry')::int as retry,
+          count(*) filter (where outcome = 'failed')::int as failed
+        from (select ${rule.outcome} as outcome from ${t} where ${rule.stale}) s
+      ) p`;
+    const r = row!;
+    const nowDate = r.now as Date;
+    const date = (v: unknown) => (typeof v === "string" ? new Date(v) : null);
+    const tasks: StuckTask[] = (r.tasks as Array<Record<string, unknown>>).map((x) => ({
+      id: x.id as string,
+      type: x.type as string,
+      domain: x.domain as string | null,
+      owner: x.owner as string | null,
+      attempts: x.attempts as number,
+      locked_at: date(x.locked_at),
+      lease_expires_at: date(x.lease_expires_at),
+      last_heartbeat: date(x.last_heartbeat),
+      state: x.state as LeaseState,
+      requeue: x.requeue as "retry" | "failed" | null,
     }));
-    const heardOf = new Map(ownerRows.map((r) => [r.owner as string | null, r]));
-    const owners = new Map<string | null, LeaseOwner>();
-    for (const task of tasks) {
-      let entry = owners.get(task.owner);
-      if (!entry) {
-        const h = heardOf.get(task.owner);
-        const heard = [h?.heard, h?.registered_at].filter((d): d is Date => d instanceof Date)
-          .sort((a, b) => b.getTime() - a.getTime())[0] ?? null;
-        entry = {
-          owner: task.owner,
-          stuck: 0,
-          expired: 0,
-          running: h?.running ?? 0,
-          last_heard_at: heard,
-          last_heard_seconds: heard === null
-            ? null
-            : Math.max(0, (nowDate.getTime() - heard.getTime()) / 1000),
-          registered: h?.registered_at instanceof Date,
-        };
-        owners.set(task.owner, entry);
-      }
-      entry.stuck++;
-      if (task.state === "expired") entry.expired++;
-    }
+    const owners: LeaseOwner[] = (r.owners as Array<Record<string, unknown>>).map((h) => {
+      const registeredAt = date(h.registered_at);
+      const heardAt = [date(h.heard), registeredAt].filter((d): d is Date => d !== null)
+        .sort((a, b) => b.getTime() - a.getTime())[0] ?? null;
+      return {
+        owner: h.owner as string | null,
+        stuck: h.stuck as number,
+        expired: h.expired as number,
+        running: h.running as number,
+        last_heard_at: heardAt,
+        last_heard_seconds: heardAt === null
+          ? null
+          : Math.max(0, (nowDate.getTime() - heardAt.getTime()) / 1000),
+        registered: registeredAt !== null,
+      };
+    });
     return {
-      tasks: tasks.slice(0, o.limit),
-      total: tasks.length,
-      // Longest silent first (never heard from at the top), then most stuck.
-      owners: [...owners.values()].sort((a, b) =>
+      tasks,
+      total: owners.reduce((n, w) => n + w.stuck, 0),
+      // Longest silent first (never heard from at the top), then most stuck; ties keep the
+      // statement's order (whose stuck task comes first in the list).
+      owners: owners.sort((a, b) =>
         (b.last_heard_seconds ?? Number.MAX_VALUE) - (a.last_heard_seconds ?? Number.MAX_VALUE) ||
         b.stuck - a.stuck
       ),
-      requeue_stale: {
-        retry: preview.filter((p) => p.outcome === "retry").length,
-        failed: preview.filter((p) => p.outcome === "failed").length,
-      },
+      requeue_stale: { retry: r.retry, failed: r.failed },
       has_lease: hasLease,
       thresholds: {
         stale_after_seconds: o.staleAfterMs / 1000,

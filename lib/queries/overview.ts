@@ -22,7 +22,13 @@ import {
   readTableEstimate,
   type TableEstimate,
 } from "./estimate_counts.ts";
-import { claimableStatus, nowFragment, readyAt, stuckCondition } from "./queue_health.ts";
+import {
+  claimableStatus,
+  nowFragment,
+  readyAt,
+  stuckCondition,
+  stuckOrder,
+} from "./queue_health.ts";
 import { planThroughput, type Throughput, ThroughputCache } from "./throughput.ts";
 
 /** Options of `getOverview()`, `GET /overview` and `seedtask top` by their query names. */
@@ -106,8 +112,13 @@ export interface Overview {
    * counts are counts within the sample.
    */
   queue_sample: number | null;
-  /** Stuck running tasks (see {@link OverviewStuckTask}). */
+  /**
+   * Stuck running tasks (see {@link OverviewStuckTask}): counted up to {@link STUCK_COUNTED};
+   * with more, this is that cap and {@link Overview.stuck_exact} is false.
+   */
   stuck: number;
+  /** False when more than {@link STUCK_COUNTED} tasks are stuck: `stuck` is then a floor. */
+  stuck_exact: boolean;
   /** The longest-stuck of them, at most {@link STUCK_LISTED}. */
   stuck_tasks: OverviewStuckTask[];
   /** Completed and failed per minute over the last hour (no hourly buckets). */
@@ -118,6 +129,12 @@ export interface Overview {
 
 /** Stuck tasks listed at most. */
 export const STUCK_LISTED = 10;
+
+/**
+ * Stuck tasks counted at most by an overview: a refresh reads at most this many entries of the
+ * running index, however many tasks an outage left behind (`seedtask leases` counts them all).
+ */
+export const STUCK_COUNTED = 10_000;
 
 /**
  * Reads the overview: one statement once warm (the snapshot, with the throughput's count in
@@ -177,7 +194,8 @@ export async function getOverview(
         };
       }),
       queue_sample: plan.queueSample,
-      stuck: r.stuck,
+      stuck: Math.min(r.stuck, STUCK_COUNTED),
+      stuck_exact: r.stuck <= STUCK_COUNTED,
       stuck_tasks: (r.stuck_tasks as Array<Record<string, unknown>>).map((s) => ({
         id: s.id as string,
         type: s.type as string,
@@ -275,11 +293,11 @@ export function snapshotQuery(
   const rows = plan.queueSample === null
     ? sql`select type, status, run_after, created_at from ${t}
         where status in ('queued', 'retry', 'running') ${type}`
-    : sql`(select type, status, run_after, created_at from ${t}
+    : sql`(select type, status::text, run_after, created_at from ${t}
           where ${claimableStatus(db)} ${type}
           order by ${readyAt(db)}, id limit ${plan.queueSample})
         union all
-        (select type, status, run_after, created_at from ${t}
+        (select type, 'running'::text, null::timestamptz, null::timestamptz from ${t}
           where status = 'running' ${type} limit ${plan.queueSample})`;
   return sql`
     select ${counted} as counted,
@@ -292,13 +310,14 @@ export function snapshotQuery(
           min(${readyAt(db)}) filter (where ${ready}) as oldest_ready_at
         from (${rows}) r
         group by type) q) as queue,
-      (select count(*)::int from ${t} where ${stuck} ${type}) as stuck,
+      (select count(*)::int from (select from ${t} where ${stuck} ${type}
+        limit ${STUCK_COUNTED + 1}) s) as stuck,
       (select coalesce(json_agg(s), '[]'::json) from (
         select id, type, locked_by, locked_at,
           ${hasLease ? sql`lease_expires_at` : sql`null::timestamptz as lease_expires_at`},
           attempts
         from ${t} where ${stuck} ${type}
-        order by ${hasLease ? sql`coalesce(lease_expires_at, locked_at)` : sql`locked_at`}
+        order by ${stuckOrder(db, hasLease)}
         limit ${STUCK_LISTED}) s) as stuck_tasks,
       (select coalesce(json_agg(h), '[]'::json) from (${throughput}) h) as throughput,
       ${now} as now`;

@@ -1,7 +1,7 @@
 import type postgres from "postgres";
 import { type Db, getTableInfo, guard } from "../db.ts";
 import { getIndexSupport, type IndexSupport } from "../table/catalog.ts";
-import { claimablePredicate, READY_AT } from "../table/contract.ts";
+import { claimablePredicate, READY_AT, STUCK_ORDER } from "../table/contract.ts";
 import { DEFAULT_LONG_RUNNING_MS } from "../input/stats_options.ts";
 import { listPauses, notPausedByList, type QueuePause } from "../ops/queue_pauses.ts";
 
@@ -85,9 +85,17 @@ export function stuckCondition(
 ): postgres.PendingQuery<postgres.Row[]> {
   const sql = db.sql;
   const locked = sql`locked_at < ${now} - ${longRunningMs} * interval '1 millisecond'`;
+  // The first term follows from the others; it lets the running index (keyed on the stuck
+  // order) read only the tasks whose lease or claim lies in the past.
   return hasLease
-    ? sql`status = 'running' and (lease_expires_at < ${now} or (lease_expires_at is null and ${locked}))`
+    ? sql`status = 'running' and ${stuckOrder(db, true)} < ${now}
+        and (lease_expires_at < ${now} or (lease_expires_at is null and ${locked}))`
     : sql`status = 'running' and ${locked}`;
+}
+
+/** Stuck tasks' order, longest stuck first, as an SQL expression (see {@link STUCK_ORDER}). */
+export function stuckOrder(db: Db, hasLease: boolean): postgres.PendingQuery<postgres.Row[]> {
+  return hasLease ? db.sql.unsafe(STUCK_ORDER) : db.sql`locked_at`;
 }
 
 function rate(failed: number, completed: number): number | null {

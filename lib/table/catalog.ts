@@ -13,6 +13,7 @@ import { IncompatibleTableError, TableNotFoundError } from "../errors.ts";
 import {
   COLUMNS,
   indexDefinition,
+  type IndexShape,
   LEASE_COLUMNS,
   PAUSES_TABLE,
   type RecommendedIndex,
@@ -288,43 +289,89 @@ export interface IndexMatch {
    * number after it): left by an interrupted build of seedtask's.
    */
   broken?: CatalogIndex;
-  /** The index named like the recommended one, when its definition is another one. */
+  /**
+   * The index named like the recommended one, when its definition is another one (and not
+   * one of {@link outdated}): not seedtask's, never touched.
+   */
   other?: CatalogIndex;
+  /**
+   * Indexes named like the recommended one (or like it with a number after it) with a
+   * definition an older seedtask gave it ({@link RecommendedIndex.replaces}): seedtask's own,
+   * to be replaced.
+   */
+  outdated: CatalogIndex[];
+  /**
+   * A valid index with the recommended definition under the temporary name of a replacement
+   * (see {@link replacementName}): built by a `migrate` that was interrupted before it could
+   * drop the outdated index or rename this one.
+   */
+  replacement?: CatalogIndex;
+}
+
+/**
+ * Whether `name` is one `migrate` gives `index`: its own, or its own with a number after it
+ * (`name1`, `name2`, …: the first free one when its own is taken).
+ */
+export function isOwnName(index: RecommendedIndex, name: string): boolean {
+  return named(name, index.name);
+}
+
+/** `base`, or `base` with a number after it. */
+function named(name: string, base: string): boolean {
+  return name.startsWith(base) && /^\d*$/.test(name.slice(base.length));
+}
+
+/**
+ * The name `migrate` builds a replacement of an outdated index under (`<name>_new`, with a
+ * number after it when that is taken), so that the outdated index keeps serving until the new
+ * one is built: the new one takes the recommended name once the outdated one is dropped.
+ */
+export function replacementName(index: RecommendedIndex): string {
+  return `${index.name}_new`;
 }
 
 const COLUMN_NAME = /^[a-z_][a-z0-9_]*$/;
 
 /**
- * Whether `actual` is the recommended index: by its definition (access method, keys with
- * their operator classes, orderings and collations, INCLUDE columns, predicate). When the
- * definition could not be printed (see {@link readCatalog}), by what the catalog says without
- * printing it: access method, key columns in order (expressions as such), INCLUDE columns
- * and whether it is partial.
+ * Whether `actual` is built as `shape` (normalised definition `expected`): by its definition
+ * (access method, keys with their operator classes, orderings and collations, INCLUDE
+ * columns, predicate). When the definition could not be printed (see {@link readCatalog}),
+ * by what the catalog says without printing it: access method, key columns in order
+ * (expressions as such), INCLUDE columns and whether it is partial.
  */
-function isRecommended(actual: CatalogIndex, index: RecommendedIndex, expected: string): boolean {
+function hasShape(actual: CatalogIndex, shape: IndexShape, expected: string): boolean {
   if (actual.definition !== null) return normalizeDefinition(actual.definition) === expected;
   const same = (a: readonly (string | null)[], b: readonly (string | null)[]) =>
     a.length === b.length && a.every((x, n) => x === b[n]);
-  return actual.method === index.method && actual.partial === (index.where !== undefined) &&
-    same(actual.keys, index.keys.map((k) => COLUMN_NAME.test(k) ? k : null)) &&
-    same(actual.include, index.include);
+  return actual.method === shape.method && actual.partial === (shape.where !== undefined) &&
+    same(actual.keys, shape.keys.map((k) => COLUMN_NAME.test(k) ? k : null)) &&
+    same(actual.include, shape.include);
 }
 
 /** Matches each recommended index against the table's indexes. */
 export function matchRecommendedIndexes(tableName: string, catalog: Catalog): IndexMatch[] {
   const statusType = catalog.statusType ?? STATUS_TYPE;
+  const normalized = (shape: IndexShape) => normalizeDefinition(indexDefinition(shape, statusType));
   return recommendedIndexes(tableName).map((index) => {
-    const expected = normalizeDefinition(indexDefinition(index, statusType));
-    const same = catalog.indexes.filter((i) => isRecommended(i, index, expected));
-    // Its own name, or the name migrate gives it when that one is taken (name1, name2, …).
-    const ownName = (name: string) =>
-      name.startsWith(index.name) && /^\d*$/.test(name.slice(index.name.length));
+    const expected = normalized(index);
+    const same = catalog.indexes.filter((i) => hasShape(i, index, expected));
+    const ownName = (name: string) => isOwnName(index, name);
+    const tempName = (name: string) => named(name, replacementName(index));
+    const outdated = catalog.indexes.filter((i) =>
+      ownName(i.name) && !same.includes(i) &&
+      index.replaces.some((shape) => hasShape(i, shape, normalized(shape)))
+    );
     return {
       index,
       expected,
-      present: same.find((i) => i.valid),
-      broken: same.find((i) => !i.valid && ownName(i.name)),
-      other: catalog.indexes.find((i) => i.name === index.name && !same.includes(i)),
+      // The replacement only when no other index has the definition.
+      present: same.find((i) => i.valid && !tempName(i.name)) ?? same.find((i) => i.valid),
+      broken: same.find((i) => !i.valid && (ownName(i.name) || tempName(i.name))),
+      other: catalog.indexes.find((i) =>
+        i.name === index.name && !same.includes(i) && !outdated.includes(i)
+      ),
+      outdated,
+      replacement: same.find((i) => i.valid && tempName(i.name)),
     };
   });
 }

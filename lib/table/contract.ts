@@ -37,6 +37,13 @@ export function claimablePredicate(column = "status"): string {
 /** When a claimable task becomes ready: its run_after (scheduled, backed off) or creation. */
 export const READY_AT = "COALESCE(run_after, created_at)";
 
+/**
+ * The order of stuck running tasks, longest stuck first: the lease's end, or the claim time
+ * for a task without a lease. The running index's key, so the stuck list is the first entries
+ * of one range scan and `key < now()` bounds every stuck search.
+ */
+export const STUCK_ORDER = "COALESCE(lease_expires_at, locked_at)";
+
 /** The text `list --search` matches, and the trigram index indexes. */
 export const SEARCH_TEXT =
   "((COALESCE(description, ''::text) || ' '::text) || COALESCE(error, ''::text))";
@@ -182,14 +189,8 @@ export function parseStatuses(input: string | readonly string[]): TaskStatus[] {
   return out;
 }
 
-/** An index seedtask's own queries rely on: what `migrate` creates and `doctor` looks for. */
-export interface RecommendedIndex {
-  /** `<table>_<suffix>`: the name `migrate` gives it (when no other relation has that name). */
-  name: string;
-  /** The name without the table's: `claim_idx`, `status_idx`, … */
-  suffix: string;
-  /** What it serves, shown by `doctor`. */
-  purpose: string;
+/** What an index is made of: everything its definition says (see {@link indexDefinition}). */
+export interface IndexShape {
   /** Access method. */
   method: "btree" | "gin";
   /**
@@ -207,6 +208,23 @@ export interface RecommendedIndex {
   trgm: boolean;
 }
 
+/** An index seedtask's own queries rely on: what `migrate` creates and `doctor` looks for. */
+export interface RecommendedIndex extends IndexShape {
+  /** `<table>_<suffix>`: the name `migrate` gives it (when no other relation has that name). */
+  name: string;
+  /** The name without the table's: `claim_idx`, `status_idx`, … */
+  suffix: string;
+  /** What it serves, shown by `doctor`. */
+  purpose: string;
+  /**
+   * Definitions an older seedtask gave this index. An index of one of them under seedtask's
+   * name for it is seedtask's own, outdated: `doctor` reports it and `migrate` replaces it
+   * (builds the current definition beside it, drops it, renames the new one). An index of any
+   * other definition is never touched.
+   */
+  replaces: readonly IndexShape[];
+}
+
 /**
  * An index's definition — everything after `ON <table>` in its CREATE INDEX — as
  * `pg_get_indexdef` prints it, so that the catalog recognises the index by it, whatever its
@@ -214,7 +232,7 @@ export interface RecommendedIndex {
  * casts, `trgmSchema` (when given) qualifies the operator class.
  */
 export function indexDefinition(
-  index: RecommendedIndex,
+  index: IndexShape,
   statusType: string,
   trgmSchema?: string,
 ): string {
@@ -252,6 +270,7 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
     keys,
     include: [],
     trgm: false,
+    replaces: [],
     ...more,
   });
   return [
@@ -268,9 +287,35 @@ export function recommendedIndexes(tableName: string): RecommendedIndex[] {
     ),
     btree(
       "running_idx",
-      "long-running and stuck tasks, the reaper (running tasks by lock time, with the lease)",
-      ["locked_at"],
-      { include: ["lease_expires_at"], where: statusPredicate(["running"]) },
+      "stuck tasks, leases, workers, long-running tasks, the reaper (running tasks, " +
+        "longest-expired lease or oldest lock first; index-only)",
+      // The key is the stuck order, so the stuck list is the first entries of one range scan;
+      // the INCLUDE columns (the key's own among them, as for the claim index) answer stuck
+      // counts, running counts per type, workers per owner, leases and long-running tasks
+      // from the index alone. On 10M rows with 200,000 running: workers 400 ms -> 40 ms,
+      // the stuck list 490 ms -> 0.03 ms.
+      [STUCK_ORDER],
+      {
+        include: [
+          "locked_at",
+          "lease_expires_at",
+          "type",
+          "attempts",
+          "locked_by",
+          "owner_id",
+          "last_heartbeat",
+          "id",
+        ],
+        where: statusPredicate(["running"]),
+        // seedtask before the stuck order: running tasks by lock time, with the lease.
+        replaces: [{
+          method: "btree",
+          keys: ["locked_at"],
+          include: ["lease_expires_at"],
+          where: statusPredicate(["running"]),
+          trgm: false,
+        }],
+      },
     ),
     btree("updated_idx", "list sorted by updated (no filter), keyset pagination", [
       "updated_at",

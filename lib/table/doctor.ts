@@ -190,22 +190,36 @@ export async function runDoctor(db: Db, options: DoctorOptions = {}): Promise<Do
     });
 
     // Recognised by definition, under any name: an index named like ours that is defined
-    // otherwise does not serve our queries.
-    const missingIdx = matchRecommendedIndexes(db.tableName, catalog).filter((m) => !m.present);
-    for (const { index: idx, broken, other } of missingIdx) {
-      const why = broken
-        ? `: ${broken.name} is invalid, left by an interrupted build`
-        : other
-        ? `: the index of that name has another definition (${other.definition})`
-        : "";
-      checks.push({
-        name: `index.${idx.name}`,
-        ok: false,
-        message: `recommended index ${idx.name} is missing (serves ${idx.purpose})${why}; ` +
-          "run `seedtask migrate`",
-      });
+    // otherwise does not serve our queries. One finding per recommended index that `migrate`
+    // would create or change.
+    let indexProblems = 0;
+    for (const m of matchRecommendedIndexes(db.tableName, catalog)) {
+      const { index: idx, present, broken, other, outdated, replacement } = m;
+      let message: string;
+      if (outdated.length > 0) {
+        // seedtask's own older definition: migrate replaces it.
+        message = `recommended index ${idx.name} is outdated (serves ${idx.purpose}): ${
+          outdated.map((o) => `${o.name} has an older seedtask's definition (${o.definition})`)
+            .join(", ")
+        }; run \`seedtask migrate\` to replace it`;
+      } else if (!present) {
+        const why = broken
+          ? `: ${broken.name} is invalid, left by an interrupted build`
+          : other
+          ? `: the index of that name has another definition (${other.definition})`
+          : "";
+        message = `recommended index ${idx.name} is missing (serves ${idx.purpose})${why}; ` +
+          "run `seedtask migrate`";
+      } else if (replacement) {
+        message = `recommended index ${idx.name} is present as ${replacement.name}, left by ` +
+          "an interrupted replacement; run `seedtask migrate` to finish it";
+      } else {
+        continue;
+      }
+      indexProblems++;
+      checks.push({ name: `index.${idx.name}`, ok: false, message });
     }
-    if (missingIdx.length === 0) {
+    if (indexProblems === 0) {
       checks.push({ name: "indexes", ok: true, message: "all recommended indexes are present" });
     }
     checks.push(

@@ -12,8 +12,10 @@ import { SeedtaskError } from "../errors.ts";
 import {
   type Catalog,
   invalidateCatalog,
+  isOwnName,
   matchRecommendedIndexes,
   readCatalog,
+  replacementName,
 } from "./catalog.ts";
 import {
   COLUMNS,
@@ -171,49 +173,102 @@ function buildPlan(db: Db, { catalog, tableEmpty, recorded }: DbState): Migratio
   const concurrently = catalog.relation !== null && !tableEmpty;
   let trgmSchema = catalog.trgmSchema;
   const taken = new Set(catalog.takenNames);
+  // Statements that must run outside a transaction on a table with rows (CONCURRENTLY).
+  const index = (description: string, sql: string) =>
+    concurrently ? steps.push({ description, sql, transactional: false }) : tx(description, sql);
+  const qualified = (name: string) => `${schemaPrefix}${quoteIdent(name)}`;
   // An index is recognised by its definition, under any name (see matchRecommendedIndexes).
-  for (
-    const { index: idx, present, broken, other } of matchRecommendedIndexes(db.tableName, catalog)
-  ) {
-    if (present) continue;
-    if (idx.trgm && trgmSchema === null) {
-      if (!catalog.trgmAvailable) {
-        notes.push(
-          `skipped ${idx.name}: the pg_trgm extension is not available on this server; ` +
-            "list --search still works, by scanning",
-        );
-        continue;
+  for (const match of matchRecommendedIndexes(db.tableName, catalog)) {
+    const { index: idx, present, broken, other, outdated, replacement } = match;
+    if (present && outdated.length === 0 && !replacement) continue;
+    // The name the recommended index is built under, when it has to be built.
+    let name: string | undefined;
+    if (!present) {
+      if (idx.trgm && trgmSchema === null) {
+        if (!catalog.trgmAvailable) {
+          notes.push(
+            `skipped ${idx.name}: the pg_trgm extension is not available on this server; ` +
+              "list --search still works, by scanning",
+          );
+          continue;
+        }
+        tx("install pg_trgm for the search index", "create extension if not exists pg_trgm");
+        trgmSchema = "";
       }
-      tx("install pg_trgm for the search index", "create extension if not exists pg_trgm");
-      trgmSchema = "";
-    }
-    const def = indexDefinition(idx, statusType, trgmSchema ? quoteIdent(trgmSchema) : undefined);
-    let name = idx.name;
-    if (broken) {
-      name = broken.name;
-      steps.push({
-        description: `drop the invalid index ${name} left by an interrupted build`,
-        sql: `drop index concurrently if exists ${schemaPrefix}${quoteIdent(name)}`,
-        transactional: false,
-      });
-    } else if (taken.has(name)) {
-      // Never touch what is not ours: the recommended index goes in under a free name.
-      name = freeName(idx.name, taken);
-      notes.push(
-        other
-          ? `${idx.name} is an index of another definition (${other.definition}), not ` +
-            `seedtask's (${def}): the recommended index is created as ${name}`
-          : `the name ${idx.name} is taken by another relation: the recommended index is ` +
-            `created as ${name}`,
+      const def = indexDefinition(idx, statusType, trgmSchema ? quoteIdent(trgmSchema) : undefined);
+      if (broken) {
+        steps.push({
+          description: `drop the invalid index ${broken.name} left by an interrupted build`,
+          sql: `drop index concurrently if exists ${qualified(broken.name)}`,
+          transactional: false,
+        });
+        taken.delete(broken.name);
+      }
+      if (outdated.length > 0) {
+        // Built beside the outdated index, which serves until the new one is ready.
+        name = freeName(replacementName(idx), taken);
+      } else if (broken) {
+        name = broken.name;
+      } else if (taken.has(idx.name)) {
+        // Never touch what is not ours: the recommended index goes in under a free name.
+        name = freeName(idx.name, taken);
+        notes.push(
+          other
+            ? `${idx.name} is an index of another definition (${other.definition}), not ` +
+              `seedtask's (${def}): the recommended index is created as ${name}`
+            : `the name ${idx.name} is taken by another relation: the recommended index is ` +
+              `created as ${name}`,
+        );
+      } else {
+        name = idx.name;
+      }
+      taken.add(name);
+      index(
+        outdated.length > 0
+          ? `create index ${name} (${idx.purpose}), to replace the outdated ${
+            outdated.map((o) => o.name).join(", ")
+          }`
+          : `create index ${name} (${idx.purpose})`,
+        `create index${concurrently ? " concurrently" : ""} if not exists ${
+          quoteIdent(name)
+        } on ${table} ${def}`,
       );
     }
-    taken.add(name);
-    const create = `create index${concurrently ? " concurrently" : ""} if not exists ${
-      quoteIdent(name)
-    } on ${table} ${def}`;
-    const step = { description: `create index ${name} (${idx.purpose})`, sql: create };
-    if (concurrently) steps.push({ ...step, transactional: false });
-    else tx(step.description, step.sql);
+    // Replacing seedtask's own older definition: only once the new index is built, so that
+    // the table is never without one of the two. Each step leaves a state the next run
+    // recognises (a replacement under its temporary name, an outdated index, an invalid
+    // leftover) and finishes from.
+    for (const old of outdated) {
+      index(
+        `drop ${old.name}, an older seedtask's definition of ${idx.name} (${old.definition})`,
+        `drop index${concurrently ? " concurrently" : ""} if exists ${qualified(old.name)}`,
+      );
+      taken.delete(old.name);
+    }
+    if (replacement && replacement !== present) {
+      // Another index has the definition by now: the replacement is not needed.
+      index(
+        `drop ${replacement.name}, a second index of the definition of ${present!.name}`,
+        `drop index${concurrently ? " concurrently" : ""} if exists ${qualified(replacement.name)}`,
+      );
+      continue;
+    }
+    if (outdated.length === 0 && !replacement) continue;
+    // The replacement takes the name the outdated index had (the first free one of
+    // `migrate`'s names): built now, left by an interrupted run, or built under a numbered
+    // name by a migrate that did not know the older definition yet.
+    const ours = name ?? replacement?.name ??
+      (present && isOwnName(idx, present.name) ? present.name : undefined);
+    if (ours === undefined) continue;
+    taken.delete(ours);
+    const final = freeName(idx.name, taken);
+    taken.add(final);
+    if (final !== ours) {
+      tx(
+        `rename ${ours} to ${final}`,
+        `alter index if exists ${qualified(ours)} rename to ${quoteIdent(final)}`,
+      );
+    }
   }
 
   if (catalog.workersTable === null) {
@@ -343,8 +398,10 @@ async function withMigrateLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Creates the task table contract (./contract.ts) or adds only what an existing table lacks.
- * Idempotent: a second run plans nothing. Concurrent migrations of the same database
+ * Creates the task table contract (./contract.ts) or adds only what an existing table lacks,
+ * and replaces a recommended index an older seedtask created with an older definition (the
+ * new one is built under a temporary name, the old one dropped, the new one renamed; a rerun
+ * finishes an interrupted replacement). Idempotent: a second run plans nothing. Concurrent migrations of the same database
  * serialise on an advisory lock (see {@link withMigrateLock}), which works the same through a
  * transaction pooler. Consecutive transactional steps run as one transaction; CREATE INDEX
  * CONCURRENTLY and ALTER TYPE ... ADD VALUE on their own, outside a transaction and without

@@ -31,32 +31,15 @@ import {
   type PauseTarget,
   resumeQueue,
 } from "../../lib/ops/queue_pauses.ts";
-import {
-  cancelTasks,
-  cancelWhere,
-  previewCancelWhere,
-  previewReleaseWhere,
-  previewRetryWhere,
-  releaseCreatedTasks,
-  releaseCreatedWhere,
-  retryTasks,
-  retryWhere,
-  type TaskFilter,
-  transitionFrom,
-} from "../../lib/ops/task_transitions.ts";
+import { type TaskFilter, transitionFrom, TRANSITIONS } from "../../lib/ops/task_transitions.ts";
 import { getTask } from "../../lib/queries/get_task.ts";
-import { getOverview, OverviewOptionsSchema } from "../../lib/queries/overview.ts";
-import { getThroughput, type ThroughputCache } from "../../lib/queries/throughput.ts";
-import { getLatency } from "../../lib/queries/latency.ts";
+import { reportKey, type Reports, type ReportTypes } from "../reports.ts";
+import { OverviewOptionsSchema } from "../../lib/queries/overview.ts";
 import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../../lib/input/history_options.ts";
-import { getFailureGroups } from "../../lib/queries/failure_groups.ts";
-import { getLeases } from "../../lib/queries/leases.ts";
-import { listWorkers } from "../../lib/queries/workers.ts";
 import { FailureGroupsSchema, LeasesSchema, WorkersSchema } from "../../lib/input/insight.ts";
 import { FailuresPage, WorkersPage } from "./pages/insight.tsx";
 import { listTasks } from "../../lib/queries/list_tasks.ts";
 import { pageTotal } from "../../lib/queries/list_total.ts";
-import type { TaskStatistics } from "../../lib/queries/task_stats.ts";
 import { VERSION } from "../../lib/version.ts";
 import { ShedError } from "../db_gate.ts";
 import { ASSETS } from "./assets_embedded.ts";
@@ -99,10 +82,8 @@ export interface ConsoleDeps {
   basePath: string;
   /** The API's shared computation: single-flight per key and TTL, through the gate. */
   cache: <T>(key: string, load: () => Promise<T>) => Promise<T>;
-  /** The API's /stats computation with the given options (shared with /stats). */
-  stats: (options: ReturnType<typeof resolveStatsOptions>) => Promise<TaskStatistics>;
-  /** The app's throughput history (closed buckets counted once, shared with the API). */
-  throughputCache: ThroughputCache;
+  /** The reports the API's routes answer, computed once for both (server/reports.ts). */
+  reports: Reports;
   /** Runs uncached database work through the gate. */
   run: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Drops cached answers (after an action changed the table). */
@@ -300,23 +281,16 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   const throughputOptions = parseInput(ThroughputOptionsSchema, {});
   const latencyOptions = parseInput(LatencyOptionsSchema, {});
   const workersOptions = parseInput(WorkersSchema, {});
-  const shared = <T,>(key: string, load: () => Promise<T>) =>
-    panels.load(key, () => deps.cache(key, load));
-  const loadWorkers = () =>
-    shared(`workers:${JSON.stringify(workersOptions)}`, () => listWorkers(db, workersOptions));
+  /** A panel of the shared report `name`, remembered under the report's own key. */
+  const report = <N extends keyof ReportTypes>(name: N, options: ReportTypes[N][0]) =>
+    panels.load(reportKey(name, options), () => deps.reports[name](options));
   app.get("/", async (c) => {
     const [stats, overview, throughput, latency, workers] = await Promise.all([
-      panels.load(`stats:${JSON.stringify(defaultStats)}`, () => deps.stats(defaultStats)),
-      shared(
-        `overview:${JSON.stringify(overviewOptions)}`,
-        () => getOverview(db, overviewOptions, deps.throughputCache),
-      ),
-      shared(
-        `throughput:${JSON.stringify(throughputOptions)}`,
-        () => getThroughput(db, throughputOptions, deps.throughputCache),
-      ),
-      shared(`latency:${JSON.stringify(latencyOptions)}`, () => getLatency(db, latencyOptions)),
-      loadWorkers(),
+      report("stats", defaultStats),
+      report("overview", overviewOptions),
+      report("throughput", throughputOptions),
+      report("latency", latencyOptions),
+      report("workers", workersOptions),
     ]);
     return page(
       c,
@@ -405,7 +379,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     return page(c, <TaskPage view={await viewOf(c)} task={task} />);
   });
 
-  /** The actions: what each is called and its lib functions (which statuses: transitionFrom). */
+  /** What each action is called (its lib functions: TRANSITIONS; its statuses: transitionFrom). */
   const VERBS = {
     retry: {
       verb: "Retry",
@@ -413,9 +387,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       past: "retried",
       danger: false,
       groupWhat: " that are failed or cancelled go back to the queue, attempts reset.",
-      one: (id: string, _force: boolean) => retryTasks(db, [id]),
-      preview: (f: TaskFilter) => previewRetryWhere(db, f),
-      where: (f: TaskFilter) => retryWhere(db, f),
     },
     cancel: {
       verb: "Cancel",
@@ -424,9 +395,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       danger: true,
       groupWhat: " that are created, queued or waiting to retry are cancelled " +
         "(running ones are left alone).",
-      one: (id: string, force: boolean) => cancelTasks(db, [id], { force }),
-      preview: (f: TaskFilter) => previewCancelWhere(db, f),
-      where: (f: TaskFilter) => cancelWhere(db, f),
     },
     release: {
       verb: "Release",
@@ -434,9 +402,6 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       past: "released",
       danger: false,
       groupWhat: " that are created (staged) join the queue.",
-      one: (id: string, _force: boolean) => releaseCreatedTasks(db, [id]),
-      preview: (f: TaskFilter) => previewReleaseWhere(db, f),
-      where: (f: TaskFilter) => releaseCreatedWhere(db, f),
     },
   };
   type Verb = keyof typeof VERBS;
@@ -504,7 +469,9 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     const verb = verbOf(c);
     const form = c.get("form");
     const id = c.req.param("id");
-    const report = await deps.run(() => VERBS[verb].one(id, form.force === "1"));
+    const report = await deps.run(() =>
+      TRANSITIONS[verb].byIds(db, [id], { force: form.force === "1" })
+    );
     deps.invalidate();
     const view = await viewOf(c);
     const n = report.changed.length;
@@ -533,7 +500,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     if (refused) return refused;
     const fields = groupFields(queryObject(c, ["status"]));
     const filter = parseGroupFilter(fields);
-    const preview = await deps.run(() => VERBS[verb].preview(filter));
+    const preview = await deps.run(() => TRANSITIONS[verb].preview(db, filter));
     const view = await viewOf(c);
     const hidden: Record<string, string> = {};
     for (const [k, v] of Object.entries(fields)) hidden[k] = [v].flat().join(",");
@@ -565,7 +532,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     const form = c.get("form");
     const fields = groupFields(form);
     const filter = parseGroupFilter(fields);
-    const changed = await deps.run(() => VERBS[verb].where(filter));
+    const changed = await deps.run(() => TRANSITIONS[verb].where(db, filter));
     deps.invalidate();
     const view = await viewOf(c);
     const expected = Number(form.expected);
@@ -718,20 +685,15 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       if (!(err instanceof SeedtaskError) || err.httpStatus !== 400) throw err;
       return page(c, <FailuresPage view={view} since={since} invalid={err.message} />, 400);
     }
-    const key = `failures:${JSON.stringify(options)}`;
-    const result = await panels.load(
-      key,
-      () => deps.cache(key, () => getFailureGroups(db, options)),
-    );
+    const result = await report("failures", options);
     return page(c, <FailuresPage view={view} since={since} result={result} />);
   });
 
   const leasesOptions = parseInput(LeasesSchema, {});
   app.get("/workers", async (c) => {
-    const lKey = `leases:${JSON.stringify(leasesOptions)}`;
     const [workers, leases] = await Promise.all([
-      loadWorkers(),
-      panels.load(lKey, () => deps.cache(lKey, () => getLeases(db, leasesOptions))),
+      report("workers", workersOptions),
+      report("leases", leasesOptions),
     ]);
     return page(c, <WorkersPage view={await viewOf(c)} workers={workers} leases={leases} />);
   });

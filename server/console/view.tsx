@@ -216,6 +216,66 @@ export function TaskLink(props: { view: View; id: string }): Html {
   );
 }
 
+/** A task row's first two cells: its short id, linking to it, and its status. */
+export function TaskCells(props: { view: View; task: { id: string; status: string } }): Html {
+  return (
+    <>
+      <td>
+        <TaskLink view={props.view} id={props.task.id} />
+      </td>
+      <td>
+        <Status status={props.task.status} />
+      </td>
+    </>
+  );
+}
+
+/** A cell with a task's error on one line (the whole of it in the cell's overflow). */
+export function ErrorCell(props: { error: string | null | undefined }): Html {
+  return (
+    <td class="err">
+      <span class="line">{props.error ?? ""}</span>
+    </td>
+  );
+}
+
+/** A table's column: its heading, or the heading with the `<th>`'s class and title. */
+export type Column = string | { label: string; class?: string; title?: string };
+
+function heading(c: Column | false) {
+  if (c === false) return null;
+  if (typeof c === "string") return <th>{c}</th>;
+  // Only the attributes given: Hono writes an undefined one as a stray space.
+  if (c.title === undefined) return <th class={c.class}>{c.label}</th>;
+  return <th class={c.class} title={c.title}>{c.label}</th>;
+}
+
+/**
+ * A table in its scrolling wrapper: one heading per column (a `false` column, e.g. `act &&
+ * "Act"`, is left out), and the rows, its children. `class` adds to the wrapper's.
+ */
+export function Table(props: {
+  columns: readonly (Column | false)[];
+  class?: string;
+  /** What follows the table inside its wrapper: a note on its columns. */
+  after?: Child;
+  children: Child;
+}): Html {
+  return (
+    <div class={props.class ? `table-wrap ${props.class}` : "table-wrap"}>
+      <table>
+        <thead>
+          <tr>
+            {props.columns.map(heading)}
+          </tr>
+        </thead>
+        <tbody>{props.children}</tbody>
+      </table>
+      {props.after}
+    </div>
+  );
+}
+
 /** An error message of a failed panel (the panel keeps its last data below it). */
 function PanelError(props: { result: PanelResult<unknown>; now: Date }) {
   const { result } = props;

@@ -3,44 +3,24 @@ import type { Html } from "../view.tsx";
 import type { Child } from "hono/jsx";
 import type { RefusedTransition } from "../../../lib/ops/task_transitions.ts";
 import type { Task } from "../../../lib/table/contract.ts";
-import { Count, Page, Status, TaskLink, Time, type View } from "../view.tsx";
+import { Count, ErrorCell, Page, Table, TaskCells, Time, type View } from "../view.tsx";
 
 function SmallTaskTable(props: { view: View; tasks: readonly Task[] }) {
   const { view, tasks } = props;
   if (tasks.length === 0) return null;
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Task</th>
-            <th>Status</th>
-            <th>Type</th>
-            <th>Updated</th>
-            <th>Error</th>
-          </tr>
-        </thead>
-        <tbody>
-          {tasks.map((t) => (
-            <tr>
-              <td>
-                <TaskLink view={view} id={t.id} />
-              </td>
-              <td>
-                <Status status={t.status} />
-              </td>
-              <td class="wrap">{t.type}</td>
-              <td>
-                <Time at={t.updated_at} now={view.now} />
-              </td>
-              <td class="err">
-                <span class="line">{t.error ?? ""}</span>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table columns={["Task", "Status", "Type", "Updated", "Error"]}>
+      {tasks.map((t) => (
+        <tr>
+          <TaskCells view={view} task={t} />
+          <td class="wrap">{t.type}</td>
+          <td>
+            <Time at={t.updated_at} now={view.now} />
+          </td>
+          <ErrorCell error={t.error} />
+        </tr>
+      ))}
+    </Table>
   );
 }
 

@@ -12,6 +12,7 @@ import {
   Page,
   Panel,
   percent,
+  Table,
   TaskLink,
   Time,
   type View,
@@ -61,70 +62,64 @@ function Groups(props: { view: View; f: FailureGroups }) {
             "counts marked ≈ are scaled to the total)"
           : ""}
       </p>
-      <div class="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th class="num">Failures</th>
-              <th class="num hide-sm">Share</th>
-              <th>Type and error</th>
-              <th>Trend</th>
-              <th class="hide-sm">Last seen</th>
-              <th class="hide-sm">Tasks</th>
-              {view.allowWrite && <th>Act</th>}
-            </tr>
-          </thead>
-          <tbody>
-            {f.groups.map((g) => (
-              <tr>
-                <td class="num">
-                  <Count n={f.sampled ? g.estimated_total : g.count} estimated={f.sampled} />
-                </td>
-                <td class="num hide-sm">{percent(g.share)}</td>
-                <td class="wrap">
-                  <div>
-                    <a href={href(view, "/tasks", { type: g.type, status: "failed" })}>{g.type}</a>
-                    {" "}
-                    <span class="muted small mono">{g.id}</span>
-                  </div>
-                  <div class="err-text">{g.fingerprint}</div>
-                  {g.example_error !== null && g.example_error !== g.fingerprint && (
-                    <details>
-                      <summary class="small muted">Newest error in full</summary>
-                      <pre class="error-text">{g.example_error}</pre>
-                    </details>
-                  )}
-                  <div class="small muted">
-                    {g.domains.map((d) => `${d.domain ?? "(no domain)"} ${d.count}`).join(" · ")}
-                    {" · attempts "}
-                    {g.attempts.min === g.attempts.max
-                      ? g.attempts.min
-                      : `${g.attempts.min}–${g.attempts.max}`}
-                  </div>
-                </td>
-                <td>
-                  <Trend g={g} />
-                </td>
-                <td class="hide-sm">
-                  <Time at={g.last_seen} now={view.now} />
-                </td>
-                <td class="hide-sm">
-                  {g.sample_ids.slice(0, 3).map((id) => (
-                    <div>
-                      <TaskLink view={view} id={id} />
-                    </div>
-                  ))}
-                </td>
-                {view.allowWrite && (
-                  <td>
-                    <GroupActions view={view} g={g} />
-                  </td>
-                )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        columns={[
+          { label: "Failures", class: "num" },
+          { label: "Share", class: "num hide-sm" },
+          "Type and error",
+          "Trend",
+          { label: "Last seen", class: "hide-sm" },
+          { label: "Tasks", class: "hide-sm" },
+          view.allowWrite && "Act",
+        ]}
+      >
+        {f.groups.map((g) => (
+          <tr>
+            <td class="num">
+              <Count n={f.sampled ? g.estimated_total : g.count} estimated={f.sampled} />
+            </td>
+            <td class="num hide-sm">{percent(g.share)}</td>
+            <td class="wrap">
+              <div>
+                <a href={href(view, "/tasks", { type: g.type, status: "failed" })}>{g.type}</a>{" "}
+                <span class="muted small mono">{g.id}</span>
+              </div>
+              <div class="err-text">{g.fingerprint}</div>
+              {g.example_error !== null && g.example_error !== g.fingerprint && (
+                <details>
+                  <summary class="small muted">Newest error in full</summary>
+                  <pre class="error-text">{g.example_error}</pre>
+                </details>
+              )}
+              <div class="small muted">
+                {g.domains.map((d) => `${d.domain ?? "(no domain)"} ${d.count}`).join(" · ")}
+                {" · attempts "}
+                {g.attempts.min === g.attempts.max
+                  ? g.attempts.min
+                  : `${g.attempts.min}–${g.attempts.max}`}
+              </div>
+            </td>
+            <td>
+              <Trend g={g} />
+            </td>
+            <td class="hide-sm">
+              <Time at={g.last_seen} now={view.now} />
+            </td>
+            <td class="hide-sm">
+              {g.sample_ids.slice(0, 3).map((id) => (
+                <div>
+                  <TaskLink view={view} id={id} />
+                </div>
+              ))}
+            </td>
+            {view.allowWrite && (
+              <td>
+                <GroupActions view={view} g={g} />
+              </td>
+            )}
+          </tr>
+        ))}
+      </Table>
     </>
   );
 }
@@ -179,61 +174,56 @@ function Workers(props: { view: View; w: WorkerList }) {
     );
   }
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Worker</th>
-            <th>State</th>
-            <th class="num">Running</th>
-            <th class="num">Expired</th>
-            <th>Last seen</th>
-            <th class="hide-sm">Host / pid</th>
-            <th class="hide-sm">Started</th>
-            <th class="hide-sm num">Done / failed</th>
-            <th class="hide-sm">Types</th>
-          </tr>
-        </thead>
-        <tbody>
-          {w.workers.map((x) => (
-            <tr>
-              <td class="wrap mono">{x.name}</td>
-              <td>
-                {x.silent
-                  ? <span class="tag tag-bad">silent</span>
-                  : <span class="tag tag-ok">live</span>}{" "}
-                {!x.registered && (
-                  <span class="tag" title="Not in the worker registry">unregistered</span>
-                )}
-              </td>
-              <td class="num">{x.running}</td>
-              <td class="num">
-                {x.expired_leases > 0 ? <span class="tag tag-bad">{x.expired_leases}</span> : 0}
-              </td>
-              <td>
-                <Time at={x.last_seen_at} now={view.now} />
-              </td>
-              <td class="hide-sm wrap mono">
-                {x.host ?? "—"}
-                {x.pid !== null ? ` / ${x.pid}` : ""}
-              </td>
-              <td class="hide-sm">
-                <Time at={x.started_at} now={view.now} />
-              </td>
-              <td class="hide-sm num">
-                {x.counts ? `${x.counts.completed} / ${x.counts.failed}` : "—"}
-              </td>
-              <td class="hide-sm wrap small">{x.types?.join(", ") ?? "every type"}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {w.hidden > 0 && (
+    <Table
+      after={w.hidden > 0 && (
         <p class="small muted">
           {w.hidden} registered workers silent for more than a day are not shown
         </p>
       )}
-    </div>
+      columns={[
+        "Worker",
+        "State",
+        { label: "Running", class: "num" },
+        { label: "Expired", class: "num" },
+        "Last seen",
+        { label: "Host / pid", class: "hide-sm" },
+        { label: "Started", class: "hide-sm" },
+        { label: "Done / failed", class: "hide-sm num" },
+        { label: "Types", class: "hide-sm" },
+      ]}
+    >
+      {w.workers.map((x) => (
+        <tr>
+          <td class="wrap mono">{x.name}</td>
+          <td>
+            {x.silent
+              ? <span class="tag tag-bad">silent</span>
+              : <span class="tag tag-ok">live</span>}{" "}
+            {!x.registered && (
+              <span class="tag" title="Not in the worker registry">unregistered</span>
+            )}
+          </td>
+          <td class="num">{x.running}</td>
+          <td class="num">
+            {x.expired_leases > 0 ? <span class="tag tag-bad">{x.expired_leases}</span> : 0}
+          </td>
+          <td>
+            <Time at={x.last_seen_at} now={view.now} />
+          </td>
+          <td class="hide-sm wrap mono">
+            {x.host ?? "—"}
+            {x.pid !== null ? ` / ${x.pid}` : ""}
+          </td>
+          <td class="hide-sm">
+            <Time at={x.started_at} now={view.now} />
+          </td>
+          <td class="hide-sm num">
+            {x.counts ? `${x.counts.completed} / ${x.counts.failed}` : "—"}
+          </td>
+          <td class="hide-sm wrap small">{x.types?.join(", ") ?? "every type"}</td>
+        </tr>
+      ))}
+    </Table>
   );
 }
 
@@ -255,78 +245,59 @@ function Leases(props: { view: View; l: LeaseReport }) {
         {l.thresholds.max_attempts}); a running dispatcher's reaper does the same on its own.
       </p>
       {l.owners.length > 0 && (
-        <div class="table-wrap mb">
-          <table>
-            <thead>
-              <tr>
-                <th>Owner</th>
-                <th class="num">Stuck</th>
-                <th class="num">Expired</th>
-                <th class="num">Running</th>
-                <th>Last heard</th>
-              </tr>
-            </thead>
-            <tbody>
-              {l.owners.map((o) => (
-                <tr>
-                  <td class="wrap mono">{o.owner ?? "(no owner)"}</td>
-                  <td class="num">{o.stuck}</td>
-                  <td class="num">{o.expired}</td>
-                  <td class="num">{o.running}</td>
-                  <td>
-                    <Time at={o.last_heard_at} now={view.now} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          class="mb"
+          columns={["Owner", { label: "Stuck", class: "num" }, { label: "Expired", class: "num" }, {
+            label: "Running",
+            class: "num",
+          }, "Last heard"]}
+        >
+          {l.owners.map((o) => (
+            <tr>
+              <td class="wrap mono">{o.owner ?? "(no owner)"}</td>
+              <td class="num">{o.stuck}</td>
+              <td class="num">{o.expired}</td>
+              <td class="num">{o.running}</td>
+              <td>
+                <Time at={o.last_heard_at} now={view.now} />
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
-      {l.tasks.length === 0
-        ? <p class="empty">No running task looks stuck</p>
-        : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th>Task</th>
-                  <th>Why</th>
-                  <th class="hide-sm">Type</th>
-                  <th>Owner</th>
-                  <th>Lease</th>
-                  <th class="hide-sm">Heartbeat</th>
-                  <th>requeue-stale</th>
-                </tr>
-              </thead>
-              <tbody>
-                {l.tasks.map((t) => (
-                  <tr>
-                    <td>
-                      <TaskLink view={view} id={t.id} />
-                    </td>
-                    <td>
-                      <span class="tag tag-bad">{STATE_TEXT[t.state] ?? t.state}</span>
-                    </td>
-                    <td class="hide-sm wrap">{t.type}</td>
-                    <td class="wrap mono">{t.owner ?? "—"}</td>
-                    <td>
-                      <Time at={t.lease_expires_at} now={view.now} />
-                    </td>
-                    <td class="hide-sm">
-                      <Time at={t.last_heartbeat} now={view.now} />
-                    </td>
-                    <td>{t.requeue ?? <span class="muted">not yet</span>}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {l.total > l.tasks.length && (
-              <p class="small muted">
-                {l.tasks.length} of {l.total} shown
-              </p>
-            )}
-          </div>
-        )}
+      {l.tasks.length === 0 ? <p class="empty">No running task looks stuck</p> : (
+        <Table
+          after={l.total > l.tasks.length && (
+            <p class="small muted">
+              {l.tasks.length} of {l.total} shown
+            </p>
+          )}
+          columns={["Task", "Why", { label: "Type", class: "hide-sm" }, "Owner", "Lease", {
+            label: "Heartbeat",
+            class: "hide-sm",
+          }, "requeue-stale"]}
+        >
+          {l.tasks.map((t) => (
+            <tr>
+              <td>
+                <TaskLink view={view} id={t.id} />
+              </td>
+              <td>
+                <span class="tag tag-bad">{STATE_TEXT[t.state] ?? t.state}</span>
+              </td>
+              <td class="hide-sm wrap">{t.type}</td>
+              <td class="wrap mono">{t.owner ?? "—"}</td>
+              <td>
+                <Time at={t.lease_expires_at} now={view.now} />
+              </td>
+              <td class="hide-sm">
+                <Time at={t.last_heartbeat} now={view.now} />
+              </td>
+              <td>{t.requeue ?? <span class="muted">not yet</span>}</td>
+            </tr>
+          ))}
+        </Table>
+      )}
     </>
   );
 }

@@ -12,13 +12,15 @@ import { mayOffer, PausedList } from "./pauses.tsx";
 import {
   Count,
   duration,
+  ErrorCell,
   href,
   type Html,
   LiveBar,
   Page,
   Panel,
   percent,
-  Status,
+  Table,
+  TaskCells,
   TaskLink,
   Time,
   type View,
@@ -118,80 +120,75 @@ function TypeTable(
   if (types.length === 0) return <p class="empty">Nothing queued, running or finished lately</p>;
   const queue = new Map(o.queue.map((q) => [q.type, q]));
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Type</th>
-            <th class="num">Ready</th>
-            <th class="num">Queued</th>
-            <th class="num">Running</th>
-            <th class="num">Retry</th>
-            <th class="num">Lag</th>
-            <th class="num" title="Failed for good in the latency window">Failed</th>
-            <th class="num hide-sm">p95 run</th>
-            <th class="num hide-sm">p95 wait</th>
-            {act && <th>Act</th>}
-          </tr>
-        </thead>
-        <tbody>
-          {types.map((type) => {
-            const q = queue.get(type);
-            const l = lat.get(type);
-            return (
-              <tr>
-                <td class="wrap">
-                  <a href={href(view, "/tasks", { type })}>{type}</a>{" "}
-                  <PausedTag pauses={pausesOf(type)} />
-                </td>
-                <td class="num">{q ? <Count n={q.ready} /> : 0}</td>
-                <td class="num">{q ? <Count n={q.queued} /> : 0}</td>
-                <td class="num">{q ? <Count n={q.running} /> : 0}</td>
-                <td class="num">{q ? <Count n={q.retry} /> : 0}</td>
-                <td class="num">
-                  <span class={q?.lag_seconds && q.lag_seconds > 300 ? "tag tag-warn" : ""}>
-                    {duration(q?.lag_seconds)}
-                  </span>
-                </td>
-                <td class="num">
-                  {l && l.failed > 0
-                    ? (
-                      <a class="err-text" href={href(view, "/tasks", { type, status: "failed" })}>
-                        {l.failed}
-                      </a>
-                    )
-                    : 0}
-                </td>
-                <td class="num hide-sm">{duration(l?.run_seconds.p95)}</td>
-                <td class="num hide-sm">{duration(l?.wait_seconds.p95)}</td>
-                {act && (
-                  <td>
-                    {pausesOf(type).some((p) => p.domain === null)
-                      ? (
-                        <a class="btn btn-small" href={href(view, "/resume", { type })}>
-                          Resume…
-                        </a>
-                      )
-                      : (
-                        <a class="btn btn-small" href={href(view, "/pause", { type })}>
-                          Pause…
-                        </a>
-                      )}
-                  </td>
-                )}
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-      {props.latency && (
+    <Table
+      after={props.latency && (
         <p class="small muted">
           Failed and percentiles: tasks that finished in the last{" "}
           {duration(props.latency.window_seconds)}
           {props.latency.sampled ? ` (the newest ${props.latency.sample_limit})` : ""}.
         </p>
       )}
-    </div>
+      columns={[
+        "Type",
+        { label: "Ready", class: "num" },
+        { label: "Queued", class: "num" },
+        { label: "Running", class: "num" },
+        { label: "Retry", class: "num" },
+        { label: "Lag", class: "num" },
+        { label: "Failed", class: "num", title: "Failed for good in the latency window" },
+        { label: "p95 run", class: "num hide-sm" },
+        { label: "p95 wait", class: "num hide-sm" },
+        act && "Act",
+      ]}
+    >
+      {types.map((type) => {
+        const q = queue.get(type);
+        const l = lat.get(type);
+        return (
+          <tr>
+            <td class="wrap">
+              <a href={href(view, "/tasks", { type })}>{type}</a>{" "}
+              <PausedTag pauses={pausesOf(type)} />
+            </td>
+            <td class="num">{q ? <Count n={q.ready} /> : 0}</td>
+            <td class="num">{q ? <Count n={q.queued} /> : 0}</td>
+            <td class="num">{q ? <Count n={q.running} /> : 0}</td>
+            <td class="num">{q ? <Count n={q.retry} /> : 0}</td>
+            <td class="num">
+              <span class={q?.lag_seconds && q.lag_seconds > 300 ? "tag tag-warn" : ""}>
+                {duration(q?.lag_seconds)}
+              </span>
+            </td>
+            <td class="num">
+              {l && l.failed > 0
+                ? (
+                  <a class="err-text" href={href(view, "/tasks", { type, status: "failed" })}>
+                    {l.failed}
+                  </a>
+                )
+                : 0}
+            </td>
+            <td class="num hide-sm">{duration(l?.run_seconds.p95)}</td>
+            <td class="num hide-sm">{duration(l?.wait_seconds.p95)}</td>
+            {act && (
+              <td>
+                {pausesOf(type).some((p) => p.domain === null)
+                  ? (
+                    <a class="btn btn-small" href={href(view, "/resume", { type })}>
+                      Resume…
+                    </a>
+                  )
+                  : (
+                    <a class="btn btn-small" href={href(view, "/pause", { type })}>
+                      Pause…
+                    </a>
+                  )}
+              </td>
+            )}
+          </tr>
+        );
+      })}
+    </Table>
   );
 }
 
@@ -341,30 +338,18 @@ function LongRunning(props: { view: View; s: TaskStatistics }) {
     );
   }
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Task</th>
-            <th>Type</th>
-            <th>Worker</th>
-            <th class="num">Running for</th>
-          </tr>
-        </thead>
-        <tbody>
-          {s.long_running.map((t) => (
-            <tr>
-              <td>
-                <TaskLink view={view} id={t.id} />
-              </td>
-              <td class="wrap">{t.type}</td>
-              <td class="wrap mono">{t.locked_by ?? "—"}</td>
-              <td class="num">{duration(t.running_seconds)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table columns={["Task", "Type", "Worker", { label: "Running for", class: "num" }]}>
+      {s.long_running.map((t) => (
+        <tr>
+          <td>
+            <TaskLink view={view} id={t.id} />
+          </td>
+          <td class="wrap">{t.type}</td>
+          <td class="wrap mono">{t.locked_by ?? "—"}</td>
+          <td class="num">{duration(t.running_seconds)}</td>
+        </tr>
+      ))}
+    </Table>
   );
 }
 
@@ -374,34 +359,15 @@ function HighAttempts(props: { view: View; s: TaskStatistics }) {
     return <p class="empty">No task has {s.options.high_attempts} or more attempts</p>;
   }
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Task</th>
-            <th>Status</th>
-            <th class="num">Attempts</th>
-            <th>Error</th>
-          </tr>
-        </thead>
-        <tbody>
-          {s.high_attempts.map((t) => (
-            <tr>
-              <td>
-                <TaskLink view={view} id={t.id} />
-              </td>
-              <td>
-                <Status status={t.status} />
-              </td>
-              <td class="num">{t.attempts}</td>
-              <td class="err">
-                <span class="line">{t.error ?? ""}</span>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table columns={["Task", "Status", { label: "Attempts", class: "num" }, "Error"]}>
+      {s.high_attempts.map((t) => (
+        <tr>
+          <TaskCells view={view} task={t} />
+          <td class="num">{t.attempts}</td>
+          <ErrorCell error={t.error} />
+        </tr>
+      ))}
+    </Table>
   );
 }
 

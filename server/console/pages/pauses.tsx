@@ -3,7 +3,7 @@
  * which says how many tasks wait, and their result).
  */
 import type { QueuePause } from "../../../lib/ops/queue_pauses.ts";
-import { Count, href, type Html, Page, Time, type View } from "../view.tsx";
+import { Count, href, type Html, Page, Table, Time, type View } from "../view.tsx";
 
 /** `graph_embed` or `graph_embed (domain user_1)`. */
 export function scope(p: { type: string; domain?: string | null }): string {
@@ -39,53 +39,50 @@ export function PausedList(props: { view: View; paused: readonly QueuePause[] })
     );
   }
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Type</th>
-            <th>Domain</th>
-            <th class="num">Waiting</th>
-            <th>Paused by</th>
-            <th>Since</th>
-            <th>Reason</th>
-            {act && <th>Act</th>}
-          </tr>
-        </thead>
-        <tbody>
-          {paused.map((p) => (
-            <tr>
-              <td class="wrap">
-                <a href={href(view, "/tasks", { type: p.type, domain: p.domain })}>{p.type}</a>
-              </td>
-              <td class="wrap">{p.domain ?? <span class="muted">every domain</span>}</td>
-              <td class="num">
-                <Waiting p={p} />
-              </td>
-              <td class="wrap mono">{p.paused_by}</td>
-              <td>
-                <Time at={p.paused_at} now={view.now} />
-              </td>
-              <td class="wrap">{p.reason ?? <span class="muted">none given</span>}</td>
-              {act && (
-                <td>
-                  <a
-                    class="btn btn-small"
-                    href={href(view, "/resume", { type: p.type, domain: p.domain })}
-                  >
-                    Resume…
-                  </a>
-                </td>
-              )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <p class="small muted">
-        No seedtask dispatcher claims a paused type's tasks; they wait, and are left out of the
-        ready count and lag above.
-      </p>
-    </div>
+    <Table
+      after={
+        <p class="small muted">
+          No seedtask dispatcher claims a paused type's tasks; they wait, and are left out of the
+          ready count and lag above.
+        </p>
+      }
+      columns={[
+        "Type",
+        "Domain",
+        { label: "Waiting", class: "num" },
+        "Paused by",
+        "Since",
+        "Reason",
+        act && "Act",
+      ]}
+    >
+      {paused.map((p) => (
+        <tr>
+          <td class="wrap">
+            <a href={href(view, "/tasks", { type: p.type, domain: p.domain })}>{p.type}</a>
+          </td>
+          <td class="wrap">{p.domain ?? <span class="muted">every domain</span>}</td>
+          <td class="num">
+            <Waiting p={p} />
+          </td>
+          <td class="wrap mono">{p.paused_by}</td>
+          <td>
+            <Time at={p.paused_at} now={view.now} />
+          </td>
+          <td class="wrap">{p.reason ?? <span class="muted">none given</span>}</td>
+          {act && (
+            <td>
+              <a
+                class="btn btn-small"
+                href={href(view, "/resume", { type: p.type, domain: p.domain })}
+              >
+                Resume…
+              </a>
+            </td>
+          )}
+        </tr>
+      ))}
+    </Table>
   );
 }
 

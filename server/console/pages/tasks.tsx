@@ -3,7 +3,18 @@ import type { Html } from "../view.tsx";
 import type { Task } from "../../../lib/table/contract.ts";
 import { TASK_STATUSES } from "../../../lib/table/contract.ts";
 import type { PanelResult } from "../panels.ts";
-import { Count, href, LiveBar, Page, Panel, Status, TaskLink, Time, type View } from "../view.tsx";
+import {
+  Count,
+  ErrorCell,
+  href,
+  LiveBar,
+  Page,
+  Panel,
+  Table,
+  TaskCells,
+  Time,
+  type View,
+} from "../view.tsx";
 
 /** The filter as the page's query string spells it (what the form shows). */
 export interface TaskQuery {
@@ -103,54 +114,38 @@ function TaskTable(props: { view: View; items: Task[] }) {
   const { view, items } = props;
   if (items.length === 0) return <p class="empty">No task matches</p>;
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Task</th>
-            <th>Status</th>
-            <th>Type</th>
-            <th class="hide-sm">Domain</th>
-            <th class="num">Att.</th>
-            <th>Updated</th>
-            <th class="hide-sm">Created</th>
-            <th>Error / description</th>
-          </tr>
-        </thead>
-        <tbody>
-          {items.map((t) => (
-            <tr>
-              <td>
-                <TaskLink view={view} id={t.id} />
-              </td>
-              <td>
-                <Status status={t.status} />
-              </td>
-              <td class="wrap">{t.type}</td>
-              <td class="wrap hide-sm">{t.domain ?? ""}</td>
-              <td class="num">{t.attempts}</td>
-              <td>
-                <Time at={t.updated_at} now={view.now} />
-              </td>
-              <td class="hide-sm">
-                <Time at={t.created_at} now={view.now} />
-              </td>
-              {t.error
-                ? (
-                  <td class="err">
-                    <span class="line">{t.error}</span>
-                  </td>
-                )
-                : (
-                  <td class="wrap muted">
-                    <span class="line">{t.description ?? ""}</span>
-                  </td>
-                )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table
+      columns={[
+        "Task",
+        "Status",
+        "Type",
+        { label: "Domain", class: "hide-sm" },
+        { label: "Att.", class: "num" },
+        "Updated",
+        { label: "Created", class: "hide-sm" },
+        "Error / description",
+      ]}
+    >
+      {items.map((t) => (
+        <tr>
+          <TaskCells view={view} task={t} />
+          <td class="wrap">{t.type}</td>
+          <td class="wrap hide-sm">{t.domain ?? ""}</td>
+          <td class="num">{t.attempts}</td>
+          <td>
+            <Time at={t.updated_at} now={view.now} />
+          </td>
+          <td class="hide-sm">
+            <Time at={t.created_at} now={view.now} />
+          </td>
+          {t.error ? <ErrorCell error={t.error} /> : (
+            <td class="wrap muted">
+              <span class="line">{t.description ?? ""}</span>
+            </td>
+          )}
+        </tr>
+      ))}
+    </Table>
   );
 }
 
