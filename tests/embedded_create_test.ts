@@ -12,8 +12,14 @@ import { tempDir, tree } from "./embedded_dirs.ts";
 Deno.test("demo --dir and migrate --embedded create their relative DIR, from another directory (no asset read relative to the cwd)", async () => {
   const cwd = await tempDir();
   try {
-    // (the demo in memory, its default, is console_test.ts's demo --serve)
-    const demo = await runCli(["demo", "--tasks", "12", "--dir", "demo"], { cwd });
+    // An empty directory is one migrate may create the database in.
+    await Deno.mkdir(`${cwd}/data`);
+    // Two processes at once (two initdbs, the demo's dispatch waits on its retries' backoff).
+    // (The demo in memory, its default, is console_test.ts's demo --serve.)
+    const [demo, migrate] = await Promise.all([
+      runCli(["demo", "--tasks", "12", "--dir", "demo"], { cwd }),
+      runCli(["migrate", "--embedded", "data"], { cwd }),
+    ]);
     assert.equal(demo.code, 0, demo.stderr);
     const out = demo.stdout;
     assert.match(out, /^Embedded PostgreSQL \(PGlite\) in demo\n/);
@@ -43,9 +49,6 @@ Deno.test("demo --dir and migrate --embedded create their relative DIR, from ano
     assert.equal(demo.stderr, "");
     assert.ok((await Deno.stat(`${cwd}/demo/PG_VERSION`)).isFile, "demo created its DIR");
 
-    // An empty directory is one migrate may create the database in.
-    await Deno.mkdir(`${cwd}/data`);
-    const migrate = await runCli(["migrate", "--embedded", "data"], { cwd });
     assert.equal(migrate.code, 0, migrate.stderr);
     assert.ok((await Deno.stat(`${cwd}/data/PG_VERSION`)).isFile, "relative DIR is the cwd's");
     const entries = [];

@@ -25,18 +25,25 @@ let template: Promise<string> | undefined;
  * `copyOfDatabase.cleanUp` removes that original (`Deno.test.afterAll`).
  */
 export async function copyOfDatabase(dir: string): Promise<void> {
+  const source = await copyOfDatabase.prepare();
+  const cp = await new Deno.Command("cp", { args: ["-a", source, dir] }).output();
+  if (!cp.success) {
+    throw new Error(`cp -a ${source} ${dir}: ${new TextDecoder().decode(cp.stderr)}`);
+  }
+}
+
+/** Starts making the database {@link copyOfDatabase} copies (once); its directory. */
+copyOfDatabase.prepare = (): Promise<string> => {
   template ??= (async () => {
     const root = await tempDir();
     const r = await runMain(["--embedded", `${root}/db`, "migrate"]);
     if (r.code !== 0) throw new Error(`migrate --embedded failed: ${r.stderr}`);
     return `${root}/db`;
   })();
-  const source = await template;
-  const cp = await new Deno.Command("cp", { args: ["-a", source, dir] }).output();
-  if (!cp.success) {
-    throw new Error(`cp -a ${source} ${dir}: ${new TextDecoder().decode(cp.stderr)}`);
-  }
-}
+  // a failure is reported by the test that awaits it, not as an unhandled rejection
+  template.catch(() => {});
+  return template;
+};
 
 copyOfDatabase.cleanUp = async (): Promise<void> => {
   if (!template) return;

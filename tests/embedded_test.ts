@@ -8,6 +8,8 @@ import { spawnCli, within } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 import { copyOfDatabase, tempDir, tree } from "./embedded_dirs.ts";
 
+// The database the corrupt and permission tests copy is made while the first test runs.
+copyOfDatabase.prepare();
 Deno.test.afterAll(copyOfDatabase.cleanUp);
 
 Deno.test("serve --embedded DIR creates the database; while it holds DIR, another process gets a clear error, not a hang", async () => {
