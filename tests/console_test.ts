@@ -545,9 +545,11 @@ Deno.test("release: a created task joins the queue after its confirmation", asyn
 });
 
 Deno.test("demo --serve says the console's URL, and the console answers there", async () => {
-  const demo = spawnCli(["demo", "--serve", "--port", "0", "--tasks", "6", "--seconds", "3"]);
+  const demo = spawnCli(["demo", "--serve", "--port", "0", "--tasks", "6", "--seconds", "1"]);
   try {
     await demo.waitFor(/Web console on the demo data: http:\/\/127\.0\.0\.1:\d+\/ui\n/, 120_000);
+    // the demo's default database: in memory, nothing on disk
+    assert.match(demo.stdout(), /^Embedded PostgreSQL \(PGlite\) in memory\n/);
     const url = /Web console on the demo data: (\S+)/.exec(demo.stdout())![1]!;
     const res = await fetch(url);
     const text = await res.text();

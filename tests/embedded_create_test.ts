@@ -1,19 +1,28 @@
 /**
  * `--embedded [DIR]`: which commands create a database, and the demo (each creates one: PGlite's
- * initdb, seconds of CPU). A file of its own, so that `--parallel` runs it beside embedded_test.ts.
+ * initdb, seconds of CPU — so each creation here also carries the checks that need a database:
+ * one initdb per command that creates, no more). A file of its own, so that `--parallel` runs it
+ * beside embedded_test.ts (which has `serve`'s creation).
  */
 import assert from "node:assert/strict";
-import { runCli, spawnCli } from "./helpers.ts";
+import { runCli } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 import { tempDir, tree } from "./embedded_dirs.ts";
 
-Deno.test("demo and migrate --embedded work from another directory (no asset read relative to the cwd)", async () => {
+Deno.test("demo --dir and migrate --embedded create their relative DIR, from another directory (no asset read relative to the cwd)", async () => {
   const cwd = await tempDir();
   try {
-    const demo = await runCli(["demo", "--tasks", "12"], { cwd });
+    // An empty directory is one migrate may create the database in.
+    await Deno.mkdir(`${cwd}/data`);
+    // Two processes at once (two initdbs, the demo's dispatch waits on its retries' backoff).
+    // (The demo in memory, its default, is console_test.ts's demo --serve.)
+    const [demo, migrate] = await Promise.all([
+      runCli(["demo", "--tasks", "12", "--dir", "demo"], { cwd }),
+      runCli(["migrate", "--embedded", "data"], { cwd }),
+    ]);
     assert.equal(demo.code, 0, demo.stderr);
     const out = demo.stdout;
-    assert.match(out, /^Embedded PostgreSQL \(PGlite\) in memory\n/);
+    assert.match(out, /^Embedded PostgreSQL \(PGlite\) in demo\n/);
     assert.match(out, /Enqueued 12 tasks/);
     assert.match(out, /\[QueueDispatcher\] Processing task [0-9a-f]{8} \(type=graph_embed/);
     assert.match(out, /\[QueueDispatcher\] Task [0-9a-f]{8} completed successfully/);
@@ -38,19 +47,19 @@ Deno.test("demo and migrate --embedded work from another directory (no asset rea
     );
     assert.match(out, /^ {2}seedtask failures +why tasks fail/m);
     assert.equal(demo.stderr, "");
+    assert.ok((await Deno.stat(`${cwd}/demo/PG_VERSION`)).isFile, "demo created its DIR");
 
-    const migrate = await runCli(["migrate", "--embedded", "data"], { cwd });
     assert.equal(migrate.code, 0, migrate.stderr);
     assert.ok((await Deno.stat(`${cwd}/data/PG_VERSION`)).isFile, "relative DIR is the cwd's");
     const entries = [];
     for await (const e of Deno.readDir(cwd)) entries.push(e.name);
-    assert.deepEqual(entries.sort(), ["data", "data.lock"]);
+    assert.deepEqual(entries.sort(), ["data", "data.lock", "demo", "demo.lock"]);
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }
 });
 
-Deno.test("read commands on a DIR with no database exit 1 and create nothing; migrate, enqueue, serve and demo create it", async () => {
+Deno.test("read commands on a DIR with no database exit 1 and create nothing; enqueue creates it, and a DIR persists", async () => {
   const root = await tempDir();
   try {
     const missing = `${root}/nowhere/db`;
@@ -98,36 +107,41 @@ Deno.test("read commands on a DIR with no database exit 1 and create nothing; mi
     }
     assert.deepEqual(await tree(root), ["empty"]);
 
-    // the four commands that may create a database do
-    const fresh = await runMain(["--embedded", `${root}/e/db`, "enqueue", "--type", "graph_embed"]);
+    // the four commands that may create a database do: demo and migrate into an empty
+    // directory (the test above), serve (embedded_test.ts), and enqueue
+    const dir = `${root}/e/db`;
+    const fresh = await runMain(["--embedded", dir, "enqueue", "--type", "graph_embed"]);
     assert.equal(fresh.code, 1, "the new database has no table yet");
     assert.match(fresh.stderr, /table "tasks" does not exist .* run `seedtask migrate`/);
-    assert.ok((await Deno.stat(`${root}/e/db/PG_VERSION`)).isFile, "enqueue created it");
-    assert.equal((await runMain(["--embedded", `${root}/e/db`, "migrate"])).code, 0);
-    const enq = await runMain(["--embedded", `${root}/e/db`, "enqueue", "--type", "graph_embed"]);
-    assert.equal(enq.code, 0, enq.stderr);
-    const list = await runMain(["--embedded", `${root}/e/db`, "list", "--json"]);
-    assert.equal(list.code, 0, list.stderr);
-    assert.deepEqual(JSON.parse(list.stdout).items.map((t: { id: string }) => t.id), [
-      enq.stdout.trim(),
-    ]);
+    assert.ok((await Deno.stat(`${dir}/PG_VERSION`)).isFile, "enqueue created it");
 
-    const migrate = await runMain(["--embedded", `${root}/empty`, "migrate"]);
+    // --embedded DIR persists: each process sees what the one before wrote
+    const migrate = await runMain(["--embedded", dir, "migrate"]);
     assert.equal(migrate.code, 0, migrate.stderr);
-    assert.ok((await Deno.stat(`${root}/empty/PG_VERSION`)).isFile);
-
-    const serve = spawnCli(["--embedded", `${root}/s/db`, "serve", "--port", "0"]);
-    try {
-      await serve.waitFor(/listening on/);
-    } finally {
-      serve.child.kill("SIGTERM");
-      await serve.exit();
-    }
-    assert.ok((await Deno.stat(`${root}/s/db/PG_VERSION`)).isFile);
-
-    const demo = await runMain(["demo", "--dir", `${root}/d/db`, "--tasks", "3", "--seconds", "2"]);
-    assert.equal(demo.code, 0, demo.stderr);
-    assert.ok((await Deno.stat(`${root}/d/db/PG_VERSION`)).isFile);
+    assert.match(migrate.stdout, /applied: create table tasks/);
+    assert.match(migrate.stdout, new RegExp(`tasks on embedded database ${dir} is up to date`));
+    const enq = await runMain([
+      "enqueue",
+      "--embedded",
+      dir,
+      "--type",
+      "graph_embed",
+      "--params",
+      '{"g": 1}',
+    ]);
+    assert.equal(enq.code, 0, enq.stderr);
+    const id = enq.stdout.trim();
+    const list = await runMain(["--embedded", dir, "list", "--json"]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(JSON.parse(list.stdout).items.map((t: { id: string }) => t.id), [id]);
+    // the environment variable selects the same database
+    const viaEnv = await runMain(["list", "--json"], { env: { SEEDTASK_EMBEDDED: dir } });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    const doc = JSON.parse(viaEnv.stdout);
+    assert.deepEqual(doc.items.map((t: { id: string }) => t.id), [id]);
+    assert.deepEqual(doc.items[0].params, { g: 1 });
+    const again = await runMain(["--embedded", dir, "migrate"]);
+    assert.match(again.stdout, /is up to date: nothing to do/);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

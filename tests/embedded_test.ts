@@ -1,42 +1,18 @@
-/** `--embedded [DIR]` and `seedtask demo`: PGlite behind a loopback socket, no server needed. */
+/**
+ * `--embedded [DIR]`: PGlite behind a loopback socket, no server needed — a directory held by
+ * another process, and the directories that cannot hold a database. (Which commands create one,
+ * the demo, and a directory persisting are in embedded_create_test.ts.)
+ */
 import assert from "node:assert/strict";
 import { spawnCli, within } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
-import { tempDir, tree } from "./embedded_dirs.ts";
+import { copyOfDatabase, tempDir, tree } from "./embedded_dirs.ts";
 
-Deno.test("--embedded DIR persists: a second process sees what the first wrote", async () => {
-  const root = await tempDir();
-  const dir = `${root}/data`;
-  try {
-    const migrate = await runMain(["--embedded", dir, "migrate"]);
-    assert.equal(migrate.code, 0, migrate.stderr);
-    assert.match(migrate.stdout, /applied: create table tasks/);
-    assert.match(migrate.stdout, new RegExp(`tasks on embedded database ${dir} is up to date`));
-    const enq = await runMain([
-      "enqueue",
-      "--embedded",
-      dir,
-      "--type",
-      "graph_embed",
-      "--params",
-      '{"g": 1}',
-    ]);
-    assert.equal(enq.code, 0, enq.stderr);
-    const id = enq.stdout.trim();
-    // the environment variable selects the same database
-    const list = await runMain(["list", "--json"], { env: { SEEDTASK_EMBEDDED: dir } });
-    assert.equal(list.code, 0, list.stderr);
-    const doc = JSON.parse(list.stdout);
-    assert.deepEqual(doc.items.map((t: { id: string }) => t.id), [id]);
-    assert.deepEqual(doc.items[0].params, { g: 1 });
-    const again = await runMain(["--embedded", dir, "migrate"]);
-    assert.match(again.stdout, /is up to date: nothing to do/);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-});
+// The database the corrupt and permission tests copy is made while the first test runs.
+copyOfDatabase.prepare();
+Deno.test.afterAll(copyOfDatabase.cleanUp);
 
-Deno.test("a directory held by another process is a clear error, not a hang", async () => {
+Deno.test("serve --embedded DIR creates the database; while it holds DIR, another process gets a clear error, not a hang", async () => {
   const root = await tempDir();
   const dir = `${root}/data`;
   const holder = spawnCli(["--embedded", dir, "serve", "--port", "0"]);
@@ -54,6 +30,7 @@ Deno.test("a directory held by another process is a clear error, not a hang", as
     holder.child.kill("SIGTERM");
     await holder.exit();
   }
+  assert.ok((await Deno.stat(`${dir}/PG_VERSION`)).isFile, "serve created it");
   // once the holder is gone the directory opens again
   const after = await runMain(["--embedded", dir, "migrate", "--dry-run"]);
   assert.equal(after.code, 0, after.stderr);
@@ -78,7 +55,7 @@ Deno.test("a directory that is not a database, or a corrupt one, is refused with
     );
 
     const db = `${root}/db`;
-    assert.equal((await runMain(["--embedded", db, "migrate"])).code, 0);
+    await copyOfDatabase(db);
     await Deno.writeTextFile(`${db}/PG_VERSION`, "garbage\n");
     const corrupt = await runMain(["--embedded", db, "list"]);
     assert.equal(corrupt.code, 1);
@@ -155,7 +132,7 @@ Deno.test("a permission problem gets a hint about permissions, not 'move it away
   try {
     // a database the user may read but not write (PostgreSQL needs to write its lock file)
     const db = `${root}/db`;
-    assert.equal((await runMain(["--embedded", db, "migrate"])).code, 0);
+    await copyOfDatabase(db);
     await new Deno.Command("chmod", { args: ["-R", "a-w", db] }).output();
     const ro = await runCliWithoutOverride(["--embedded", db, "list"]);
     assert.equal(ro.code, 1, ro.stderr);
