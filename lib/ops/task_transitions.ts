@@ -166,24 +166,17 @@ async function transitionIds(
   const guardCond = where ? filterCondition(db, t, where) : undefined;
   const ids = await resolveTaskIds(db, args);
   return await guard(db, async () => {
-    const { hasLease } = await getTableInfo(db);
     const sql = db.sql;
     const table = sql(db.table);
     // One guarded statement: only rows still in an allowed state change, so a concurrent
     // actor (a dispatcher finishing the task) can never be overwritten.
-    const changed = await sql<Task[]>`
-      with changed as (
-        update ${table} set ${t.set(db, hasLease)}
-        where id = any(${ids}::uuid[]) and status in ${sql(t.from as string[])}${
-      guardCond ? sql` and ${guardCond}` : sql``
-    }
-        returning *
-      )
-      select changed.*${
-      t.notify
-        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from changed) as "__notified"`
-        : sql``
-    } from changed`;
+    const changed = await applyTransition(
+      db,
+      t,
+      sql`id = any(${ids}::uuid[]) and status in ${sql(t.from as string[])}${
+        guardCond ? sql` and ${guardCond}` : sql``
+      }`,
+    );
     // In the order the ids were given, as the report is read.
     const order = new Map(ids.map((id, i) => [id, i]));
     changed.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
@@ -193,7 +186,7 @@ async function transitionIds(
           select id, status from ${table} where id = any(${rest}::uuid[])`;
     const byId = new Map(current.map((r) => [r.id, r.status]));
     return {
-      changed: changed.map(({ __notified: _, ...task }) => task as Task),
+      changed,
       refused: rest.map((id) => {
         const status = byId.get(id) ?? ("deleted" as TaskStatus);
         const why = guardCond && t.from.includes(status)
@@ -242,22 +235,29 @@ async function previewFilter(db: Db, t: Transition, filter: TaskFilter): Promise
 
 async function transitionFilter(db: Db, t: Transition, filter: TaskFilter): Promise<Task[]> {
   const where = filterCondition(db, t, filter);
-  return await guard(db, async () => {
-    const { hasLease } = await getTableInfo(db);
-    const sql = db.sql;
-    const rows = await sql<Task[]>`
-      with changed as (
-        update ${sql(db.table)} set ${t.set(db, hasLease)}
-        where ${where}
-        returning *
-      )
-      select changed.*${
-      t.notify
-        ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from changed) as "__notified"`
-        : sql``
-    } from changed`;
-    return rows.map(({ __notified: _, ...task }) => task as Task);
-  });
+  return await guard(db, () => applyTransition(db, t, where));
+}
+
+/**
+ * The one statement of a transition, by ids or by filter: sets `t` on the rows `where`
+ * selects and returns them as they are now, with the NOTIFY of a transition that makes tasks
+ * claimable.
+ */
+async function applyTransition(db: Db, t: Transition, where: Fragment): Promise<Task[]> {
+  const { hasLease } = await getTableInfo(db);
+  const sql = db.sql;
+  const rows = await sql<Task[]>`
+    with changed as (
+      update ${sql(db.table)} set ${t.set(db, hasLease)}
+      where ${where}
+      returning *
+    )
+    select changed.*${
+    t.notify
+      ? sql`, (select pg_notify(${NOTIFY_CHANNEL}, min(id::text)) from changed) as "__notified"`
+      : sql``
+  } from changed`;
+  return rows.map(({ __notified: _, ...task }) => task as Task);
 }
 
 /**
