@@ -183,25 +183,17 @@ export async function listPauses(
     if (name === null) return [];
     const sql = db.sql;
     const table = sql.unsafe(name);
-    const claimable = sql.unsafe(claimablePredicate("t.status"));
-    const waiting = options.waiting
-      ? sql`, (select count(*)::int from (
-            select 1 from ${sql(db.table)} t
-            where t.type = p.type and (p.domain is null or t.domain = p.domain)
-              and ${claimable}
-            limit ${MAX_WAITING_COUNT + 1}) w) as waiting`
-      : sql``;
+    const covers = sql`t.type = p.type and (p.domain is null or t.domain = p.domain)`;
+    const waiting = options.waiting ? sql`, ${waitingCount(db, covers)} as waiting` : sql``;
     const rows = await sql<QueuePause[]>`
       select type, domain, reason, paused_by, paused_at${waiting}
       from ${table} p where table_name = ${db.tableName}
       order by paused_at, type, domain nulls first`;
-    return rows.map((r) =>
-      r.waiting === undefined ? { ...r } : {
-        ...r,
-        waiting: Math.min(r.waiting, MAX_WAITING_COUNT),
-        waiting_capped: r.waiting > MAX_WAITING_COUNT,
-      }
-    );
+    return rows.map((r) => {
+      if (r.waiting === undefined) return { ...r };
+      const { waiting, capped } = cap(r.waiting);
+      return { ...r, waiting, waiting_capped: capped };
+    });
   });
 }
 
@@ -218,15 +210,26 @@ export async function countWaiting(
 ): Promise<{ waiting: number; capped: boolean }> {
   return await guard(db, async () => {
     const sql = db.sql;
-    const claimable = sql.unsafe(claimablePredicate("t.status"));
+    const domain = target.domain === undefined ? sql`` : sql`and t.domain = ${target.domain}`;
     const [row] = await sql<{ n: number }[]>`
-      select count(*)::int as n from (
-        select 1 from ${sql(db.table)} t
-        where t.type = ${target.type}
-          ${target.domain === undefined ? sql`` : sql`and t.domain = ${target.domain}`}
-          and ${claimable}
-        limit ${MAX_WAITING_COUNT + 1}) w`;
-    const n = row!.n;
-    return { waiting: Math.min(n, MAX_WAITING_COUNT), capped: n > MAX_WAITING_COUNT };
+      select ${waitingCount(db, sql`t.type = ${target.type} ${domain}`)} as n`;
+    return cap(row!.n);
   });
+}
+
+/**
+ * The claimable tasks `t` of the table that `covers` selects, counted up to one more than
+ * {@link MAX_WAITING_COUNT} (a paused type may hold millions): a scalar subquery.
+ */
+function waitingCount(db: Db, covers: Fragment): Fragment {
+  const sql = db.sql;
+  return sql`(select count(*)::int from (
+    select 1 from ${sql(db.table)} t
+    where ${covers} and ${sql.unsafe(claimablePredicate("t.status"))}
+    limit ${MAX_WAITING_COUNT + 1}) w)`;
+}
+
+/** A count from {@link waitingCount}, capped at {@link MAX_WAITING_COUNT}. */
+function cap(n: number): { waiting: number; capped: boolean } {
+  return { waiting: Math.min(n, MAX_WAITING_COUNT), capped: n > MAX_WAITING_COUNT };
 }
