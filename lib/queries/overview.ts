@@ -13,7 +13,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import { type Db, getTableInfo, guard } from "../db.ts";
 import { parseInput, text, type Transformed } from "../input/fields.ts";
-import { longRunning } from "../input/stats_options.ts";
+import { DEFAULT_LONG_RUNNING_MS, longRunning } from "../input/stats_options.ts";
 import { MAX_NAME_LENGTH } from "../input/new_task.ts";
 import { TASK_STATUSES, type TaskStatus } from "../table/contract.ts";
 import {
@@ -284,7 +284,7 @@ export function snapshotQuery(
   const t = sql(db.table);
   const now = nowFragment(db, o.now);
   const type = o.type === undefined ? sql`` : sql`and type = ${o.type}`;
-  const stuck = stuckCondition(db, hasLease, o.longRunningMs ?? 600_000, now);
+  const stuck = stuckCondition(db, hasLease, o.longRunningMs ?? DEFAULT_LONG_RUNNING_MS, now);
   const ready = sql`${claimableStatus(db)} and ${readyAt(db)} <= ${now}`;
   const counted = plan.counted.length === 0 ? sql`'{}'::json` : sql`(
       select coalesce(json_object_agg(status, n), '{}'::json) from (
