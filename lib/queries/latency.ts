@@ -11,7 +11,7 @@
  */
 import { type Db, guard } from "../db.ts";
 import { type LatencyOptions, resolveLatencyOptions } from "../input/history_options.ts";
-import { nowFragment } from "./queue_health.ts";
+import { nowFragment, readyAt } from "./queue_health.ts";
 
 export type { LatencyOptions };
 
@@ -79,7 +79,7 @@ export async function getLatency(db: Db, options: LatencyOptions = {}): Promise<
     const type = o.type === undefined ? sql`` : sql`and type = ${o.type}`;
     const finished = (status: string) =>
       sql`(select type, status::text as status, updated_at,
-          greatest(0, extract(epoch from locked_at - coalesce(run_after, created_at)))::float8 as wait,
+          greatest(0, extract(epoch from locked_at - ${readyAt(db)}))::float8 as wait,
           greatest(0, extract(epoch from updated_at - locked_at))::float8 as run
         from ${t}
         where status = ${status} ${type} and locked_at is not null
