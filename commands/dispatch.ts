@@ -143,7 +143,7 @@ export function registerDispatch(program: Command, ctx: Context): void {
       const killGraceMs = parseDurationFlag(opts.killGrace, "kill-grace");
       // Only what is named here reaches a command: never PG_DSN, a token or the like.
       // The environment is the run's (ctx.env: the process's, or what main() was given).
-      const execEnv = opts.exec ? executorEnv(definedOnly(ctx.env), opts.execEnv) : {};
+      const execEnv = opts.exec ? executorEnv(ctx.env, opts.execEnv) : {};
       const executor: Executor = opts.executorUrl
         ? httpExecutor(opts.executorUrl, { timeoutMs })
         : commandExecutor(opts.exec!, { timeoutMs, env: execEnv, killGraceMs });
@@ -230,11 +230,4 @@ export function registerDispatch(program: Command, ctx: Context): void {
         }
       }, { maxConnections: Math.min(concurrency, 8) + 2 });
     });
-}
-
-/** `env` without the names whose value is undefined. */
-function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
-  );
 }

@@ -48,9 +48,6 @@ export function parseFlags<S extends z.ZodType>(
   return parseInput(schema, input, FLAGS);
 }
 
-/** The JSON Schema of each operation schema's fields, as the flags' help reads them. */
-const fieldDocs = new WeakMap<z.ZodObject, Record<string, FieldDoc>>();
-
 /** What the help of a flag shows about its schema field. */
 interface FieldDoc {
   default?: unknown;
@@ -61,16 +58,13 @@ interface FieldDoc {
  * The help text of the flag of `key`, a field of `object` (an operation schema of lib/input/):
  * `text`, then the values the field allows and its default, read from the schema — where they
  * are decided — in commander's words: `(choices: "updated", "created", default: "updated")`.
+ * Only the field is converted to JSON Schema, not the whole object: every command's help is
+ * built at every start, `--version` included.
  */
 export function fieldHelp(object: z.ZodObject, key: string, text: string): string {
-  let docs = fieldDocs.get(object);
-  if (!docs) {
-    const json = z.toJSONSchema(object, { io: "input", unrepresentable: "any" });
-    docs = (json.properties ?? {}) as Record<string, FieldDoc>;
-    fieldDocs.set(object, docs);
-  }
-  const doc = docs[key];
-  if (!doc) throw new TypeError(`fieldHelp(): the schema has no field "${key}"`);
+  const field = object.shape[key];
+  if (!field) throw new TypeError(`fieldHelp(): the schema has no field "${key}"`);
+  const doc = z.toJSONSchema(field, { io: "input", unrepresentable: "any" }) as FieldDoc;
   const extra = [
     doc.enum ? `choices: ${doc.enum.map((v) => JSON.stringify(v)).join(", ")}` : "",
     doc.default !== undefined && doc.default !== false

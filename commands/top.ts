@@ -32,7 +32,7 @@ import { type Context, globals, useEmoji, withDb } from "./context.ts";
 import { parseFlags } from "./options.ts";
 
 /** The panels beside the overview, refreshed one per frame in turn. */
-export interface TopPanels {
+interface TopPanels {
   failures?: FailureGroups | null;
   workers?: WorkerList | null;
 }
@@ -141,7 +141,7 @@ export function httpSource(
 }
 
 /** The panels of a frame from what the source gave. */
-export function topPanels(p: TopPanels, now: Date): Panel[] {
+function topPanels(p: TopPanels, now: Date): Panel[] {
   return [
     ...(p.failures ? [failuresPanel(p.failures, now)] : []),
     ...(p.workers ? [workersPanel(p.workers)] : []),

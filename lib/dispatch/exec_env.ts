@@ -25,8 +25,9 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * The environment of an executor command (besides SEEDTASK_TASK_ID, _TYPE and _ATTEMPT, added
- * per task): the safe base taken from `source`, plus each `pass` entry — `NAME` copies
- * `source[NAME]`, `NAME=value` sets a value. Nothing else of `source` is passed.
+ * per task): the safe base taken from `source` (a name set to undefined counts as unset),
+ * plus each `pass` entry — `NAME` copies `source[NAME]`, `NAME=value` sets a value. Nothing
+ * else of `source` is passed.
  *
  * @example
  * ```ts
@@ -35,13 +36,14 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * ```
  */
 export function executorEnv(
-  source: Record<string, string>,
+  source: Record<string, string | undefined>,
   pass: readonly string[] = [],
   os: typeof Deno.build.os = Deno.build.os,
 ): Record<string, string> {
   const windows = os === "windows";
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(source)) {
+    if (value === undefined) continue;
     const key = windows ? name.toUpperCase() : name;
     if (
       BASE_NAMES.includes(key) || BASE_PATTERN.test(key) ||

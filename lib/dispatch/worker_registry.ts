@@ -5,7 +5,7 @@ import { VERSION } from "../version.ts";
 import type { DispatcherStats } from "./stats.ts";
 
 /** A registry row silent this long is deleted when a dispatcher of the table starts. */
-export const PRUNE_AFTER = "7 days";
+const PRUNE_AFTER = "7 days";
 
 /** What a dispatcher tells the registry about itself. */
 export interface WorkerRegistration {

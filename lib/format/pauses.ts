@@ -1,4 +1,5 @@
 import type { QueuePause } from "../ops/queue_pauses.ts";
+import { renderTable } from "./table.ts";
 import { formatRelative } from "./time.ts";
 
 /** `graph_embed` or `graph_embed (domain user_1)`. */
@@ -20,9 +21,8 @@ export function formatPauses(
   now: Date,
   indent = "",
 ): string[] {
-  const table = [
-    ["TYPE", "DOMAIN", "WAITING", "PAUSED BY", "SINCE", "REASON"],
-    ...pauses.map((p) => [
+  return renderTable(
+    pauses.map((p) => [
       p.type,
       p.domain ?? "(all)",
       p.waiting === undefined ? "-" : waiting(p).replace(" waiting", ""),
@@ -30,10 +30,7 @@ export function formatPauses(
       formatRelative(p.paused_at, now),
       p.reason ?? "",
     ]),
-  ];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => [...r[i]!].length)));
-  return table.map((r) =>
-    (indent + r.map((c, i) => c + " ".repeat(widths[i]! - [...c].length)).join("  ")).trimEnd()
+    { head: ["TYPE", "DOMAIN", "WAITING", "PAUSED BY", "SINCE", "REASON"], indent },
   );
 }
 

@@ -18,7 +18,7 @@ function secs(value: number | null): string {
 
 /** Right-aligned numbers under left-aligned labels. */
 function rows(entries: Array<[string, string]>, indent = "   "): string[] {
-  return renderTable(entries.map(([k, v]) => [k, v]), { indent, align: ["left", "right"] });
+  return renderTable(entries, { indent, align: ["left", "right"] });
 }
 
 /** Left-aligned columns separated by two spaces. */

@@ -94,7 +94,7 @@ function width(s: string): number {
 }
 
 /** `s` cut to `n` columns, with an ellipsis when cut. */
-export function truncate(s: string, n: number): string {
+function truncate(s: string, n: number): string {
   if (n <= 0) return "";
   const c = chars(s);
   return c.length <= n ? s : c.slice(0, Math.max(0, n - 1)).join("") + "…";
@@ -113,14 +113,14 @@ function draw(segs: Seg[], maxWidth: number, color: boolean): string {
 }
 
 /** 1,204 below 100,000; then 123k, 1.2M. */
-export function formatCount(n: number): string {
+function formatCount(n: number): string {
   if (n < 100_000) return n.toLocaleString("en-US");
   if (n < 1_000_000) return `${Math.round(n / 1000)}k`;
   return `${(n / 1_000_000).toFixed(n < 10_000_000 ? 1 : 0)}M`;
 }
 
 /** A sparkline of `values` (oldest first), one character each. */
-export function sparkline(values: number[]): string {
+function sparkline(values: number[]): string {
   const max = Math.max(0, ...values);
   return values.map((v) =>
     v <= 0 || max === 0 ? SPARK[0] : SPARK[Math.max(1, Math.round((v / max) * 7))]
@@ -137,7 +137,7 @@ function clock(d: Date): string {
 }
 
 /** The queue panel of an overview. */
-export function queuePanel(o: Overview): Panel {
+function queuePanel(o: Overview): Panel {
   const rows = o.queue.map((q) => [
     q.type,
     formatCount(q.ready),
@@ -162,7 +162,7 @@ export function queuePanel(o: Overview): Panel {
 }
 
 /** The stuck-task panel of an overview. */
-export function stuckPanel(o: Overview, now: Date): Panel {
+function stuckPanel(o: Overview, now: Date): Panel {
   const ago = (d: Date | null) => (d ? formatDuration(now.getTime() - d.getTime()) : "-");
   return {
     title: "STUCK",
