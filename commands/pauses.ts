@@ -5,6 +5,7 @@ import { PauseSchema, ResumeSchema } from "../lib/input/queue_pause.ts";
 import { listPauses, pauseQueue, resumeQueue } from "../lib/ops/queue_pauses.ts";
 import { type Context, json, withDb } from "./context.ts";
 import { parseFlags } from "./options.ts";
+import { hostName } from "../lib/host.ts";
 
 interface Flags {
   json?: boolean;
@@ -14,13 +15,7 @@ interface Flags {
 /** Who pauses, when `--by` is not given: `user@host`. */
 function whoAmI(ctx: Context): string {
   const user = ctx.env.USER ?? ctx.env.LOGNAME ?? ctx.env.USERNAME ?? "unknown";
-  let host = "localhost";
-  try {
-    host = Deno.hostname();
-  } catch {
-    // no --allow-sys: the user alone says enough
-  }
-  return `${user}@${host}`;
+  return `${user}@${hostName() ?? "localhost"}`;
 }
 
 const undo = (p: { type: string; domain: string | null }) =>

@@ -13,6 +13,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { SeedtaskError } from "./errors.ts";
+import { hostName } from "./host.ts";
 
 /** A running embedded server. */
 export interface EmbeddedServer {
@@ -141,10 +142,7 @@ async function lockDir(dir: string, lockPath: string): Promise<DirLock> {
     throw new EmbeddedLockedError(dir, holder);
   }
   await file.truncate(0);
-  let host = "localhost";
-  try {
-    host = Deno.hostname();
-  } catch { /* no --allow-sys */ }
+  const host = hostName() ?? "localhost";
   await file.write(
     new TextEncoder().encode(
       JSON.stringify({ pid: Deno.pid, host, since: new Date().toISOString() }) + "\n",

@@ -23,6 +23,7 @@ import { RunScope } from "./run_scope.ts";
 import { countEvent, type DispatcherStats, emptyStats } from "./stats.ts";
 import type { Task } from "../table/contract.ts";
 import { WorkerRegistry } from "./worker_registry.ts";
+import { hostName } from "../host.ts";
 
 export type { DispatcherStats } from "./stats.ts";
 
@@ -84,11 +85,7 @@ interface InFlight extends LeasedExecution {
 
 /** The default dispatcher name: host and process, unique enough for locked_by. */
 export function defaultDispatcherName(): string {
-  let host = "seedtask";
-  try {
-    host = Deno.hostname();
-  } catch { /* no --allow-sys */ }
-  return `${host}-${Deno.pid}`;
+  return `${hostName() ?? "seedtask"}-${Deno.pid}`;
 }
 
 /**

@@ -3,6 +3,7 @@ import { workersTableName } from "../table/contract.ts";
 import { workersTableExists } from "../queries/workers.ts";
 import { VERSION } from "../version.ts";
 import type { DispatcherStats } from "./stats.ts";
+import { hostName } from "../host.ts";
 
 /** A registry row silent this long is deleted when a dispatcher of the table starts. */
 const PRUNE_AFTER = "7 days";
@@ -18,14 +19,6 @@ export interface WorkerRegistration {
   stats: () => DispatcherStats;
   /** Executions in flight now. */
   inFlight: () => number;
-}
-
-function hostname(): string | null {
-  try {
-    return Deno.hostname();
-  } catch {
-    return null; // no --allow-sys
-  }
 }
 
 /**
@@ -49,7 +42,7 @@ export class WorkerRegistry {
       await sql`
         insert into ${sql(workersTableName(db.schema))} (table_name, name, host, pid, version,
           started_at, last_seen_at, concurrency, types, lease_ms)
-        values (${db.tableName}, ${name}, ${hostname()}, ${Deno.pid}, ${VERSION}, now(), now(),
+        values (${db.tableName}, ${name}, ${hostName()}, ${Deno.pid}, ${VERSION}, now(), now(),
           ${concurrency}, ${types ? [...types] : null}, ${Math.round(leaseMs)})
         on conflict (table_name, name) do update set host = excluded.host, pid = excluded.pid,
           version = excluded.version, started_at = excluded.started_at,
@@ -74,7 +67,7 @@ export class WorkerRegistry {
       await sql`
         insert into ${sql(workersTableName(db.schema))} (table_name, name, host, pid, version,
           concurrency, types, lease_ms, in_flight, claimed, completed, retried, failed)
-        values (${db.tableName}, ${name}, ${hostname()}, ${Deno.pid}, ${VERSION},
+        values (${db.tableName}, ${name}, ${hostName()}, ${Deno.pid}, ${VERSION},
           ${this.o.concurrency}, ${this.o.types ? [...this.o.types] : null},
           ${Math.round(this.o.leaseMs)}, ${this.o.inFlight()}, ${s.claimed}, ${s.completed},
           ${s.retried}, ${s.failed})
