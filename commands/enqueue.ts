@@ -116,8 +116,8 @@ Examples:
             batchSize,
             dryRun: opts.dryRun,
             // Two batches at once put index maintenance, the bulk of the work, on two server
-            // cores. Not on the embedded PGlite, whose connections share one session.
-            writers: db.config.dsnSource === "embedded" ? 1 : Math.min(2, db.config.maxConnections),
+            // cores (enqueueTasks keeps to one on the embedded PGlite).
+            writers: 2,
           });
           if (opts.json) await json(ctx, result);
           else {

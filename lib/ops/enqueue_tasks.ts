@@ -37,9 +37,8 @@ export interface EnqueueTasksOptions {
   /**
    * Batches written at once, 1..{@link MAX_ENQUEUE_WRITERS}, each in a transaction of its own
    * that commits after the one before it (so what is written is always a prefix of the
-   * input). Default 1. More than one needs that many connections in the pool and a server
-   * where each connection is a session of its own: not the embedded PGlite, whose
-   * connections share one.
+   * input). Default 1. At most the pool's connections, and always 1 on the embedded PGlite,
+   * whose connections share one session.
    */
   writers?: number;
   /** Called after each written batch with the running total (progress). */
@@ -169,7 +168,11 @@ export async function enqueueTasks(
   // While batches are written (up to `writers` at once, each in its own transaction), the next
   // is read and checked: the client's work (JSON, the schema) overlaps the database's (the
   // insert, index maintenance), and with two writers the database's runs on two cores.
-  const writers = Math.max(1, Math.min(options.writers ?? 1, MAX_ENQUEUE_WRITERS));
+  // The embedded PGlite's connections share one session: one writer there, whatever was
+  // asked; elsewhere no more than the pool has connections.
+  const writers = db.config.dsnSource === "embedded"
+    ? 1
+    : Math.max(1, Math.min(options.writers ?? 1, MAX_ENQUEUE_WRITERS, db.config.maxConnections));
   const inFlight: Promise<void>[] = [];
   let previous: Promise<void> = Promise.resolve();
   const flush = async () => {
