@@ -328,7 +328,6 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
   for (const path of ["/pause", "/resume", "/paused"]) app.use(path, gated(true));
-  for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
   app.use("/failures/*", gated(true)); // the group actions
   for (
     const path of [
