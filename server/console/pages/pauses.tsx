@@ -3,11 +3,12 @@
  * which says how many tasks wait, and their result).
  */
 import type { QueuePause } from "../../../lib/ops/queue_pauses.ts";
+import { pauseScope } from "../../../lib/format/pauses.ts";
 import { Count, href, type Html, Page, Table, Time, type View } from "../view.tsx";
 
-/** `graph_embed` or `graph_embed (domain user_1)`. */
+/** `graph_embed` or `graph_embed (domain user_1)`, as the CLI words it; no domain is every one. */
 export function scope(p: { type: string; domain?: string | null }): string {
-  return p.domain === null || p.domain === undefined ? p.type : `${p.type} (domain ${p.domain})`;
+  return pauseScope({ type: p.type, domain: p.domain ?? null });
 }
 
 function Waiting(props: { p: QueuePause }) {
