@@ -8,8 +8,7 @@
  * Cost: every database computation goes through the API's single-flight cache and gate, so
  * many open tabs cost about one computation per TTL; each panel degrades alone (panels.ts).
  */
-import { Hono } from "hono";
-import type { Context } from "hono";
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Child } from "hono/jsx";
 import type { Db } from "../../lib/db.ts";

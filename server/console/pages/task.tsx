@@ -1,7 +1,6 @@
 /** One task: every column, params and result as JSON, the whole error, a timeline, actions. */
-import type { Html } from "../view.tsx";
 import type { Task } from "../../../lib/table/contract.ts";
-import { href, Page, Status, Time, type View } from "../view.tsx";
+import { href, type Html, Page, Status, Time, type View } from "../view.tsx";
 
 /** Pretty JSON of a params or result value. */
 function json(value: unknown): string {
