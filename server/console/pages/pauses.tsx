@@ -134,7 +134,6 @@ export function PauseConfirmPage(props: {
           <input type="hidden" name="csrf" value={view.csrf ?? ""} />
           <input type="hidden" name="type" value={type} />
           {domain !== undefined && <input type="hidden" name="domain" value={domain} />}
-          <input type="hidden" name="expected" value={String(props.waiting)} />
           <label class="field" for="pause-reason">
             Reason, shown with the pause (optional)
             <input
