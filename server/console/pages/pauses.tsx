@@ -4,7 +4,7 @@
  */
 import type { QueuePause } from "../../../lib/ops/queue_pauses.ts";
 import { pauseScope } from "../../../lib/format/pauses.ts";
-import { Count, href, type Html, Page, Table, Time, type View } from "../view.tsx";
+import { Count, href, type Html, mayOffer, Page, Table, Time, type View } from "../view.tsx";
 
 /** `graph_embed` or `graph_embed (domain user_1)`, as the CLI words it; no domain is every one. */
 export function scope(p: { type: string; domain?: string | null }): string {
@@ -20,11 +20,6 @@ function Waiting(props: { p: QueuePause }) {
       {p.waiting_capped ? "+" : ""}
     </>
   );
-}
-
-/** Whether this browser may be offered the actions (--allow-write, signed in when needed). */
-export function mayOffer(view: View): boolean {
-  return view.allowWrite && (view.signedIn || !view.hasToken);
 }
 
 /** The paused types: what, how many tasks wait, who, since when, why; resume when allowed. */
