@@ -40,12 +40,12 @@ import { METRICS_TOP, TaskMetrics } from "./metrics.ts";
 import { sharedReports } from "./reports.ts";
 import { SingleFlightCache } from "./single_flight.ts";
 import { CONSOLE_PATH, createConsole } from "./console/app.tsx";
+import type { ThroughputCache } from "../lib/queries/throughput.ts";
 
 /** Whether a path belongs to the web console, which checks its own sign-in (console/auth.ts). */
 function isConsolePath(path: string): boolean {
   return path === "/" || path === CONSOLE_PATH || path.startsWith(`${CONSOLE_PATH}/`);
 }
-import type { ThroughputCache } from "../lib/queries/throughput.ts";
 
 /** What the app needs from its host. */
 export interface AppDeps {
@@ -328,7 +328,6 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   };
   app.use("/tasks/*", gated(true)); // also matches /tasks itself
   for (const path of ["/pause", "/resume", "/paused"]) app.use(path, gated(true));
-  for (const path of ["/stats", "/metrics", "/check"]) app.use(path, gated(false));
   app.use("/failures/*", gated(true)); // the group actions
   for (
     const path of [

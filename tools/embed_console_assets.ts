@@ -6,7 +6,7 @@
  *   deno run --allow-read --allow-write tools/embed_console_assets.ts          # regenerate
  *   deno run --allow-read tools/embed_console_assets.ts --check                # exit 1 if stale
  *
- * tests/console_assets_test.ts fails when the generated module is out of date.
+ * tests/console_test.ts fails when the generated module is out of date.
  */
 const ASSET_DIR = new URL("../server/console/assets/", import.meta.url);
 const OUTPUT = new URL("../server/console/assets_embedded.ts", import.meta.url);

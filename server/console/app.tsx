@@ -8,8 +8,7 @@
  * Cost: every database computation goes through the API's single-flight cache and gate, so
  * many open tabs cost about one computation per TTL; each panel degrades alone (panels.ts).
  */
-import { Hono } from "hono";
-import type { Context } from "hono";
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Child } from "hono/jsx";
 import type { Db } from "../../lib/db.ts";
@@ -410,8 +409,11 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     if (v !== "retry" && v !== "cancel" && v !== "release") throw new HTTPException(404);
     return v;
   };
-  /** Actions need --allow-write and a signed-in browser even to be offered. */
-  const mayAct = async (c: Context): Promise<Response | null> => {
+  /**
+   * Actions need --allow-write and a signed-in browser even to be offered: the page's view
+   * when they may be, else the answer refusing them.
+   */
+  const mayAct = async (c: Context): Promise<View | Response> => {
     if (!deps.allowWrite) {
       return await fail(c, 403, "This server is read-only: start it with --allow-write");
     }
@@ -421,17 +423,16 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       const next = safeNext(`${root}${url.pathname.slice(CONSOLE_PATH.length)}${url.search}`);
       return page(c, <SignInPage view={view} next={next} />, 401);
     }
-    return null;
+    return view;
   };
 
   app.get("/tasks/:id/:verb", async (c) => {
     const verb = verbOf(c);
-    const refused = await mayAct(c);
-    if (refused) return refused;
+    const view = await mayAct(c);
+    if (view instanceof Response) return view;
     const force = c.req.query("force") === "1";
     const task = await deps.run(() => getTask(db, c.req.param("id")));
     const ok = transitionFrom(verb, force).includes(task.status);
-    const view = await viewOf(c);
     const taskUrl = href(view, `/tasks/${task.id}`);
     return page(
       c,
@@ -496,12 +497,11 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   // ---- group actions (by filter) ---------------------------------------------------------
   app.get("/actions/:verb", async (c) => {
     const verb = verbOf(c);
-    const refused = await mayAct(c);
-    if (refused) return refused;
+    const view = await mayAct(c);
+    if (view instanceof Response) return view;
     const fields = groupFields(queryObject(c, ["status"]));
     const filter = parseGroupFilter(fields);
     const preview = await deps.run(() => TRANSITIONS[verb].preview(db, filter));
-    const view = await viewOf(c);
     const hidden: Record<string, string> = {};
     for (const [k, v] of Object.entries(fields)) hidden[k] = [v].flat().join(",");
     hidden.expected = String(preview.count);
@@ -581,8 +581,8 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   };
 
   app.get("/pause", async (c) => {
-    const refused = await mayAct(c);
-    if (refused) return refused;
+    const view = await mayAct(c);
+    if (view instanceof Response) return view;
     const target = pauseTarget(queryObject(c, []));
     const [count, existing] = await Promise.all([
       deps.run(() => countWaiting(db, target)),
@@ -591,7 +591,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     return page(
       c,
       <PauseConfirmPage
-        view={await viewOf(c)}
+        view={view}
         type={target.type}
         domain={target.domain}
         waiting={count.waiting}
@@ -636,8 +636,8 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   });
 
   app.get("/resume", async (c) => {
-    const refused = await mayAct(c);
-    if (refused) return refused;
+    const view = await mayAct(c);
+    if (view instanceof Response) return view;
     const target = pauseTarget(queryObject(c, []));
     const pauses = (await deps.run(() => listPauses(db, { waiting: true }))).filter((p) =>
       p.type === target.type && (target.domain === undefined || p.domain === target.domain)
@@ -645,7 +645,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
     return page(
       c,
       <ResumeConfirmPage
-        view={await viewOf(c)}
+        view={view}
         type={target.type}
         domain={target.domain}
         pauses={pauses}

@@ -30,6 +30,11 @@ export interface View {
   now: Date;
 }
 
+/** Whether this browser may be offered the actions (--allow-write, signed in when needed). */
+export function mayOffer(view: View): boolean {
+  return view.allowWrite && (view.signedIn || !view.hasToken);
+}
+
 /** A URL under the console, with a query string built from `query` (empty values left out). */
 export function href(
   view: Pick<View, "root">,

@@ -1,9 +1,8 @@
 /** Confirmation before an action (with the dry run's count) and its result after. */
-import type { Html } from "../view.tsx";
 import type { Child } from "hono/jsx";
 import type { RefusedTransition } from "../../../lib/ops/task_transitions.ts";
 import type { Task } from "../../../lib/table/contract.ts";
-import { Count, ErrorCell, Page, Table, TaskCells, Time, type View } from "../view.tsx";
+import { Count, ErrorCell, type Html, Page, Table, TaskCells, Time, type View } from "../view.tsx";
 
 function SmallTaskTable(props: { view: View; tasks: readonly Task[] }) {
   const { view, tasks } = props;

@@ -9,6 +9,7 @@ import {
   href,
   type Html,
   LiveBar,
+  mayOffer,
   Page,
   Panel,
   percent,
@@ -37,8 +38,7 @@ function Trend(props: { g: FailureGroup }) {
 
 function GroupActions(props: { view: View; g: FailureGroup }) {
   const { view, g } = props;
-  if (!view.allowWrite) return null;
-  if (view.hasToken && !view.signedIn) return null;
+  if (!mayOffer(view)) return null;
   return (
     <div class="actions">
       <a class="btn btn-small" href={href(view, "/actions/retry", { group: g.id })}>Retry…</a>

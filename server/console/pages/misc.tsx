@@ -1,6 +1,5 @@
 /** The sign-in page and the error page. */
-import type { Html } from "../view.tsx";
-import { href, Page, type View } from "../view.tsx";
+import { href, type Html, Page, type View } from "../view.tsx";
 
 /** Asks for the server's token once; the browser then keeps a session cookie. */
 export function SignInPage(props: { view: View; next: string; error?: string }): Html {

@@ -8,7 +8,7 @@ import { TASK_STATUSES } from "../../../lib/table/contract.ts";
 import { BarChart, Legend, type Series } from "../chart.tsx";
 import type { PanelResult } from "../panels.ts";
 import type { QueuePause } from "../../../lib/ops/queue_pauses.ts";
-import { mayOffer, PausedList } from "./pauses.tsx";
+import { PausedList } from "./pauses.tsx";
 import {
   Count,
   duration,
@@ -16,6 +16,7 @@ import {
   href,
   type Html,
   LiveBar,
+  mayOffer,
   Page,
   Panel,
   percent,

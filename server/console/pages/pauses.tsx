@@ -3,11 +3,12 @@
  * which says how many tasks wait, and their result).
  */
 import type { QueuePause } from "../../../lib/ops/queue_pauses.ts";
-import { Count, href, type Html, Page, Table, Time, type View } from "../view.tsx";
+import { pauseScope } from "../../../lib/format/pauses.ts";
+import { Count, href, type Html, mayOffer, Page, Table, Time, type View } from "../view.tsx";
 
-/** `graph_embed` or `graph_embed (domain user_1)`. */
+/** `graph_embed` or `graph_embed (domain user_1)`, as the CLI words it; no domain is every one. */
 export function scope(p: { type: string; domain?: string | null }): string {
-  return p.domain === null || p.domain === undefined ? p.type : `${p.type} (domain ${p.domain})`;
+  return pauseScope({ type: p.type, domain: p.domain ?? null });
 }
 
 function Waiting(props: { p: QueuePause }) {
@@ -19,11 +20,6 @@ function Waiting(props: { p: QueuePause }) {
       {p.waiting_capped ? "+" : ""}
     </>
   );
-}
-
-/** Whether this browser may be offered the actions (--allow-write, signed in when needed). */
-export function mayOffer(view: View): boolean {
-  return view.allowWrite && (view.signedIn || !view.hasToken);
 }
 
 /** The paused types: what, how many tasks wait, who, since when, why; resume when allowed. */
@@ -133,7 +129,6 @@ export function PauseConfirmPage(props: {
           <input type="hidden" name="csrf" value={view.csrf ?? ""} />
           <input type="hidden" name="type" value={type} />
           {domain !== undefined && <input type="hidden" name="domain" value={domain} />}
-          <input type="hidden" name="expected" value={String(props.waiting)} />
           <label class="field" for="pause-reason">
             Reason, shown with the pause (optional)
             <input

@@ -1,7 +1,6 @@
 /** One task: every column, params and result as JSON, the whole error, a timeline, actions. */
-import type { Html } from "../view.tsx";
 import type { Task } from "../../../lib/table/contract.ts";
-import { href, Page, Status, Time, type View } from "../view.tsx";
+import { href, type Html, mayOffer, Page, Status, Time, type View } from "../view.tsx";
 
 /** Pretty JSON of a params or result value. */
 function json(value: unknown): string {
@@ -200,16 +199,14 @@ export function TaskPage(props: { view: View; task: Task }): Html {
           {view.allowWrite && (
             <>
               <h2 class="mt">Actions</h2>
-              {view.signedIn || !view.hasToken
-                ? <TaskActions view={view} task={task} />
-                : (
-                  <p class="small">
-                    <a href={href(view, "/sign-in", { next: href(view, `/tasks/${task.id}`) })}>
-                      Sign in
-                    </a>{" "}
-                    to retry or cancel.
-                  </p>
-                )}
+              {mayOffer(view) ? <TaskActions view={view} task={task} /> : (
+                <p class="small">
+                  <a href={href(view, "/sign-in", { next: href(view, `/tasks/${task.id}`) })}>
+                    Sign in
+                  </a>{" "}
+                  to retry or cancel.
+                </p>
+              )}
             </>
           )}
         </section>

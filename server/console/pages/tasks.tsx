@@ -1,12 +1,11 @@
 /** The task list: every filter of `seedtask list`, keyset pages, the total, errors inline. */
-import type { Html } from "../view.tsx";
-import type { Task } from "../../../lib/table/contract.ts";
-import { TASK_STATUSES } from "../../../lib/table/contract.ts";
+import { type Task, TASK_STATUSES } from "../../../lib/table/contract.ts";
 import type { PanelResult } from "../panels.ts";
 import {
   Count,
   ErrorCell,
   href,
+  type Html,
   LiveBar,
   Page,
   Panel,
