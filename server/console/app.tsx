@@ -58,6 +58,7 @@ import { OverviewPage } from "./pages/overview.tsx";
 import { type ListTotal, type TaskQuery, TasksPage } from "./pages/tasks.tsx";
 import { TaskPage } from "./pages/task.tsx";
 import { href, type View } from "./view.tsx";
+import { hostName } from "../../lib/host.ts";
 
 /** What the action middleware hands the handlers: the form it checked. */
 export interface ConsoleEnv {
@@ -569,15 +570,7 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
    */
   const pausedBy = (c: Context): string => {
     const remote = (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
-    let host = remote?.hostname;
-    if (!host) {
-      try {
-        host = Deno.hostname();
-      } catch {
-        host = "localhost";
-      }
-    }
-    return `console@${host}`.slice(0, 200);
+    return `console@${remote?.hostname || hostName() || "localhost"}`.slice(0, 200);
   };
 
   app.get("/pause", async (c) => {
