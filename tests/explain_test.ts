@@ -261,6 +261,11 @@ Deno.test({
         const plan = await explain(s.sql, q[name]!);
         assert.ok(plan.types.includes("Index Only Scan"), `${name}: ${plan.text}`);
       }
+      // --exact: every distribution from one read of the table, not one scan per distribution
+      const pass = await explain(s.sql, q.distributions!);
+      assert.equal(pass.seqScans.length, 1, pass.text);
+      const reads = ["Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"];
+      assert.equal(pass.types.filter((n) => reads.includes(n)).length, 1, pass.text);
       const health = await explain(s.sql, queueHealthQuery(db, true, indexes));
       assert.equal(health.seqScans.length, 0, health.text);
       assert.ok(health.indexes.has("tasks_claim_idx"), health.text);

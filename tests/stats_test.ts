@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { VERSION } from "../lib/version.ts";
-import { getTaskStatistics } from "../lib/queries/task_stats.ts";
+import { exactDistributions, getTaskStatistics, statsQueries } from "../lib/queries/task_stats.ts";
+import { getIndexSupport } from "../lib/table/catalog.ts";
 import { FIXTURE, fixtureCounts, IDS, insertFixture, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 
@@ -79,6 +80,25 @@ Deno.test("getTaskStatistics() honours top, days, long-running and high-attempts
   // with a 1-minute threshold the stuck (5m) task is the oldest lock beyond the 30m one
   assert.deepEqual(s.long_running.map((x) => x.id), [IDS.runningLong]);
   assert.deepEqual(s.high_attempts.map((x) => x.id), [IDS.failed2d]);
+});
+
+Deno.test("exact distributions: the one grouped pass and the per-index passes agree", async () => {
+  await using t = await testSchema();
+  await insertFixture(t, NOW);
+  // a second domain-less type and ties in every ranking, so order and nulls are exercised
+  await t.sql.unsafe(`insert into ${t.table} (type, status, attempts, drift_score)
+    values ('zeta', 'queued', 7, 0), ('alpha', 'queued', 7, 2.5)`);
+  const indexes = await getIndexSupport(t.db);
+  const opts = { top: 3, days: 7, longRunningMs: 600_000, highAttempts: 3, now: NOW };
+  // a fresh set of statements for each way: a pending query runs once
+  const onePass = await exactDistributions(t.db, statsQueries(t.db, opts, indexes));
+  const perIndex = await exactDistributions(t.db, statsQueries(t.db, opts, indexes), 0);
+  assert.deepEqual(onePass, perIndex);
+  assert.deepEqual(onePass.typeCounts, { graph_embed: 9, fact_search: 5, graph_rag_query: 5 });
+  assert.deepEqual(onePass.domainCounts, { user_1: 7, user_2: 5, user_3: 4 });
+  assert.equal(onePass.statusCounts.queued, 5);
+  assert.equal(onePass.attempts["7"], 2);
+  assert.equal(onePass.drift.max, 2.5);
 });
 
 Deno.test("getTaskStatistics() on an empty table lists all seven statuses as zero", async () => {

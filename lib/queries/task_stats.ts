@@ -151,7 +151,9 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
  * `(attempts, updated_at)`, recent activity, long-running tasks and duration percentiles from
  * index ranges (created_at, `(status, updated_at)`). Type and domain counts are one pass each
  * over their `(type|domain, updated_at, id)` index or the heap, whichever the planner prices
- * lower. No per-status COUNT loop; the statements run concurrently on the pool.
+ * lower. `distributions` is all four of those (status with drift, type, domain, attempts) from
+ * one grouped pass over the table, which `--exact` prefers when the combinations are few. No
+ * per-status COUNT loop; the statements run concurrently on the pool.
  *
  * Recent activity adapts to `indexes`: with an index led by the day's column each day is an
  * index range count; without one (a table that never ran `migrate`) each such count would
@@ -168,6 +170,8 @@ export function statsQueries(
   const since = sql`date_trunc('day', ${now} at time zone 'UTC') at time zone 'UTC' - ${
     opts.days - 1
   } * interval '1 day'`;
+  const longRunning = sql`status = 'running'
+    and locked_at < ${now} - ${opts.longRunningMs} * interval '1 millisecond'`;
   return {
     statusCounts: sql`
       select status::text as status, count(*)::int as count,
@@ -181,6 +185,25 @@ export function statsQueries(
       where domain is not null
       group by domain order by count(*) desc, domain limit ${opts.top}`,
     attempts: sql`select attempts, count(*)::int as count from ${t} group by attempts`,
+    // Every distribution above from one pass over the table: the rows grouped by the four
+    // columns at once (a parallel hash aggregate of a few hundred groups on a real queue), then
+    // folded per column. One read of 10M rows instead of four index scans as large: on the
+    // bench table 1.3-1.6 s against 3.0 s for the four passes run side by side.
+    distributions: sql`
+      with g as (
+        select status, type, domain, attempts, count(*) as n,
+               sum(drift_score) as drift_sum, max(drift_score) as drift_max
+        from ${t} group by status, type, domain, attempts)
+      select 'status' as kind, status::text as key, sum(n)::int8 as count,
+             sum(drift_sum)::float8 as drift_sum, max(drift_max)::float8 as drift_max
+      from g group by status
+      union all (select 'type', type, sum(n)::int8, null, null from g
+                 group by type order by sum(n) desc, type limit ${opts.top})
+      union all (select 'domain', domain, sum(n)::int8, null, null from g
+                 where domain is not null
+                 group by domain order by sum(n) desc, domain limit ${opts.top})
+      union all select 'attempts', attempts::text, sum(n)::int8, null, null from g
+      group by attempts`,
     // With the index: one counting subquery per day (and status), each an index-only range
     // count, about three times cheaper per row than grouping by a computed day.
     // generate_series over integers gives the planner the exact number of days (over
@@ -216,13 +239,15 @@ export function statsQueries(
       from ${t}
       where status in ('completed', 'failed') and updated_at >= ${since} and updated_at <= ${now}
       group by 1`,
+    // The count is its own subquery and the seconds are computed for the page only: a window
+    // count(*) over () sorted every long-running row (200,000 on the 10M bench table: 130 ms,
+    // spilling to disk), where a top-N sort and an index-only count take half that.
     longRunning: sql`
       select id, type, locked_by, locked_at, attempts,
              extract(epoch from ${now} - locked_at)::float8 as running_seconds,
-             count(*) over ()::int as total
-      from ${t}
-      where status = 'running' and locked_at < ${now} - ${opts.longRunningMs} * interval '1 millisecond'
-      order by locked_at limit ${opts.top}`,
+             (select count(*)::int from ${t} where ${longRunning}) as total
+      from (select id, type, locked_by, locked_at, attempts from ${t}
+            where ${longRunning} order by locked_at limit ${opts.top}) as l`,
     highAttempts: sql`
       select id, type, status::text as status, attempts, error, updated_at from ${t}
       where attempts >= ${opts.highAttempts}
@@ -244,7 +269,8 @@ function utcDay(date: Date): string {
   return date.toISOString().slice(0, 10);
 }
 
-interface Distributions {
+/** The distributions of a stats report, counted or estimated. */
+export interface Distributions {
   statusCounts: Record<TaskStatus, number>;
   typeCounts: Record<string, number>;
   domainCounts: Record<string, number>;
@@ -259,21 +285,56 @@ function zeroStatuses(): Record<TaskStatus, number> {
   return Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
 }
 
-/** Counts every row: one pass per distribution, each over the narrowest index that serves it. */
-async function exactDistributions(q: Record<string, Fragment>): Promise<Distributions> {
-  const [status, types, domains, attempts] = await Promise.all([
-    q.statusCounts!,
-    q.typeCounts!,
-    q.domainCounts!,
-    q.attempts!,
-  ]);
+/**
+ * The one-pass grouping ({@link statsQueries}' `distributions`) is used when the planner
+ * expects at most this many (status, type, domain, attempts) combinations; with more (say, a
+ * domain per customer) its hash table would outgrow memory, and each distribution gets a pass
+ * over its own index instead.
+ */
+export const ONE_PASS_MAX_GROUPS = 200_000;
+
+/**
+ * Counts every row. One pass over the table groups by status, type, domain and attempts at
+ * once when the planner expects few combinations (at most `maxGroups`); otherwise one pass per
+ * distribution, each over the narrowest index that serves it, side by side on the pool.
+ */
+export async function exactDistributions(
+  db: Db,
+  q: Record<string, Fragment>,
+  maxGroups: number = ONE_PASS_MAX_GROUPS,
+): Promise<Distributions> {
+  const [explained] = await db.sql<{ "QUERY PLAN": Array<{ Plan: { "Plan Rows": number } }> }[]>`
+    explain (format json) select 1 from ${db.sql(db.table)}
+    group by status, type, domain, attempts`;
+  const doc = explained!["QUERY PLAN"];
+  const groups = (typeof doc === "string" ? JSON.parse(doc) : doc)[0].Plan["Plan Rows"];
+  let status: postgres.Row[];
+  let types: postgres.Row[];
+  let domains: postgres.Row[];
+  let attempts: postgres.Row[];
+  if (groups <= maxGroups) {
+    const rows = await q.distributions!;
+    const of = (kind: string) => rows.filter((r) => r.kind === kind);
+    status = of("status");
+    types = of("type");
+    domains = of("domain");
+    attempts = of("attempts").map((r) => ({ attempts: Number(r.key), count: r.count }));
+  } else {
+    [status, types, domains, attempts] = await Promise.all([
+      q.statusCounts!,
+      q.typeCounts!,
+      q.domainCounts!,
+      q.attempts!,
+    ]);
+    status = status.map((r) => ({ ...r, key: r.status }));
+  }
   const statusCounts = zeroStatuses();
   let total = 0;
   let driftSum = 0;
   let driftMax: number | null = null;
   for (const r of status) {
-    statusCounts[r.status as TaskStatus] = r.count;
-    total += r.count;
+    statusCounts[r.key as TaskStatus] = Number(r.count);
+    total += Number(r.count);
     driftSum += r.drift_sum ?? 0;
     if (r.drift_max !== null && (driftMax === null || r.drift_max > driftMax)) {
       driftMax = r.drift_max;
@@ -281,12 +342,12 @@ async function exactDistributions(q: Record<string, Fragment>): Promise<Distribu
   }
   const attemptsDistribution: Record<string, number> = {};
   for (const r of [...attempts].sort((a, b) => a.attempts - b.attempts)) {
-    attemptsDistribution[String(r.attempts)] = r.count;
+    attemptsDistribution[String(r.attempts)] = Number(r.count);
   }
   return {
     statusCounts,
-    typeCounts: Object.fromEntries(types.map((r) => [r.key, r.count])),
-    domainCounts: Object.fromEntries(domains.map((r) => [r.key, r.count])),
+    typeCounts: Object.fromEntries(types.map((r) => [r.key, Number(r.count)])),
+    domainCounts: Object.fromEntries(domains.map((r) => [r.key, Number(r.count)])),
     attempts: attemptsDistribution,
     drift: { avg: total === 0 ? null : driftSum / total, max: driftMax },
     estimated: [],
@@ -379,7 +440,7 @@ export async function getTaskStatistics(
       estimate.columns.has("status");
     const [dist, created, finished, long, high, durations, health, history, latency] = await Promise
       .all([
-        useEstimates ? estimatedDistributions(db, estimate, opts.top) : exactDistributions(q),
+        useEstimates ? estimatedDistributions(db, estimate, opts.top) : exactDistributions(db, q),
         q.created!,
         q.finished!,
         q.longRunning!,

@@ -260,7 +260,9 @@ export function planThroughput(
  * seconds), per-hour counts of `hours` (closed hours not yet kept; none once warm), and the
  * database's clock. Each part is a range of the `(status, updated_at)` index per status;
  * buckets are whole epoch seconds, minutes and hours, so the session's time zone does not
- * matter.
+ * matter. Each row's bucket is `date_part` (a double) grouped as a bigint: `extract` returns
+ * numeric since PostgreSQL 14, and numeric arithmetic plus a text key per row doubled the cost
+ * (48 hours of a 10M-row table: 300 -> 150 ms cold).
  */
 export function throughputQuery(
   db: Db,
@@ -274,13 +276,14 @@ export function throughputQuery(
   const at = (ms: number) => sql`${new Date(ms).toISOString()}::timestamptz`;
   const grouped = (g: string, seconds: number, from: number, to: Fragment) =>
     sql`
-    select ${g}::text as g, floor(extract(epoch from updated_at) / ${seconds})::bigint::text as b,
-      count(*) filter (where status = 'completed')::int as c,
-      count(*) filter (where status = 'failed')::int as f
-    from ${t}
-    where status in ('completed', 'failed') ${type}
-      and updated_at >= ${at(from)} and ${to}
-    group by 2
+    select ${g}::text as g, b::text as b, c, f from (
+      select floor(date_part('epoch', updated_at) / ${seconds})::bigint as b,
+        count(*) filter (where status = 'completed')::int as c,
+        count(*) filter (where status = 'failed')::int as f
+      from ${t}
+      where status in ('completed', 'failed') ${type}
+        and updated_at >= ${at(from)} and ${to}
+      group by 1) as ${sql(g)}
     union all`;
   const { minutes, secondFrom, hours } = ranges;
   return sql`
