@@ -7,7 +7,7 @@
  * Target: the page with its default total at p50 < 20 ms for every filter at 1M and 10M rows.
  * `--exact` has no target: it is reported beside it, for what it costs.
  */
-import { countListTotal, pageTotal } from "../lib/queries/list_total.ts";
+import { countListTotal, listTasksWithTotal } from "../lib/queries/list_total.ts";
 import { listTasks } from "../lib/queries/list_tasks.ts";
 import type { ListFilter } from "../lib/input/list_filter.ts";
 import type { Db } from "../lib/db.ts";
@@ -52,21 +52,15 @@ async function measure(
   const p = ctx.profile;
   const opts = { reps: p.inProcessReps, budgetMs: p.inProcessBudgetMs / 4, minReps: 5, warmup: 3 };
   const page = summarize(await repeat(() => listTasks(db, filter), opts));
-  const total = summarize(
-    await repeat(async () => {
-      const items = await listTasks(db, filter);
-      return await pageTotal(db, filter, items);
-    }, opts),
-  );
+  const total = summarize(await repeat(() => listTasksWithTotal(db, filter), opts));
   // --exact reads every match: a handful of runs, bounded by the budget.
   const exact = summarize(
-    await repeat(async () => {
-      const items = await listTasks(db, filter);
-      return await pageTotal(db, filter, items, { exact: true });
-    }, { reps: 20, budgetMs: exactBudgetMs, minReps: 2, warmup: 1 }),
+    await repeat(
+      () => listTasksWithTotal(db, filter, { exact: true }),
+      { reps: 20, budgetMs: exactBudgetMs, minReps: 2, warmup: 1 },
+    ),
   );
-  const first = await listTasks(db, filter);
-  const t = await pageTotal(db, filter, first);
+  const { total: t } = await listTasksWithTotal(db, filter);
   const counted = (await countListTotal(db, filter, { exact: true })).total;
   return {
     page,
@@ -86,7 +80,7 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
         name: `list with its default total (counted when cheap, else the planner's ` +
           `estimate marked ~) p50 < ${TARGET_MS} ms for every filter at ${
             rowsLabel(rows)
-          } rows (listTasks + pageTotal in process on a warm pool, p50 per filter)`,
+          } rows (listTasksWithTotal in process on a warm pool, p50 per filter)`,
         met: null,
         detail: `not measured in the ${ctx.mode} run (sizes ${
           ctx.profile.sizes.map(rowsLabel).join(", ")
@@ -120,7 +114,7 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
       name: `list with its default total (counted when cheap, else the planner's estimate ` +
         `marked ~) p50 < ${TARGET_MS} ms for every filter at ${
           rowsLabel(rows)
-        } rows (listTasks + pageTotal in process on a warm pool, p50 per filter)`,
+        } rows (listTasksWithTotal in process on a warm pool, p50 per filter)`,
       met: worst.total.p50 < TARGET_MS,
       detail: `slowest ${worst.name} at ${ms(worst.total.p50)} (page alone ${
         ms(worst.page.p50)
@@ -155,7 +149,8 @@ export async function listTotalSuite(ctx: BenchContext): Promise<SuiteReport> {
     );
   }
   const body = [
-    "In process (`listTasks()` then `pageTotal()`, what `seedtask list` and `list --json` run), " +
+    "In process (`listTasksWithTotal()`: the page and the total read side by side on two " +
+    "connections, what `seedtask list`, `list --json` and `GET /tasks?total=auto` run), " +
     'on the filled table with the recommended indexes, VACUUM ANALYZEd. "page + total" is the ' +
     "default: when the planner expects at most 20,000 matches and reading the first 10,001 is " +
     "cheap (`MAX_COUNT_COST`), at most 10,001 are counted (exact below 10,000); otherwise the " +

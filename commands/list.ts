@@ -10,7 +10,7 @@ import {
 import { getTableInfo } from "../lib/db.ts";
 import { listTasks, streamTasks } from "../lib/queries/list_tasks.ts";
 import type { Task } from "../lib/table/contract.ts";
-import { pageTotal } from "../lib/queries/list_total.ts";
+import { listTasksWithTotal } from "../lib/queries/list_total.ts";
 import { type Context, json, outputWidth, useEmoji, withDb } from "./context.ts";
 import { collect, fieldHelp, parseFlags } from "./options.ts";
 
@@ -114,8 +114,9 @@ export function registerList(program: Command, ctx: Context): void {
           }
           return;
         }
-        const page = await listTasks(db, { ...filter, limit });
-        const total = await pageTotal(db, { ...filter, limit }, page, { exact: opts.exact });
+        const { page, total } = await listTasksWithTotal(db, { ...filter, limit }, {
+          exact: opts.exact,
+        });
         if (format === "json") {
           return await json(ctx, {
             ...page,

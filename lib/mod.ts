@@ -23,7 +23,7 @@ export {
   streamTasks,
   type TaskPage,
 } from "./queries/list_tasks.ts";
-export { countListTotal, type ListTotal } from "./queries/list_total.ts";
+export { countListTotal, listTasksWithTotal, type ListTotal } from "./queries/list_total.ts";
 export { getTask } from "./queries/get_task.ts";
 export {
   type DayActivity,

@@ -21,7 +21,7 @@ import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/sta
 import { getTask } from "../lib/queries/get_task.ts";
 import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
-import { pageTotal } from "../lib/queries/list_total.ts";
+import { countListTotal, type ListTotal, totalBesidePage } from "../lib/queries/list_total.ts";
 import type { TaskStatistics } from "../lib/queries/task_stats.ts";
 import {
   cancelTasks,
@@ -352,13 +352,19 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     const { filter, total } = c.req.valid("query");
     // The page as JSON rendered by PostgreSQL (see listTasksJson); a table with a column type
     // it has no rule for takes the parse-and-serialise path.
-    const text = await listTasksJson(db, filter);
+    // The total is read beside the page, on another connection (as `seedtask list` does).
+    const [text, count] = await Promise.all([
+      listTasksJson(db, filter),
+      total === "none"
+        ? null
+        : total === "exact"
+        ? countTasks(db, filter).then((n): ListTotal => ({ total: n, exact: true, note: null }))
+        : countListTotal(db, filter),
+    ]);
     const page = text === null ? JSON.stringify(await listTasks(db, filter)) : text;
     let body = page;
-    if (total !== "none") {
-      const counted = total === "exact"
-        ? { total: await countTasks(db, filter), exact: true, note: null }
-        : await pageTotal(db, filter, JSON.parse(page));
+    if (count !== null) {
+      const counted = total === "exact" ? count : totalBesidePage(JSON.parse(page), count, filter);
       body = `${page.slice(0, -1)},"total":${counted.total},"total_exact":${counted.exact},` +
         `"total_note":${JSON.stringify(counted.note)}}`;
     }

@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import { displayWidth } from "../lib/format/table.ts";
 import { formatTaskTable } from "../lib/format/tasks.ts";
 import { listTasks } from "../lib/queries/list_tasks.ts";
-import { COUNT_CAP, countListTotal, pageTotal } from "../lib/queries/list_total.ts";
+import {
+  COUNT_CAP,
+  countListTotal,
+  listTasksWithTotal,
+  pageTotal,
+} from "../lib/queries/list_total.ts";
 import { createApp } from "../server/app.ts";
 import { IDS, insertFixture, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
@@ -110,6 +115,48 @@ Deno.test("countListTotal() estimates when counting is not cheap, and counts wit
   const first = await listTasks(t.db, { type: "bulk", limit: 10 });
   const total = await pageTotal(t.db, { type: "bulk", limit: 10 }, first, { maxCost: 0 });
   assert.ok(total.total > 10);
+});
+
+Deno.test("listTasksWithTotal() reads the page and its total side by side, with the same answers", async () => {
+  await using t = await testSchema();
+  await t.sql`insert into ${t.sql(t.table)} (type, status, error)
+    select 'bulk', 'failed', 'upstream error ' || i % 7 from generate_series(1, 3000) as i`;
+  await t.sql`analyze ${t.sql(t.table)}`;
+  const filter = { search: "upstream error 3", limit: 20 };
+  // the same page and total as listTasks() then pageTotal()
+  const page = await listTasks(t.db, filter);
+  const both = await listTasksWithTotal(t.db, filter);
+  assert.deepEqual(both.page, page);
+  assert.deepEqual(both.total, await pageTotal(t.db, filter, page));
+  assert.deepEqual(both.total, { total: 429, exact: true, note: null });
+  // a page that holds every match is its own count
+  const whole = await listTasksWithTotal(t.db, { search: "upstream error 3", limit: 500 });
+  assert.deepEqual(whole.total, { total: 429, exact: true, note: null });
+
+  // Side by side: with the table locked, both statements wait at once, on two connections.
+  const holder = await t.sql.reserve();
+  try {
+    await holder`begin`;
+    await holder`lock table ${t.sql(t.table)} in access exclusive mode`;
+    const pending = listTasksWithTotal(t.db, filter);
+    const waiting = async () => {
+      const [r] = await holder<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+        where pid <> pg_backend_pid() and wait_event_type = 'Lock'
+          and query like ${`%${t.schema}%`}`;
+      return r!.n;
+    };
+    let n = 0;
+    for (let i = 0; i < 200 && n < 2; i++) {
+      n = await waiting();
+      if (n < 2) await new Promise((r) => setTimeout(r, 25));
+    }
+    await holder`commit`;
+    assert.equal(n, 2, "the page and the count wait on the lock together");
+    assert.deepEqual((await pending).total, { total: 429, exact: true, note: null });
+  } finally {
+    holder.release();
+  }
 });
 
 Deno.test("the list footer marks an estimate with ~ and says why", () => {

@@ -5,7 +5,7 @@ import {
   type ResolvedListFilter,
   resolveListFilter,
 } from "../input/list_filter.ts";
-import { listTasksQuery } from "./list_tasks.ts";
+import { listTasks, listTasksQuery, type TaskPage } from "./list_tasks.ts";
 
 /** How many tasks match a list filter, and how sure that number is. */
 export interface ListTotal {
@@ -106,10 +106,56 @@ export async function pageTotal(
   options: { exact?: boolean; maxCost?: number } = {},
 ): Promise<ListTotal> {
   const resolved = resolveListFilter(filter);
-  if (!resolved.after && page.next_cursor === null) {
+  if (isWholeMatch(resolved, page)) return { total: page.items.length, exact: true, note: null };
+  return totalBesidePage(page, await countListTotal(db, resolved, options));
+}
+
+/** A first page with no next page: it holds every match. */
+function isWholeMatch(
+  filter: ResolvedListFilter,
+  page: { items: readonly unknown[]; next_cursor: string | null },
+): boolean {
+  return !filter.after && page.next_cursor === null;
+}
+
+/**
+ * The total to show beside `page`, given what {@link countListTotal} said for its filter: the
+ * page itself when it holds every match, and never an estimate below what the pages already
+ * showed (that would be wrong for sure).
+ */
+export function totalBesidePage(
+  page: { items: readonly unknown[]; next_cursor: string | null },
+  counted: ListTotal,
+  filter?: ListFilter | ResolvedListFilter,
+): ListTotal {
+  if (filter !== undefined && isWholeMatch(resolveListFilter(filter), page)) {
     return { total: page.items.length, exact: true, note: null };
   }
-  const total = await countListTotal(db, resolved, options);
-  // An estimate below what the pages already showed is wrong for sure.
-  return total.exact ? total : { ...total, total: Math.max(total.total, page.items.length + 1) };
+  return counted.exact
+    ? counted
+    : { ...counted, total: Math.max(counted.total, page.items.length + 1) };
+}
+
+/**
+ * A page of `listTasks()` and its total (see {@link countListTotal}), read side by side on two
+ * connections of the pool: what `seedtask list` shows. When the total has to be counted, the
+ * count and the page cost about the same (a `--search` on a 10M-row table reads the same
+ * trigram posting lists for both), so running them together halves the wait; when the page
+ * holds every match, the page is the total.
+ *
+ * @example
+ * const { page, total } = await listTasksWithTotal(db, { statuses: ["failed"] });
+ * console.log(`${page.items.length} of ${total.exact ? "" : "~"}${total.total}`);
+ */
+export async function listTasksWithTotal(
+  db: Db,
+  filter: ListFilter | ResolvedListFilter = {},
+  options: { exact?: boolean; maxCost?: number } = {},
+): Promise<{ page: TaskPage; total: ListTotal }> {
+  const resolved = resolveListFilter(filter); // every value checked before anything connects
+  const [page, counted] = await Promise.all([
+    listTasks(db, resolved),
+    countListTotal(db, resolved, options),
+  ]);
+  return { page, total: totalBesidePage(page, counted, resolved) };
 }

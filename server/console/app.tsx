@@ -38,7 +38,7 @@ import { LatencyOptionsSchema, ThroughputOptionsSchema } from "../../lib/input/h
 import { FailureGroupsSchema, LeasesSchema, WorkersSchema } from "../../lib/input/insight.ts";
 import { FailuresPage, WorkersPage } from "./pages/insight.tsx";
 import { listTasks } from "../../lib/queries/list_tasks.ts";
-import { pageTotal } from "../../lib/queries/list_total.ts";
+import { countListTotal, totalBesidePage } from "../../lib/queries/list_total.ts";
 import { VERSION } from "../../lib/version.ts";
 import { ShedError } from "../db_gate.ts";
 import { ASSETS } from "./assets_embedded.ts";
@@ -50,7 +50,7 @@ import {
   signedIn,
   startSession,
 } from "./auth.ts";
-import { panelMessage, Panels } from "./panels.ts";
+import { panelMessage, type PanelResult, Panels } from "./panels.ts";
 import { ConfirmPage, ResultPage } from "./pages/actions.tsx";
 import { PauseConfirmPage, PauseResultPage, ResumeConfirmPage, scope } from "./pages/pauses.tsx";
 import { ErrorPage, SignInPage } from "./pages/misc.tsx";
@@ -345,18 +345,23 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
       return page(c, <TasksPage view={view} q={q} data={{ invalid: err.message }} />, 400);
     }
     const key = JSON.stringify(filter);
-    const list = await panels.load(
-      `list:${key}`,
-      () => deps.cache(`list:${key}`, () => listTasks(db, filter)),
-    );
-    // The total `seedtask list` shows: counted when cheap, else the planner's estimate (marked).
-    const total = list.value === undefined ? undefined : await panels.load<ListTotal | null>(
-      `total:${key}`,
-      async () => {
-        const t = await deps.cache(`total:${key}`, () => pageTotal(db, filter, list.value!));
-        return { n: t.total, estimated: !t.exact, note: t.note };
-      },
-    );
+    // The page and the total `seedtask list` shows (counted when cheap, else the planner's
+    // estimate, marked), read side by side as the CLI does; the total is shown beside a page.
+    const [list, count] = await Promise.all([
+      panels.load(`list:${key}`, () => deps.cache(`list:${key}`, () => listTasks(db, filter))),
+      panels.load(
+        `count:${key}`,
+        () => deps.cache(`count:${key}`, () => countListTotal(db, filter)),
+      ),
+    ]);
+    let total: PanelResult<ListTotal | null> | undefined;
+    if (list.value !== undefined) {
+      const t = count.value && totalBesidePage(list.value, count.value, filter);
+      const value = t && { n: t.total, estimated: !t.exact, note: t.note };
+      total = count.ok
+        ? { ok: true, value: value!, at: count.at }
+        : { ok: false, error: count.error, value, at: count.at };
+    }
     // Acting on every match needs a filter the transitions take: statuses, one type, one domain.
     const single = (v: string[] | undefined) => v === undefined || v.length === 1;
     const groupFilter = view.allowWrite && !filter.search && !filter.params &&
