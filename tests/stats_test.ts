@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { VERSION } from "../lib/version.ts";
-import { exactDistributions, getTaskStatistics, statsQueries } from "../lib/queries/task_stats.ts";
+import {
+  exactDistributions,
+  fitsOnePass,
+  getTaskStatistics,
+  statsQueries,
+} from "../lib/queries/task_stats.ts";
 import { getIndexSupport } from "../lib/table/catalog.ts";
 import { FIXTURE, fixtureCounts, IDS, insertFixture, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
@@ -91,8 +96,10 @@ Deno.test("exact distributions: the one grouped pass and the per-index passes ag
   const indexes = await getIndexSupport(t.db);
   const opts = { top: 3, days: 7, longRunningMs: 600_000, highAttempts: 3, now: NOW };
   // a fresh set of statements for each way: a pending query runs once
-  const onePass = await exactDistributions(t.db, statsQueries(t.db, opts, indexes));
-  const perIndex = await exactDistributions(t.db, statsQueries(t.db, opts, indexes), 0);
+  assert.equal(await fitsOnePass(t.db), true);
+  assert.equal(await fitsOnePass(t.db, 0), false);
+  const onePass = await exactDistributions(statsQueries(t.db, opts, indexes), true);
+  const perIndex = await exactDistributions(statsQueries(t.db, opts, indexes), false);
   assert.deepEqual(onePass, perIndex);
   assert.deepEqual(onePass.typeCounts, { graph_embed: 9, fact_search: 5, graph_rag_query: 5 });
   assert.deepEqual(onePass.domainCounts, { user_1: 7, user_2: 5, user_3: 4 });

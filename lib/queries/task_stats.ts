@@ -294,25 +294,34 @@ function zeroStatuses(): Record<TaskStatus, number> {
 export const ONE_PASS_MAX_GROUPS = 200_000;
 
 /**
- * Counts every row. One pass over the table groups by status, type, domain and attempts at
- * once when the planner expects few combinations (at most `maxGroups`); otherwise one pass per
- * distribution, each over the narrowest index that serves it, side by side on the pool.
+ * Whether the one grouped pass fits: the planner expects at most `maxGroups` combinations of
+ * status, type, domain and attempts (one EXPLAIN, no execution).
  */
-export async function exactDistributions(
+export async function fitsOnePass(
   db: Db,
-  q: Record<string, Fragment>,
   maxGroups: number = ONE_PASS_MAX_GROUPS,
-): Promise<Distributions> {
+): Promise<boolean> {
   const [explained] = await db.sql<{ "QUERY PLAN": Array<{ Plan: { "Plan Rows": number } }> }[]>`
     explain (format json) select 1 from ${db.sql(db.table)}
     group by status, type, domain, attempts`;
   const doc = explained!["QUERY PLAN"];
-  const groups = (typeof doc === "string" ? JSON.parse(doc) : doc)[0].Plan["Plan Rows"];
+  return (typeof doc === "string" ? JSON.parse(doc) : doc)[0].Plan["Plan Rows"] <= maxGroups;
+}
+
+/**
+ * Counts every row: with `onePass` (see {@link fitsOnePass}) one pass over the table groups
+ * by status, type, domain and attempts at once; otherwise one pass per distribution, each
+ * over the narrowest index that serves it, side by side on the pool.
+ */
+export async function exactDistributions(
+  q: Record<string, Fragment>,
+  onePass: boolean,
+): Promise<Distributions> {
   let status: postgres.Row[];
   let types: postgres.Row[];
   let domains: postgres.Row[];
   let attempts: postgres.Row[];
-  if (groups <= maxGroups) {
+  if (onePass) {
     const rows = await q.distributions!;
     const of = (kind: string) => rows.filter((r) => r.kind === kind);
     status = of("status");
@@ -430,17 +439,25 @@ export async function getTaskStatistics(
 ): Promise<TaskStatistics> {
   const opts = resolveStatsOptions(options);
   return await guard(db, async () => {
-    const [, indexes, estimate] = await Promise.all([
+    // Whether --exact counts in one pass is decided before the statements start, so that the
+    // longest one takes the first connection of the pool rather than queueing behind the rest.
+    const [, indexes, estimate, fits] = await Promise.all([
       getTableInfo(db),
       getIndexSupport(db),
       opts.exact ? null : readTableEstimate(db),
+      opts.exact ? fitsOnePass(db) : null,
     ]);
     const q = statsQueries(db, opts, indexes);
     const useEstimates = estimate !== null && estimate.rows >= ESTIMATE_MIN_ROWS &&
       estimate.columns.has("status");
+    // A table of fewer rows than ONE_PASS_MAX_GROUPS has fewer groups; one never analyzed asks.
+    const onePass = useEstimates ? false : fits ??
+      ((estimate !== null && estimate.rows < ONE_PASS_MAX_GROUPS) || await fitsOnePass(db));
     const [dist, created, finished, long, high, durations, health, history, latency] = await Promise
       .all([
-        useEstimates ? estimatedDistributions(db, estimate, opts.top) : exactDistributions(db, q),
+        useEstimates
+          ? estimatedDistributions(db, estimate, opts.top)
+          : exactDistributions(q, onePass),
         q.created!,
         q.finished!,
         q.longRunning!,
