@@ -17,12 +17,15 @@ export async function tree(dir: string, prefix = ""): Promise<string[]> {
 }
 
 let template: Promise<string> | undefined;
+/** The directory that holds the original: {@link copyOfDatabase.cleanUp} removes it. */
+let templateRoot: string | undefined;
 
 /**
- * Copies into `dir` (which must not exist) a database that `seedtask --embedded DIR migrate`
- * created: the one made for the first call in this test file, so a test that needs a database
- * but is not about creating one pays no initdb of its own (seconds of CPU each).
- * `copyOfDatabase.cleanUp` removes that original (`Deno.test.afterAll`).
+ * Copies into `dir` (which must not exist) a database a command created: one a test of this
+ * file made anyway and handed over with {@link copyOfDatabase.adopt}, or else the one that
+ * `seedtask --embedded DIR migrate` creates for the first call in this test file — so a test
+ * that needs a database but is not about creating one pays no initdb of its own (seconds of
+ * CPU each). `copyOfDatabase.cleanUp` removes that original (`Deno.test.afterAll`).
  */
 export async function copyOfDatabase(dir: string): Promise<void> {
   const source = await copyOfDatabase.prepare();
@@ -36,6 +39,7 @@ export async function copyOfDatabase(dir: string): Promise<void> {
 copyOfDatabase.prepare = (): Promise<string> => {
   template ??= (async () => {
     const root = await tempDir();
+    templateRoot = root;
     const r = await runMain(["--embedded", `${root}/db`, "migrate"]);
     if (r.code !== 0) throw new Error(`migrate --embedded failed: ${r.stderr}`);
     return `${root}/db`;
@@ -45,9 +49,24 @@ copyOfDatabase.prepare = (): Promise<string> => {
   return template;
 };
 
+/**
+ * Makes `dir` — a database a test created and is done with (closed: no process holds it) — the
+ * original {@link copyOfDatabase} copies, unless there is one already. True when adopted:
+ * `cleanUp` then removes `root`, the directory that holds `dir`; false when the caller still
+ * has to.
+ */
+copyOfDatabase.adopt = (dir: string, root: string): boolean => {
+  if (template) return false;
+  template = Promise.resolve(dir);
+  templateRoot = root;
+  return true;
+};
+
 copyOfDatabase.cleanUp = async (): Promise<void> => {
   if (!template) return;
-  const source = await template.catch(() => undefined);
+  await template.catch(() => undefined);
+  const root = templateRoot;
   template = undefined;
-  if (source) await Deno.remove(source.replace(/\/db$/, ""), { recursive: true });
+  templateRoot = undefined;
+  if (root) await Deno.remove(root, { recursive: true });
 };

@@ -8,8 +8,8 @@ import { spawnCli, within } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 import { copyOfDatabase, tempDir, tree } from "./embedded_dirs.ts";
 
-// The database the corrupt and permission tests copy is made while the first test runs.
-copyOfDatabase.prepare();
+// The corrupt and permission tests copy the database the first test's serve created (run
+// alone, they make one with migrate).
 Deno.test.afterAll(copyOfDatabase.cleanUp);
 
 Deno.test("serve --embedded DIR creates the database; while it holds DIR, another process gets a clear error, not a hang", async () => {
@@ -34,7 +34,7 @@ Deno.test("serve --embedded DIR creates the database; while it holds DIR, anothe
   // once the holder is gone the directory opens again
   const after = await runMain(["--embedded", dir, "migrate", "--dry-run"]);
   assert.equal(after.code, 0, after.stderr);
-  await Deno.remove(root, { recursive: true });
+  if (!copyOfDatabase.adopt(dir, root)) await Deno.remove(root, { recursive: true });
 });
 
 Deno.test("a directory that is not a database, or a corrupt one, is refused with exit 1", async () => {

@@ -218,6 +218,9 @@ Deno.test("a database that accepts connections but never answers costs a request
     }
   } finally {
     clearTimeout(timer);
+    // Every connection of the pool is stuck on the black hole, with nothing worth finishing:
+    // drop them at once (db.close() alone gives them its 5 s grace, a third of this file's time).
+    await db.sql.end({ timeout: 0 });
     await db.close();
     listener.close();
     for (const c of held) c.close();
