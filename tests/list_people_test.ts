@@ -13,7 +13,7 @@ import {
   pageTotal,
 } from "../lib/queries/list_total.ts";
 import { createApp } from "../server/app.ts";
-import { IDS, insertFixture, testSchema } from "./helpers.ts";
+import { EMBEDDED, IDS, insertFixture, testSchema } from "./helpers.ts";
 import { runMain } from "./run_main.ts";
 
 /** 348 tasks of two types over three domains, 87 of them failed (the issue's numbers). */
@@ -134,6 +134,8 @@ Deno.test("listTasksWithTotal() reads the page and its total side by side, with 
   assert.deepEqual(whole.total, { total: 429, exact: true, note: null });
 
   // Side by side: with the table locked, both statements wait at once, on two connections.
+  // (PGlite, the fallback without a server, is one session: no lock waits to see there.)
+  if (EMBEDDED) return;
   const holder = await t.sql.reserve();
   try {
     await holder`begin`;

@@ -7,7 +7,7 @@ import { resolveConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
 import { createApp } from "../server/app.ts";
 import { LineLog, MAX_PENDING_LINES } from "../server/line_log.ts";
-import { eventually, insertFixture, TEST_DSN, testSchema } from "./helpers.ts";
+import { eventually, insertFixture, serverTest, TEST_DSN, testSchema } from "./helpers.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -203,63 +203,67 @@ Deno.test("seedtask serve with a stdout nobody reads keeps answering, holds at m
   }
 });
 
-Deno.test("requests beyond the pool wait in a bounded queue for a bounded time, then get 503 + Retry-After", async () => {
-  await using t = await testSchema();
-  await insertFixture(t);
-  const db = connect(resolveConfig({ dsn: TEST_DSN, table: t.table, maxConnections: 2 }, {}));
-  const app = createApp({ db, log: () => {}, shedding: { maxWaiting: 2, maxWaitMs: 300 } });
-  // A transaction holding an exclusive lock on the table: /tasks queries wait for it.
-  const locker = await t.sql.reserve();
-  try {
-    await locker`begin`;
-    await locker`lock table ${locker(t.schema)}.tasks in access exclusive mode`;
-    const call = async () => {
-      const r = await app.request("/tasks?limit=1");
-      return { status: r.status, retryAfter: r.headers.get("retry-after"), body: await r.json() };
-    };
-    // Two requests take both units and wait on the lock in PostgreSQL.
-    const running = [call(), call()];
-    await eventually(
-      async () => {
-        const [row] = await t.sql<{ n: number }[]>`
+serverTest(
+  "requests beyond the pool wait in a bounded queue for a bounded time, then get 503 + Retry-After",
+  "PGlite is one session: a lock one connection holds makes no other connection wait",
+  async () => {
+    await using t = await testSchema();
+    await insertFixture(t);
+    const db = connect(resolveConfig({ dsn: TEST_DSN, table: t.table, maxConnections: 2 }, {}));
+    const app = createApp({ db, log: () => {}, shedding: { maxWaiting: 2, maxWaitMs: 300 } });
+    // A transaction holding an exclusive lock on the table: /tasks queries wait for it.
+    const locker = await t.sql.reserve();
+    try {
+      await locker`begin`;
+      await locker`lock table ${locker(t.schema)}.tasks in access exclusive mode`;
+      const call = async () => {
+        const r = await app.request("/tasks?limit=1");
+        return { status: r.status, retryAfter: r.headers.get("retry-after"), body: await r.json() };
+      };
+      // Two requests take both units and wait on the lock in PostgreSQL.
+      const running = [call(), call()];
+      await eventually(
+        async () => {
+          const [row] = await t.sql<{ n: number }[]>`
         select count(*)::int as n from pg_stat_activity
         where application_name = 'seedtask' and wait_event_type = 'Lock'
           and query like ${`%${t.schema}%`}`;
-        return row?.n === 2;
-      },
-      20_000,
-      "two queries waiting on the lock",
-    );
+          return row?.n === 2;
+        },
+        20_000,
+        "two queries waiting on the lock",
+      );
 
-    // Three more: two wait (the queue's bound) until their wait runs out, one is refused at
-    // once. All are answered while the lock is still held: none reached the database.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ceiling = new Promise<never>((_, reject) =>
-      timer = setTimeout(() => reject(new Error("shed requests waited for the database")), 20_000)
-    );
-    const shed = await Promise.race([Promise.all([call(), call(), call()]), ceiling])
-      .finally(() => clearTimeout(timer));
-    for (const r of shed) {
-      assert.equal(r.status, 503, JSON.stringify(r.body));
-      assert.equal(r.retryAfter, "1");
-      assert.equal(r.body.error.code, "overloaded");
+      // Three more: two wait (the queue's bound) until their wait runs out, one is refused at
+      // once. All are answered while the lock is still held: none reached the database.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ceiling = new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error("shed requests waited for the database")), 20_000)
+      );
+      const shed = await Promise.race([Promise.all([call(), call(), call()]), ceiling])
+        .finally(() => clearTimeout(timer));
+      for (const r of shed) {
+        assert.equal(r.status, 503, JSON.stringify(r.body));
+        assert.equal(r.retryAfter, "1");
+        assert.equal(r.body.error.code, "overloaded");
+      }
+      assert.deepEqual(
+        shed.map((r) => r.body.error.message).sort(),
+        [
+          "Too busy: 2 requests are already waiting for the database",
+          "Too busy: No database connection was free within 300 ms",
+          "Too busy: No database connection was free within 300 ms",
+        ],
+      );
+
+      await locker`commit`;
+      for (const r of await Promise.all(running)) assert.equal(r.status, 200);
+      // Nothing is left waiting: the next request gets a unit at once.
+      assert.equal((await call()).status, 200);
+    } finally {
+      await locker`rollback`.catch(() => {});
+      locker.release();
+      await db.close();
     }
-    assert.deepEqual(
-      shed.map((r) => r.body.error.message).sort(),
-      [
-        "Too busy: 2 requests are already waiting for the database",
-        "Too busy: No database connection was free within 300 ms",
-        "Too busy: No database connection was free within 300 ms",
-      ],
-    );
-
-    await locker`commit`;
-    for (const r of await Promise.all(running)) assert.equal(r.status, 200);
-    // Nothing is left waiting: the next request gets a unit at once.
-    assert.equal((await call()).status, 200);
-  } finally {
-    await locker`rollback`.catch(() => {});
-    locker.release();
-    await db.close();
-  }
-});
+  },
+);
