@@ -117,6 +117,19 @@ Deno.test("countListTotal() estimates when counting is not cheap, and counts wit
   assert.ok(total.total > 10);
 });
 
+Deno.test("a count stopped at the cap is not called the planner's estimate", async () => {
+  await using t = await testSchema();
+  // Not analyzed yet: the planner guesses JSON containment at a fixed 0.1% of the rows (12
+  // here), so the capped count runs, and stops at 10,001 of the 12,000 matches.
+  await t.sql`insert into ${t.sql(t.table)} (type, status, params)
+    select 'bulk', 'queued', '{"k": 1}' from generate_series(1, 12000)`;
+  const total = await countListTotal(t.db, { params: { k: 1 } });
+  assert.equal(total.exact, false);
+  assert.equal(total.total, COUNT_CAP + 1);
+  assert.equal(total.note, "more than 10,000 match; counting stopped there");
+  assert.equal((await countListTotal(t.db, { params: { k: 1 } }, { exact: true })).total, 12000);
+});
+
 Deno.test("listTasksWithTotal() reads the page and its total side by side, with the same answers", async () => {
   await using t = await testSchema();
   await t.sql`insert into ${t.sql(t.table)} (type, status, error)

@@ -46,7 +46,8 @@ interface PlanNode {
  * The choice reads the plan of the matching rows (`EXPLAIN`, no execution): when the planner
  * expects at most twice {@link COUNT_CAP} matches and reading the first `COUNT_CAP + 1` of them
  * costs at most {@link MAX_COUNT_COST}, at most that many are counted — exact below the cap,
- * otherwise the planner's estimate (never below the count). When the planner expects more, the
+ * otherwise the planner's estimate, or the count that stopped at the cap when the estimate is
+ * below it (the note says which). When the planner expects more, the
  * total is its row estimate without a count: counting 200,000 matches through an index takes
  * hundreds of milliseconds on a 10M-row table, however cheap the plan looks.
  *
@@ -85,11 +86,13 @@ export async function countListTotal(
     if (rows <= COUNT_CAP * 2 && boundedCost <= maxCost) {
       const n = await count(COUNT_CAP + 1);
       if (n <= COUNT_CAP) return { total: n, exact: true, note: null };
-      return {
-        total: Math.max(rows, n),
-        exact: false,
-        note: `more than ${COUNT_CAP.toLocaleString("en-US")} match; the planner's estimate`,
-      };
+      // The planner's estimate when it is above the count; otherwise the count itself, which
+      // stopped at the cap (the planner guessed low: a trigram or JSON match it has no
+      // statistics for).
+      const more = `more than ${COUNT_CAP.toLocaleString("en-US")} match`;
+      return rows >= n
+        ? { total: rows, exact: false, note: `${more}; the planner's estimate` }
+        : { total: n, exact: false, note: `${more}; counting stopped there` };
     }
     return { total: rows, exact: false, note: "the planner's estimate" };
   });
