@@ -19,9 +19,9 @@ import { ConnectionError, InvalidInputError, oneLine, SeedtaskError } from "../l
 import { shown, usageError } from "../lib/input/fields.ts";
 import { type ResolvedStatsOptions, resolveStatsOptions } from "../lib/input/stats_options.ts";
 import { getTask } from "../lib/queries/get_task.ts";
-import { countTasks, listTasks } from "../lib/queries/list_tasks.ts";
+import { listTasks } from "../lib/queries/list_tasks.ts";
 import { listTasksJson } from "../lib/queries/list_tasks_json.ts";
-import { countListTotal, type ListTotal, totalBesidePage } from "../lib/queries/list_total.ts";
+import { countListTotal, totalBesidePage } from "../lib/queries/list_total.ts";
 import type { TaskStatistics } from "../lib/queries/task_stats.ts";
 import {
   cancelTasks,
@@ -355,11 +355,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     // The total is read beside the page, on another connection (as `seedtask list` does).
     const [text, count] = await Promise.all([
       listTasksJson(db, filter),
-      total === "none"
-        ? null
-        : total === "exact"
-        ? countTasks(db, filter).then((n): ListTotal => ({ total: n, exact: true, note: null }))
-        : countListTotal(db, filter),
+      total === "none" ? null : countListTotal(db, filter, { exact: total === "exact" }),
     ]);
     const page = text === null ? JSON.stringify(await listTasks(db, filter)) : text;
     let body = page;

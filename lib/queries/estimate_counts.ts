@@ -1,9 +1,30 @@
+import type postgres from "postgres";
 import { type Db, quoteQualified } from "../db.ts";
 
 /** Below this many rows stats counts every row; above it, large counts come from the planner. */
 export const ESTIMATE_MIN_ROWS = 200_000;
 /** A status estimated to hold at least this many tasks is estimated, not counted. */
 export const ESTIMATE_MIN_STATUS = 50_000;
+
+/** A node of a query plan as `EXPLAIN (FORMAT JSON)` gives it: the planner's rows and costs. */
+export interface PlanNode {
+  "Node Type": string;
+  "Startup Cost": number;
+  "Total Cost": number;
+  "Plan Rows": number;
+  Plans?: PlanNode[];
+}
+
+/** The top node of `query`'s plan: `EXPLAIN (FORMAT JSON)`, the query is not run. */
+export async function planOf(
+  db: Db,
+  query: postgres.PendingQuery<postgres.Row[]>,
+): Promise<PlanNode> {
+  const [explained] = await db.sql<{ "QUERY PLAN": Array<{ Plan: PlanNode }> | string }[]>`
+    explain (format json) ${query}`;
+  const doc = explained!["QUERY PLAN"];
+  return (typeof doc === "string" ? JSON.parse(doc) : doc)[0].Plan;
+}
 
 /** The planner's view of one column: its most common values and their frequencies. */
 export interface ColumnEstimate {

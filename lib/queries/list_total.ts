@@ -5,6 +5,7 @@ import {
   type ResolvedListFilter,
   resolveListFilter,
 } from "../input/list_filter.ts";
+import { planOf } from "./estimate_counts.ts";
 import { listTasks, listTasksQuery, type TaskPage } from "./list_tasks.ts";
 
 /** How many tasks match a list filter, and how sure that number is. */
@@ -28,14 +29,6 @@ export const COUNT_CAP = 10_000;
  * 1): about what reading 10,000 rows through an index costs — a few milliseconds on a warm cache.
  */
 export const MAX_COUNT_COST = 10_000;
-
-interface PlanNode {
-  "Node Type": string;
-  "Startup Cost": number;
-  "Total Cost": number;
-  "Plan Rows": number;
-  Plans?: PlanNode[];
-}
 
 /**
  * How many tasks match `filter` — counted when that is cheap, otherwise the planner's estimate,
@@ -74,10 +67,7 @@ export async function countListTotal(
     };
     if (options.exact) return { total: await count(null), exact: true, note: null };
 
-    const [explained] = await sql<{ "QUERY PLAN": Array<{ Plan: PlanNode }> | string }[]>`
-      explain (format json) ${matching(null)}`;
-    const doc = explained!["QUERY PLAN"];
-    const plan = (typeof doc === "string" ? JSON.parse(doc) : doc)[0].Plan as PlanNode;
+    const plan = await planOf(db, matching(null));
     const rows = Math.max(0, Math.round(plan["Plan Rows"]));
     const cost = plan["Total Cost"];
     // Reading only the first COUNT_CAP + 1 matches costs about this fraction of reading all.
@@ -110,7 +100,7 @@ export async function pageTotal(
 ): Promise<ListTotal> {
   const resolved = resolveListFilter(filter);
   if (isWholeMatch(resolved, page)) return { total: page.items.length, exact: true, note: null };
-  return totalBesidePage(page, await countListTotal(db, resolved, options));
+  return totalBesidePage(page, await countListTotal(db, resolved, options), resolved);
 }
 
 /** A first page with no next page: it holds every match. */
@@ -129,9 +119,9 @@ function isWholeMatch(
 export function totalBesidePage(
   page: { items: readonly unknown[]; next_cursor: string | null },
   counted: ListTotal,
-  filter?: ListFilter | ResolvedListFilter,
+  filter: ListFilter | ResolvedListFilter,
 ): ListTotal {
-  if (filter !== undefined && isWholeMatch(resolveListFilter(filter), page)) {
+  if (isWholeMatch(resolveListFilter(filter), page)) {
     return { total: page.items.length, exact: true, note: null };
   }
   return counted.exact

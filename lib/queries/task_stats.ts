@@ -12,6 +12,7 @@ import {
   ESTIMATE_MIN_ROWS,
   ESTIMATE_MIN_STATUS,
   estimatedCounts,
+  planOf,
   readTableEstimate,
   type TableEstimate,
 } from "./estimate_counts.ts";
@@ -174,7 +175,7 @@ export function statsQueries(
     and locked_at < ${now} - ${opts.longRunningMs} * interval '1 millisecond'`;
   return {
     statusCounts: sql`
-      select status::text as status, count(*)::int as count,
+      select status::text as key, count(*)::int as count,
              sum(drift_score)::float8 as drift_sum, max(drift_score)::float8 as drift_max
       from ${t} group by status`,
     typeCounts: sql`
@@ -184,7 +185,7 @@ export function statsQueries(
       select domain as key, count(*)::int as count from ${t}
       where domain is not null
       group by domain order by count(*) desc, domain limit ${opts.top}`,
-    attempts: sql`select attempts, count(*)::int as count from ${t} group by attempts`,
+    attempts: sql`select attempts::text as key, count(*)::int as count from ${t} group by attempts`,
     // Every distribution above from one pass over the table: the rows grouped by the four
     // columns at once (a parallel hash aggregate of a few hundred groups on a real queue), then
     // folded per column. One read of 10M rows instead of four index scans as large: on the
@@ -301,11 +302,11 @@ export async function fitsOnePass(
   db: Db,
   maxGroups: number = ONE_PASS_MAX_GROUPS,
 ): Promise<boolean> {
-  const [explained] = await db.sql<{ "QUERY PLAN": Array<{ Plan: { "Plan Rows": number } }> }[]>`
-    explain (format json) select 1 from ${db.sql(db.table)}
-    group by status, type, domain, attempts`;
-  const doc = explained!["QUERY PLAN"];
-  return (typeof doc === "string" ? JSON.parse(doc) : doc)[0].Plan["Plan Rows"] <= maxGroups;
+  const plan = await planOf(
+    db,
+    db.sql`select 1 from ${db.sql(db.table)} group by status, type, domain, attempts`,
+  );
+  return plan["Plan Rows"] <= maxGroups;
 }
 
 /**
@@ -317,26 +318,13 @@ export async function exactDistributions(
   q: Record<string, Fragment>,
   onePass: boolean,
 ): Promise<Distributions> {
-  let status: postgres.Row[];
-  let types: postgres.Row[];
-  let domains: postgres.Row[];
-  let attempts: postgres.Row[];
-  if (onePass) {
-    const rows = await q.distributions!;
-    const of = (kind: string) => rows.filter((r) => r.kind === kind);
-    status = of("status");
-    types = of("type");
-    domains = of("domain");
-    attempts = of("attempts").map((r) => ({ attempts: Number(r.key), count: r.count }));
-  } else {
-    [status, types, domains, attempts] = await Promise.all([
-      q.statusCounts!,
-      q.typeCounts!,
-      q.domainCounts!,
-      q.attempts!,
-    ]);
-    status = status.map((r) => ({ ...r, key: r.status }));
-  }
+  // Both ways give rows of (key, count) per distribution; status rows also carry the drift.
+  const [status, types, domains, attempts] = onePass
+    ? await q.distributions!.then((rows) => {
+      const of = (kind: string) => rows.filter((r) => r.kind === kind);
+      return [of("status"), of("type"), of("domain"), of("attempts")] as const;
+    })
+    : await Promise.all([q.statusCounts!, q.typeCounts!, q.domainCounts!, q.attempts!]);
   const statusCounts = zeroStatuses();
   let total = 0;
   let driftSum = 0;
@@ -350,8 +338,8 @@ export async function exactDistributions(
     }
   }
   const attemptsDistribution: Record<string, number> = {};
-  for (const r of [...attempts].sort((a, b) => a.attempts - b.attempts)) {
-    attemptsDistribution[String(r.attempts)] = Number(r.count);
+  for (const r of [...attempts].sort((a, b) => Number(a.key) - Number(b.key))) {
+    attemptsDistribution[r.key] = Number(r.count);
   }
   return {
     statusCounts,
